@@ -1,0 +1,139 @@
+/* imap_client: an asynchronous, streaming IMAP4rev1 client on the libev loop.
+ *
+ * One imap_client is one upstream connection for one POP3 session. Every
+ * operation is asynchronous: it queues a command, and its completion callback
+ * runs exactly once with the outcome. Only one operation is in flight at a
+ * time; starting a second while one runs is a programming error (assert).
+ *
+ * Message bodies are never held whole: imap_fetch_body() hands literal bytes to
+ * the caller's sink as they arrive. When the sink takes fewer bytes than offered
+ * the client stops reading the socket until imap_client_resume_body(); this is
+ * how a slow POP3 client slows the upstream down.
+ *
+ * Lifetime: imap_client_free() may be called at any time, including from inside
+ * one of its callbacks (the free is deferred until the callback returns). A
+ * pending operation's callback is not called after free. A fatal connection
+ * error completes the pending operation with IMAP_RESULT_IO_ERROR (or
+ * _TIMEOUT / _PROTOCOL_ERROR) and every later operation fails at once the same way.
+ */
+#ifndef POPGATE_IMAP_CLIENT_H
+#define POPGATE_IMAP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+enum imap_tls_mode { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS, IMAP_TLS_NONE };
+
+struct imap_upstream {
+    struct sockaddr_storage addr;  /* resolved at config load, never in a session */
+    socklen_t addrlen;
+    enum imap_tls_mode tls;
+    SSL_CTX *tls_ctx;              /* client context: CA file and verification set up */
+    const char *verify_name;       /* host name checked against the certificate */
+    double connect_timeout;        /* seconds, TCP connect + TLS + greeting */
+    double command_timeout;        /* seconds without progress on a command */
+};
+
+enum imap_result {
+    IMAP_RESULT_OK = 0,
+    IMAP_RESULT_NO,                /* tagged NO without a more specific code */
+    IMAP_RESULT_BAD,
+    IMAP_RESULT_AUTH_FAILED,       /* NO [AUTHENTICATIONFAILED] or plain NO to LOGIN */
+    IMAP_RESULT_UNAVAILABLE,       /* NO [UNAVAILABLE], BYE at greeting, ... */
+    IMAP_RESULT_EXPIRED,           /* NO [EXPIRED] */
+    IMAP_RESULT_IO_ERROR,          /* connect refused, reset, EOF, TLS failure */
+    IMAP_RESULT_TLS_VERIFY_ERROR,  /* certificate did not verify or name mismatch */
+    IMAP_RESULT_TIMEOUT,
+    IMAP_RESULT_PROTOCOL_ERROR,    /* garbage, over-long line, literal overrun */
+    IMAP_RESULT_INVALID_ARGUMENT,  /* e.g. credentials with CR, LF or NUL */
+};
+const char *imap_result_name(enum imap_result r);
+
+/* Capabilities seen (after login they are re-read if the server sends them). */
+enum {
+    IMAP_CAP_STARTTLS   = 1u << 0,
+    IMAP_CAP_SASL_IR    = 1u << 1,
+    IMAP_CAP_AUTH_PLAIN = 1u << 2,
+    IMAP_CAP_UIDPLUS    = 1u << 3,
+    IMAP_CAP_MOVE       = 1u << 4,
+    IMAP_CAP_OBJECTID   = 1u << 5,
+    IMAP_CAP_LOGINDISABLED = 1u << 6,
+    IMAP_CAP_SPECIAL_USE = 1u << 7,
+};
+
+struct imap_client;
+
+typedef void imap_done_cb(struct imap_client *c, enum imap_result r, void *arg);
+
+/* One message of the listing, in mailbox order. */
+struct imap_listing_item {
+    uint32_t uid;
+    uint32_t size;                 /* RFC822.SIZE */
+    bool seen;                     /* \Seen flag */
+    bool deleted;                  /* \Deleted flag */
+};
+typedef void imap_listing_cb(const struct imap_listing_item *item, void *arg);
+
+/* Body sink: returns how many of len bytes it took. Taking fewer pauses the
+ * upstream; resume with imap_client_resume_body(). `section_start` is called
+ * when a body literal begins, with its announced length. */
+struct imap_body_sink {
+    void (*section_start)(uint64_t literal_len, void *arg);
+    size_t (*data)(const char *data, size_t len, void *arg);
+};
+
+struct imap_client *imap_client_new(struct ev_loop *loop, const struct imap_upstream *up);
+void imap_client_free(struct imap_client *c);
+
+/* TCP connect, TLS (implicit or STARTTLS), greeting, CAPABILITY. */
+void imap_connect(struct imap_client *c, imap_done_cb *done, void *arg);
+
+/* AUTHENTICATE PLAIN with SASL-IR when advertised, else LOGIN with a quoted
+ * string or a literal. CR, LF or NUL in user/pass: IMAP_RESULT_INVALID_ARGUMENT
+ * without sending anything. */
+void imap_login(struct imap_client *c, const char *user, const char *pass,
+                imap_done_cb *done, void *arg);
+
+/* SELECT (read-write). After OK, imap_client_uidvalidity() and _exists() are valid. */
+void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done, void *arg);
+uint32_t imap_client_uidvalidity(const struct imap_client *c);
+uint32_t imap_client_exists(const struct imap_client *c);
+unsigned imap_client_caps(const struct imap_client *c);
+
+/* UID FETCH 1:* (UID FLAGS RFC822.SIZE); item_cb once per message in mailbox order. */
+void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
+                        imap_done_cb *done, void *arg);
+
+/* UID FETCH <uid> (BODY.PEEK[<section>]<<offset>.<length>>).
+ * section: "" for the whole message, "HEADER", "TEXT". length 0 means no
+ * partial range. The sink gets the literal's bytes as they arrive. On OK,
+ * *found (set before done runs) tells whether the server returned the body at
+ * all: a UID expunged upstream yields OK with no body. */
+void imap_fetch_body(struct imap_client *c, uint32_t uid, const char *section,
+                     uint64_t offset, uint64_t length, const struct imap_body_sink *sink,
+                     bool *found, imap_done_cb *done, void *arg);
+void imap_client_resume_body(struct imap_client *c);
+
+/* UID STORE <uidset> +FLAGS.SILENT (<flags>); uidset like "3,7,9:12". */
+void imap_store_add_flags(struct imap_client *c, const char *uidset, const char *flags,
+                          imap_done_cb *done, void *arg);
+/* UID EXPUNGE <uidset> (requires UIDPLUS: IMAP_RESULT_NO without it). */
+void imap_uid_expunge(struct imap_client *c, const char *uidset, imap_done_cb *done, void *arg);
+/* UID MOVE or COPY (+ caller's store/expunge) to a mailbox. */
+void imap_uid_move(struct imap_client *c, const char *uidset, const char *mailbox,
+                   imap_done_cb *done, void *arg);
+void imap_uid_copy(struct imap_client *c, const char *uidset, const char *mailbox,
+                   imap_done_cb *done, void *arg);
+/* NOOP: lets the server report EXPUNGE/EXISTS; keeps the connection alive. */
+void imap_noop(struct imap_client *c, imap_done_cb *done, void *arg);
+void imap_logout(struct imap_client *c, imap_done_cb *done, void *arg);
+
+/* Text of the last tagged NO/BAD or BYE (sanitised, bounded), for logs. */
+const char *imap_client_last_error(const struct imap_client *c);
+
+#endif

@@ -1,0 +1,73 @@
+/* config: the INI configuration file (libinih), validated and resolved.
+ *
+ * A struct config is immutable once loaded and reference counted: a SIGHUP
+ * reload builds a new one for new sessions while running sessions keep the one
+ * they started with (config_ref / config_unref). Upstream host names are
+ * resolved here, at load time, so no session ever calls a blocking resolver.
+ * See README.md "Configuration reference" for every key. */
+#ifndef POPGATE_CONFIG_H
+#define POPGATE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "dot_stream.h"
+#include "imap_client.h"
+#include "log.h"
+
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_NAME_MAX 256      /* host names, mailbox names */
+
+struct listen_spec {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    bool implicit_tls;
+    char text[CONFIG_NAME_MAX];  /* as written, for logs */
+};
+
+struct config {
+    int refs;
+
+    /* [server] */
+    struct listen_spec listeners[CONFIG_MAX_LISTENERS];
+    unsigned n_listeners;
+    char tls_cert[PATH_MAX];
+    char tls_key[PATH_MAX];
+    bool allow_plaintext_auth;
+    unsigned max_connections;
+    double preauth_timeout;
+    double idle_timeout;
+    double shutdown_timeout;
+    unsigned max_bad_commands;
+    double auth_failure_delay;
+    enum dot_stream_nul nul_bytes;
+    enum log_level log_level;
+
+    /* [upstream] */
+    char upstream_host[CONFIG_NAME_MAX];
+    unsigned upstream_port;
+    char upstream_ca_file[PATH_MAX];
+    bool upstream_verify;
+    char upstream_verify_name[CONFIG_NAME_MAX];
+    char mailbox[CONFIG_NAME_MAX];
+    struct imap_upstream upstream;   /* resolved address and TLS context */
+
+    SSL_CTX *server_tls;             /* NULL when no certificate is configured */
+};
+
+/* Load, validate and resolve. NULL on error, with "file:line: reason" in err.
+ * The result has one reference. */
+struct config *config_load(const char *path, char *err, size_t err_len);
+
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+/* Settings that work but weaken security, one line each, for `popgate -t`.
+ * Returns the number of warnings written through the callback. */
+unsigned config_warnings(const struct config *c, void (*warn)(const char *msg, void *arg), void *arg);
+
+#endif

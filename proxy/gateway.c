@@ -1,0 +1,210 @@
+/* gateway.c: see gateway.h. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "session.h"
+
+/* Accepts per readiness event, so one busy listener cannot starve the loop. */
+#define ACCEPTS_PER_EVENT 64
+#define LISTEN_BACKLOG 511
+
+static bool listener_implicit_tls[CONFIG_MAX_LISTENERS];
+
+static void refuse_connection(int fd)
+{
+    static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
+    /* Best effort on a fresh socket: the kernel buffer takes this line. */
+    (void)send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct gateway *gw = w->data;
+    unsigned index = (unsigned)(w - gw->listen_watchers);
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage peer;
+        socklen_t peerlen = sizeof peer;
+        int fd = accept4(w->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+                log_event(LOG_LEVEL_WARN, NULL, "accept-failed", "error", strerror(errno), NULL);
+            return;
+        }
+        if (gw->n_sessions >= gw->config->max_connections) {
+            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", NULL);
+            refuse_connection(fd);
+            continue;
+        }
+        session_start(gw, fd, (struct sockaddr *)&peer, peerlen, listener_implicit_tls[index]);
+    }
+}
+
+static int bind_listener(const struct listen_spec *l)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (l->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static void stop_listening(struct gateway *gw)
+{
+    for (unsigned i = 0; i < gw->n_listen; i++) {
+        ev_io_stop(gw->loop, &gw->listen_watchers[i]);
+        close(gw->listen_fds[i]);
+    }
+    gw->n_listen = 0;
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct gateway *gw = w->data;
+    char err[512];
+    struct config *fresh = config_load(gw->config_path, err, sizeof err);
+    if (!fresh) {
+        log_event(LOG_LEVEL_ERROR, NULL, "reload-failed", "config", gw->config_path, "error", err, NULL);
+        return;
+    }
+    bool same_listeners = fresh->n_listeners == gw->config->n_listeners;
+    for (unsigned i = 0; same_listeners && i < fresh->n_listeners; i++)
+        same_listeners = !strcmp(fresh->listeners[i].text, gw->config->listeners[i].text) &&
+                         fresh->listeners[i].implicit_tls == gw->config->listeners[i].implicit_tls;
+    if (!same_listeners)
+        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "listen addresses change only on restart", NULL);
+    config_unref(gw->config);
+    gw->config = fresh;
+    log_set_level(fresh->log_level);
+    log_event(LOG_LEVEL_INFO, NULL, "reload", "config", gw->config_path, "result", "ok", NULL);
+}
+
+static void on_final_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w; (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct gateway *gw = w->data;
+    if (gw->n_sessions == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    log_event(LOG_LEVEL_WARN, NULL, "shutdown", "note", "deadline passed, closing sessions",
+              "sessions", LOG_U64(gw->n_sessions), NULL);
+    for (struct session *s = gw->sessions, *next; s; s = next) {
+        next = session_next(s);
+        session_abort(s, "shutdown");
+    }
+    /* Give the final replies a moment to leave, then stop regardless. */
+    ev_set_cb(w, on_final_deadline);
+    ev_timer_set(w, 2., 0.);
+    ev_timer_start(loop, w);
+}
+
+static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    struct gateway *gw = w->data;
+    if (gw->draining)
+        return;
+    gw->draining = true;
+    stop_listening(gw);
+    log_event(LOG_LEVEL_INFO, NULL, "shutdown", "sessions", LOG_U64(gw->n_sessions), NULL);
+    if (gw->n_sessions == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&gw->drain_deadline, gw->config->shutdown_timeout, 0.);
+    ev_timer_start(loop, &gw->drain_deadline);
+}
+
+bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_path,
+                  struct config *config)
+{
+    memset(gw, 0, sizeof *gw);
+    gw->loop = loop;
+    gw->config = config;
+    snprintf(gw->config_path, sizeof gw->config_path, "%s", config_path);
+    for (unsigned i = 0; i < config->n_listeners; i++) {
+        const struct listen_spec *l = &config->listeners[i];
+        int fd = bind_listener(l);
+        if (fd < 0) {
+            log_event(LOG_LEVEL_ERROR, NULL, "listen-failed", "address", l->text,
+                      "error", strerror(errno), NULL);
+            stop_listening(gw);
+            return false;
+        }
+        gw->listen_fds[i] = fd;
+        listener_implicit_tls[i] = l->implicit_tls;
+        ev_io_init(&gw->listen_watchers[i], on_accept, fd, EV_READ);
+        gw->listen_watchers[i].data = gw;
+        ev_io_start(loop, &gw->listen_watchers[i]);
+        gw->n_listen = i + 1;
+        log_event(LOG_LEVEL_INFO, NULL, "listening", "address", l->text,
+                  "tls", l->implicit_tls ? "implicit" : "stls", NULL);
+    }
+    ev_signal_init(&gw->sighup, on_sighup, SIGHUP);
+    ev_signal_init(&gw->sigterm, on_sigterm, SIGTERM);
+    ev_signal_init(&gw->sigint, on_sigterm, SIGINT);
+    gw->sighup.data = gw->sigterm.data = gw->sigint.data = gw;
+    ev_signal_start(loop, &gw->sighup);
+    ev_signal_start(loop, &gw->sigterm);
+    ev_signal_start(loop, &gw->sigint);
+    ev_timer_init(&gw->drain_deadline, on_drain_deadline, 0., 0.);
+    gw->drain_deadline.data = gw;
+    return true;
+}
+
+void gateway_run(struct gateway *gw)
+{
+    ev_run(gw->loop, 0);
+}
+
+void gateway_deinit(struct gateway *gw)
+{
+    stop_listening(gw);
+    ev_timer_stop(gw->loop, &gw->drain_deadline);
+    ev_signal_stop(gw->loop, &gw->sighup);
+    ev_signal_stop(gw->loop, &gw->sigterm);
+    ev_signal_stop(gw->loop, &gw->sigint);
+    config_unref(gw->config);
+    gw->config = NULL;
+}
+
+void gateway_session_started(struct gateway *gw, struct session *s)
+{
+    session_link(&gw->sessions, s);
+    gw->n_sessions++;
+    gw->sessions_total++;
+}
+
+void gateway_session_ended(struct gateway *gw, struct session *s)
+{
+    session_unlink(&gw->sessions, s);
+    gw->n_sessions--;
+    if (gw->draining && gw->n_sessions == 0)
+        ev_break(gw->loop, EVBREAK_ALL);
+}

@@ -1,0 +1,46 @@
+/* gateway: the process-wide part of popgate. One libev loop, the listeners,
+ * the set of live sessions, the global connection cap, and the signal
+ * handling (SIGHUP reloads the config, SIGTERM/SIGINT drain and stop).
+ *
+ * Sessions register themselves with gateway_session_started/_ended; the
+ * gateway owns nothing of theirs but the list linkage. */
+#ifndef POPGATE_GATEWAY_H
+#define POPGATE_GATEWAY_H
+
+#include <stdbool.h>
+
+#include <ev.h>
+
+#include "config.h"
+
+struct session;
+
+struct gateway {
+    struct ev_loop *loop;
+    char config_path[PATH_MAX];
+    struct config *config;           /* the config new sessions get */
+
+    int listen_fds[CONFIG_MAX_LISTENERS];
+    ev_io listen_watchers[CONFIG_MAX_LISTENERS];
+    unsigned n_listen;
+
+    struct session *sessions;        /* intrusive doubly-linked list */
+    unsigned n_sessions;
+    unsigned long long sessions_total;
+
+    bool draining;
+    ev_signal sighup, sigterm, sigint;
+    ev_timer drain_deadline;
+};
+
+/* Bind every listener of gw->config (done before dropping privileges). */
+bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_path,
+                  struct config *config);
+/* Run until drained after SIGTERM/SIGINT. */
+void gateway_run(struct gateway *gw);
+void gateway_deinit(struct gateway *gw);
+
+void gateway_session_started(struct gateway *gw, struct session *s);
+void gateway_session_ended(struct gateway *gw, struct session *s);
+
+#endif

@@ -1,0 +1,75 @@
+/* popgate: a POP3 gateway to IMAP servers. See README.md. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: popgate -c FILE [-t]\n"
+            "  -c FILE  configuration file (INI; see popgate.conf(5) / README.md)\n"
+            "  -t       check the configuration, print warnings, and exit\n"
+            "  -h       this help\n");
+}
+
+static void print_warning(const char *msg, void *arg)
+{
+    (void)arg;
+    printf("warning: %s\n", msg);
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool check_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 't': check_only = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!config_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[512];
+    struct config *config = config_load(config_path, err, sizeof err);
+    if (!config) {
+        fprintf(stderr, "popgate: %s: %s\n", config_path, err);
+        return 1;
+    }
+    if (check_only) {
+        unsigned warnings = config_warnings(config, print_warning, NULL);
+        printf("%s: configuration ok (%u warning%s)\n", config_path, warnings, warnings == 1 ? "" : "s");
+        config_unref(config);
+        return 0;
+    }
+
+    /* Writes to a vanished peer must fail with EPIPE, not kill the process
+     * (OpenSSL writes with write(2), which has no MSG_NOSIGNAL). */
+    signal(SIGPIPE, SIG_IGN);
+    log_set_level(config->log_level);
+
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    struct gateway gw;
+    if (!gateway_init(&gw, loop, config_path, config)) {
+        config_unref(config);
+        return 1;
+    }
+    log_event(LOG_LEVEL_INFO, NULL, "started", "config", config_path, NULL);
+    gateway_run(&gw);
+    gateway_deinit(&gw);
+    log_event(LOG_LEVEL_INFO, NULL, "stopped", NULL);
+    return 0;
+}

@@ -1,0 +1,430 @@
+/* session.c: session lifecycle, timers, and the command loop. The commands
+ * themselves live in session_auth.c, session_transaction.c and
+ * session_commit.c. */
+#include "session_internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "log.h"
+
+const char *const session_state_names[SESSION_STATE_COUNT] = {
+    [SESSION_TLS_HANDSHAKE] = "tls-handshake",
+    [SESSION_AUTHORIZATION] = "authorization",
+    [SESSION_SASL_RESPONSE] = "sasl-response",
+    [SESSION_LOGIN] = "login",
+    [SESSION_TRANSACTION] = "transaction",
+    [SESSION_UPDATE] = "update",
+    [SESSION_CLOSING] = "closing",
+};
+
+#define IN(st) (1u << (st))
+
+struct command_handler {
+    enum pop3_verb verb;
+    unsigned allowed_states;
+    void (*run)(struct session *s, const struct pop3_command *cmd);
+};
+
+static const struct command_handler command_table[] = {
+    { POP3_CAPA, IN(SESSION_AUTHORIZATION) | IN(SESSION_TRANSACTION), session_cmd_capa },
+    { POP3_STLS, IN(SESSION_AUTHORIZATION), session_cmd_stls },
+    { POP3_USER, IN(SESSION_AUTHORIZATION), session_cmd_user },
+    { POP3_PASS, IN(SESSION_AUTHORIZATION), session_cmd_pass },
+    { POP3_AUTH, IN(SESSION_AUTHORIZATION), session_cmd_auth },
+    { POP3_QUIT, IN(SESSION_AUTHORIZATION) | IN(SESSION_TRANSACTION), session_cmd_quit },
+    { POP3_STAT, IN(SESSION_TRANSACTION), session_cmd_stat },
+    { POP3_LIST, IN(SESSION_TRANSACTION), session_cmd_list },
+    { POP3_UIDL, IN(SESSION_TRANSACTION), session_cmd_uidl },
+    { POP3_RETR, IN(SESSION_TRANSACTION), session_cmd_retr },
+    { POP3_TOP, IN(SESSION_TRANSACTION), session_cmd_top },
+    { POP3_DELE, IN(SESSION_TRANSACTION), session_cmd_dele },
+    { POP3_RSET, IN(SESSION_TRANSACTION), session_cmd_rset },
+    { POP3_NOOP, IN(SESSION_TRANSACTION), session_cmd_noop },
+};
+
+static size_t on_client_read(struct net_stream *ns, const char *data, size_t len, void *arg);
+static void on_client_drain(struct net_stream *ns, void *arg);
+static void on_client_close(struct net_stream *ns, enum net_stream_error err, void *arg);
+
+static const struct net_stream_callbacks client_callbacks = {
+    .on_read = on_client_read,
+    .on_drain = on_client_drain,
+    .on_close = on_client_close,
+};
+
+/* ---- replies ------------------------------------------------------------ */
+
+void session_reply(struct session *s, const char *line)
+{
+    size_t n = strlen(line);
+    if (net_stream_write(s->client, line, n) && net_stream_write(s->client, "\r\n", 2))
+        s->bytes_out += n + 2;
+}
+
+void session_replyf(struct session *s, const char *fmt, ...)
+{
+    char line[512];  /* every formatted reply is a short status line */
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return;
+    session_reply(s, line);
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+void session_set_state(struct session *s, enum session_state st)
+{
+    if (s->state == st)
+        return;
+    log_event(LOG_LEVEL_DEBUG, s->id, "state", "from", session_state_names[s->state],
+              "to", session_state_names[st], NULL);
+    s->state = st;
+}
+
+static bool accepting_commands(const struct session *s)
+{
+    return !s->busy && (s->state == SESSION_AUTHORIZATION || s->state == SESSION_TRANSACTION ||
+                        s->state == SESSION_SASL_RESPONSE);
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+void session_touch(struct session *s)
+{
+    double timeout = s->state == SESSION_TRANSACTION ? s->cfg->idle_timeout : s->cfg->preauth_timeout;
+    ev_timer_stop(s->gw->loop, &s->idle_timer);
+    ev_timer_set(&s->idle_timer, timeout, 0.);
+    ev_timer_start(s->gw->loop, &s->idle_timer);
+}
+
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct session *s = w->data;
+    session_close(s, "-ERR Disconnected for inactivity.", "timeout");
+}
+
+static void on_delayed_reply(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct session *s = w->data;
+    session_reply(s, s->delayed_reply);
+    s->delayed_reply = NULL;
+    session_command_done(s);
+}
+
+void session_reply_after(struct session *s, double delay, const char *line)
+{
+    if (delay <= 0) {
+        session_reply(s, line);
+        session_command_done(s);
+        return;
+    }
+    s->busy = true;
+    s->delayed_reply = line;
+    ev_timer_set(&s->delay_timer, delay, 0.);
+    ev_timer_start(s->gw->loop, &s->delay_timer);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%u", host, port);
+    } else {
+        snprintf(out, cap, "unix");
+    }
+}
+
+static void make_session_id(char out[17])
+{
+    unsigned char raw[8];
+    static unsigned long long counter;
+    if (RAND_bytes(raw, sizeof raw) != 1) {
+        unsigned long long v = ++counter ^ (unsigned long long)getpid() << 32;
+        memcpy(raw, &v, sizeof raw);
+    }
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+void session_greet(struct session *s)
+{
+    /* No version or host name: nothing for a scanner to fingerprint. */
+    s->greeted = true;
+    session_reply(s, "+OK POP3 gateway ready.");
+}
+
+void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                   bool implicit_tls)
+{
+    (void)peerlen;
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->gw = gw;
+    s->cfg = config_ref(gw->config);
+    make_session_id(s->id);
+    format_peer(peer, s->peer, sizeof s->peer);
+    pop3_line_reader_init(&s->reader);
+    maildrop_init(&s->drop, 0);
+    ev_timer_init(&s->idle_timer, on_idle_timeout, 0., 0.);
+    s->idle_timer.data = s;
+    ev_timer_init(&s->delay_timer, on_delayed_reply, 0., 0.);
+    s->delay_timer.data = s;
+
+    s->client = net_stream_from_fd(gw->loop, fd, &client_callbacks, s);
+    if (!s->client) {
+        close(fd);
+        config_unref(s->cfg);
+        free(s);
+        return;
+    }
+    gateway_session_started(gw, s);
+    log_event(LOG_LEVEL_INFO, s->id, "connect", "peer", s->peer,
+              "tls", implicit_tls ? "implicit" : "no", NULL);
+    session_touch(s);
+    if (implicit_tls) {
+        session_start_tls_handshake(s);
+    } else {
+        s->state = SESSION_AUTHORIZATION;
+        session_greet(s);
+    }
+}
+
+void session_wipe_password(struct session *s)
+{
+    if (s->password) {
+        OPENSSL_cleanse(s->password, strlen(s->password));
+        free(s->password);
+        s->password = NULL;
+    }
+}
+
+static void session_destroy(struct session *s, const char *reason)
+{
+    log_event(LOG_LEVEL_INFO, s->id, "disconnect", "reason", reason,
+              "state", session_state_names[s->state],
+              "user", s->have_user ? s->user : NULL,
+              "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), NULL);
+    ev_timer_stop(s->gw->loop, &s->idle_timer);
+    ev_timer_stop(s->gw->loop, &s->delay_timer);
+    imap_client_free(s->imap);
+    net_stream_free(s->client);
+    session_wipe_password(s);
+    maildrop_free(&s->drop);
+    gateway_session_ended(s->gw, s);
+    config_unref(s->cfg);
+    free(s);
+}
+
+void session_tls_failed(struct session *s, enum net_stream_error err)
+{
+    session_destroy(s, net_stream_error_name(err));
+}
+
+void session_close(struct session *s, const char *final_reply, const char *reason)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (final_reply)
+        session_reply(s, final_reply);
+    log_event(LOG_LEVEL_DEBUG, s->id, "closing", "reason", reason, NULL);
+    session_set_state(s, SESSION_CLOSING);
+    ev_timer_stop(s->gw->loop, &s->delay_timer);
+    /* A slow or stalled reader must not hold the session forever. */
+    session_touch(s);
+    imap_client_free(s->imap);
+    s->imap = NULL;
+    net_stream_close_after_flush(s->client);
+}
+
+void session_abort(struct session *s, const char *reason)
+{
+    session_close(s, "-ERR [SYS/TEMP] Server shutting down.", reason);
+}
+
+static void on_client_close(struct net_stream *ns, enum net_stream_error err, void *arg)
+{
+    (void)ns;
+    struct session *s = arg;
+    session_destroy(s, s->state == SESSION_CLOSING && err == NET_STREAM_EOF ? "closed"
+                                                                            : net_stream_error_name(err));
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+void session_bad_command(struct session *s, const char *reply)
+{
+    s->bad_commands++;
+    if (s->bad_commands >= s->cfg->max_bad_commands) {
+        session_close(s, "-ERR Too many bad commands.", "bad-commands");
+        return;
+    }
+    session_reply(s, reply);
+}
+
+static void dispatch(struct session *s, char *line)
+{
+    struct pop3_command cmd;
+    pop3_command_parse(line, &cmd);
+    if (cmd.verb == POP3_UNKNOWN) {
+        session_bad_command(s, "-ERR Unknown command.");
+        return;
+    }
+    if (cmd.verb == POP3_APOP) {
+        /* The gateway never stores passwords, so it cannot check a digest. */
+        session_bad_command(s, "-ERR APOP is not supported.");
+        return;
+    }
+    for (size_t i = 0; i < sizeof command_table / sizeof command_table[0]; i++) {
+        const struct command_handler *h = &command_table[i];
+        if (h->verb != cmd.verb)
+            continue;
+        if (!(h->allowed_states & IN(s->state))) {
+            session_bad_command(s, "-ERR Command not valid in this state.");
+            return;
+        }
+        if (cmd.too_many_args) {
+            session_bad_command(s, "-ERR Too many arguments.");
+            return;
+        }
+        h->run(s, &cmd);
+        return;
+    }
+    session_bad_command(s, "-ERR Unknown command.");
+}
+
+static void handle_line(struct session *s, const char *line, size_t len)
+{
+    session_touch(s);
+    if (s->state == SESSION_SASL_RESPONSE) {
+        session_sasl_response(s, line, len);
+        return;
+    }
+    /* A private copy: parsing splits it in place. */
+    char copy[POP3_SASL_LINE_MAX + 1];
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    dispatch(s, copy);
+    OPENSSL_cleanse(copy, len);  /* it may have held PASS */
+}
+
+static size_t on_client_read(struct net_stream *ns, const char *data, size_t len, void *arg)
+{
+    (void)ns;
+    struct session *s = arg;
+    size_t used = 0;
+    while (used < len && accepting_commands(s) &&
+           net_stream_out_pending(s->client) < NET_STREAM_OUT_HIGH_WATER) {
+        enum pop3_line_status status;
+        const char *line;
+        size_t line_len;
+        used += pop3_line_reader_feed(&s->reader, data + used, len - used, &status, &line, &line_len);
+        switch (status) {
+        case POP3_LINE_AGAIN:
+            break;
+        case POP3_LINE_READY:
+            handle_line(s, line, line_len);
+            break;
+        case POP3_LINE_TOO_LONG:
+            session_touch(s);
+            if (s->state == SESSION_SASL_RESPONSE) {
+                session_set_state(s, SESSION_AUTHORIZATION);
+                session_bad_command(s, "-ERR [AUTH] Authentication response too long.");
+            } else {
+                session_bad_command(s, "-ERR Command line too long.");
+            }
+            break;
+        case POP3_LINE_INVALID:
+            session_touch(s);
+            if (s->state == SESSION_SASL_RESPONSE)
+                session_set_state(s, SESSION_AUTHORIZATION);
+            session_bad_command(s, "-ERR Invalid characters in command.");
+            break;
+        }
+    }
+    s->input_paused = used < len;
+    return used;
+}
+
+void session_command_done(struct session *s)
+{
+    s->busy = false;
+    if (s->state == SESSION_CLOSING)
+        return;
+    session_touch(s);
+    if (s->input_paused) {
+        s->input_paused = false;
+        net_stream_resume_read(s->client);
+    }
+}
+
+static void on_client_drain(struct net_stream *ns, void *arg)
+{
+    (void)ns;
+    struct session *s = arg;
+    if (s->state == SESSION_CLOSING)
+        return;
+    session_touch(s);
+    if (s->busy) {
+        session_output_drained(s);
+        return;
+    }
+    if (s->input_paused) {
+        s->input_paused = false;
+        net_stream_resume_read(s->client);
+    }
+}
+
+/* ---- gateway list ------------------------------------------------------- */
+
+struct session *session_next(struct session *s)
+{
+    return s->next;
+}
+
+void session_link(struct session **head, struct session *s)
+{
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+}
+
+void session_unlink(struct session **head, struct session *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}

@@ -1,0 +1,327 @@
+/* session_auth.c: the AUTHORIZATION state. CAPA, STLS, USER/PASS, AUTH PLAIN
+ * (RFC 5034), and the upstream login that turns credentials into a maildrop:
+ * connect, LOGIN/AUTHENTICATE, SELECT, listing. */
+#include "session_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "reply_code.h"
+#include "size_cache.h"
+
+/* RFC 5034 allows longer SASL lines; the decoded PLAIN message of a user name
+ * and password up to the line limit fits in this. */
+#define SASL_DECODED_MAX ((POP3_SASL_LINE_MAX / 4) * 3 + 3)
+
+static bool auth_allowed(const struct session *s)
+{
+    return net_stream_is_tls(s->client) || s->cfg->allow_plaintext_auth;
+}
+
+static const char plaintext_refused[] =
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.";
+
+/* ---- CAPA and STLS ------------------------------------------------------ */
+
+void session_cmd_capa(struct session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    bool pre_auth = s->state == SESSION_AUTHORIZATION;
+    session_reply(s, "+OK Capability list follows");
+    session_reply(s, "TOP");
+    session_reply(s, "UIDL");
+    session_reply(s, "RESP-CODES");
+    session_reply(s, "AUTH-RESP-CODE");
+    session_reply(s, "PIPELINING");
+    if (pre_auth && auth_allowed(s)) {
+        session_reply(s, "USER");
+        session_reply(s, "SASL PLAIN");
+    }
+    if (pre_auth && !net_stream_is_tls(s->client) && s->cfg->server_tls)
+        session_reply(s, "STLS");
+    session_reply(s, ".");
+}
+
+static void on_tls_ready(struct net_stream *ns, bool ok, enum net_stream_error err, void *arg)
+{
+    (void)ns;
+    struct session *s = arg;
+    if (!ok) {
+        log_event(LOG_LEVEL_INFO, s->id, "tls-failed", "peer", s->peer,
+                  "error", net_stream_error_name(err), NULL);
+        session_tls_failed(s, err);
+        return;
+    }
+    /* RFC 2595: forget everything learned before TLS. */
+    pop3_line_reader_init(&s->reader);
+    s->have_user = false;
+    session_set_state(s, SESSION_AUTHORIZATION);
+    if (!s->greeted)
+        session_greet(s);
+    session_command_done(s);
+}
+
+void session_start_tls_handshake(struct session *s)
+{
+    s->busy = true;
+    session_set_state(s, SESSION_TLS_HANDSHAKE);
+    net_stream_start_tls(s->client, s->cfg->server_tls, true, NULL, s->cfg->preauth_timeout,
+                         on_tls_ready);
+}
+
+void session_cmd_stls(struct session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    if (net_stream_is_tls(s->client)) {
+        session_bad_command(s, "-ERR TLS is already active.");
+        return;
+    }
+    if (!s->cfg->server_tls) {
+        session_bad_command(s, "-ERR TLS is not available.");
+        return;
+    }
+    session_reply(s, "+OK Begin TLS negotiation now.");
+    session_start_tls_handshake(s);
+}
+
+/* ---- the upstream login ------------------------------------------------- */
+
+static void login_failed(struct session *s, enum imap_result r, const char *step)
+{
+    struct pop3_error_reply reply = reply_for_login_failure(r);
+    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->user, "result", "failed",
+              "reason", reply.reason, "step", step, "upstream", imap_result_name(r),
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, NULL);
+    session_wipe_password(s);
+    imap_client_free(s->imap);
+    s->imap = NULL;
+    s->have_user = false;
+    session_set_state(s, SESSION_AUTHORIZATION);
+    session_reply_after(s, reply.delayed ? s->cfg->auth_failure_delay : 0, reply.line);
+}
+
+static void on_listing_item(const struct imap_listing_item *item, void *arg)
+{
+    struct session *s = arg;
+    uint32_t size = item->size;
+    uint32_t exact;
+    uint64_t key = size_cache_key(s->user, s->cfg->mailbox, s->drop.uidvalidity, item->uid);
+    bool learned = size_cache_lookup(key, &exact);
+    if (learned)
+        size = exact;
+    /* Beyond MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
+    if (maildrop_append(&s->drop, item->uid, size) && learned)
+        maildrop_get(&s->drop, s->drop.count)->flags |= MAILDROP_SIZE_EXACT;
+}
+
+static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
+{
+    (void)c;
+    struct session *s = arg;
+    if (r != IMAP_RESULT_OK) {
+        login_failed(s, r, "listing");
+        return;
+    }
+    uint32_t count;
+    uint64_t octets;
+    maildrop_stat(&s->drop, &count, &octets);
+    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->user, "result", "ok",
+              "peer", s->peer, "messages", LOG_U64(count), "octets", LOG_U64(octets), NULL);
+    session_set_state(s, SESSION_TRANSACTION);
+    session_reply(s, "+OK Logged in.");
+    session_command_done(s);
+}
+
+static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    if (r != IMAP_RESULT_OK) {
+        login_failed(s, r, "select");
+        return;
+    }
+    maildrop_free(&s->drop);
+    maildrop_init(&s->drop, imap_client_uidvalidity(c));
+    imap_fetch_listing(c, on_listing_item, on_listed, s);
+}
+
+static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    session_wipe_password(s);
+    if (r != IMAP_RESULT_OK) {
+        login_failed(s, r, "login");
+        return;
+    }
+    imap_select(c, s->cfg->mailbox, on_selected, s);
+}
+
+static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    if (r != IMAP_RESULT_OK) {
+        login_failed(s, r, "connect");
+        return;
+    }
+    imap_login(c, s->user, s->password, on_logged_in, s);
+}
+
+/* Takes user and password; the password is copied and wiped after use. */
+static void begin_login(struct session *s, const char *user, size_t user_len,
+                        const char *password, size_t password_len)
+{
+    if (user_len == 0 || user_len >= sizeof s->user) {
+        session_reply(s, "-ERR [AUTH] Authentication failed.");
+        return;
+    }
+    memmove(s->user, user, user_len);
+    s->user[user_len] = '\0';
+    s->have_user = true;
+    s->password = malloc(password_len + 1);
+    s->imap = s->password ? imap_client_new(s->gw->loop, &s->cfg->upstream) : NULL;
+    if (!s->imap) {
+        session_wipe_password(s);
+        session_reply(s, "-ERR [SYS/TEMP] Out of resources.");
+        return;
+    }
+    memcpy(s->password, password, password_len);
+    s->password[password_len] = '\0';
+    s->busy = true;
+    session_set_state(s, SESSION_LOGIN);
+    imap_connect(s->imap, on_connected, s);
+}
+
+/* ---- USER / PASS -------------------------------------------------------- */
+
+void session_cmd_user(struct session *s, const struct pop3_command *cmd)
+{
+    if (!auth_allowed(s)) {
+        session_bad_command(s, plaintext_refused);
+        return;
+    }
+    if (cmd->argc != 1) {
+        session_bad_command(s, "-ERR USER needs one argument.");
+        return;
+    }
+    memcpy(s->user, cmd->argv[0], cmd->argv_len[0]);
+    s->user[cmd->argv_len[0]] = '\0';
+    s->have_user = true;
+    session_reply(s, "+OK");
+}
+
+void session_cmd_pass(struct session *s, const struct pop3_command *cmd)
+{
+    if (!auth_allowed(s)) {
+        session_bad_command(s, plaintext_refused);
+        return;
+    }
+    if (!s->have_user) {
+        session_bad_command(s, "-ERR No user name given.");
+        return;
+    }
+    if (!cmd->rest || !*cmd->rest) {
+        session_bad_command(s, "-ERR PASS needs an argument.");
+        return;
+    }
+    begin_login(s, s->user, strlen(s->user), cmd->rest, strlen(cmd->rest));
+}
+
+/* ---- AUTH PLAIN (RFC 5034, RFC 4616) ------------------------------------ */
+
+/* Strict base64: returns the decoded length, or -1 on any invalid input. */
+static int base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    if (len % 4 != 0 || (len / 4) * 3 > cap)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        char ch = in[i];
+        bool alnum = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        bool pad_ok = ch == '=' && (i == len - 1 || (i == len - 2 && in[len - 1] == '='));
+        if (!alnum && ch != '+' && ch != '/' && !pad_ok)
+            return -1;
+    }
+    if (len == 0)
+        return 0;
+    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+    if (n < 0)
+        return -1;
+    /* EVP_DecodeBlock counts padding as zero bytes. */
+    if (in[len - 1] == '=')
+        n--;
+    if (in[len - 2] == '=')
+        n--;
+    return n;
+}
+
+/* message = [authzid] NUL authcid NUL passwd */
+static void auth_plain(struct session *s, const char *b64, size_t b64_len)
+{
+    unsigned char msg[SASL_DECODED_MAX + 1];
+    int n = base64_decode(b64, b64_len, msg, SASL_DECODED_MAX);
+    const unsigned char *nul1 = n > 0 ? memchr(msg, '\0', (size_t)n) : NULL;
+    const unsigned char *nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(msg + n - nul1 - 1)) : NULL;
+    if (!nul2) {
+        if (n > 0)
+            OPENSSL_cleanse(msg, (size_t)n);
+        session_bad_command(s, "-ERR [AUTH] Invalid AUTH PLAIN response.");
+        return;
+    }
+    const char *authzid = (const char *)msg;
+    size_t authzid_len = (size_t)(nul1 - msg);
+    const char *authcid = (const char *)nul1 + 1;
+    size_t authcid_len = (size_t)(nul2 - nul1 - 1);
+    const char *passwd = (const char *)nul2 + 1;
+    size_t passwd_len = (size_t)(msg + n - nul2 - 1);
+    /* The gateway cannot act for another user: authzid must be empty or the same. */
+    bool proxy_auth = authzid_len > 0 &&
+                      (authzid_len != authcid_len || memcmp(authzid, authcid, authcid_len) != 0);
+    if (proxy_auth || memchr(passwd, '\0', passwd_len)) {
+        OPENSSL_cleanse(msg, (size_t)n);
+        session_reply_after(s, s->cfg->auth_failure_delay, "-ERR [AUTH] Authentication failed.");
+        return;
+    }
+    begin_login(s, authcid, authcid_len, passwd, passwd_len);
+    OPENSSL_cleanse(msg, (size_t)n);
+}
+
+void session_cmd_auth(struct session *s, const struct pop3_command *cmd)
+{
+    if (cmd->argc == 0) {
+        session_reply(s, "+OK");
+        if (auth_allowed(s))
+            session_reply(s, "PLAIN");
+        session_reply(s, ".");
+        return;
+    }
+    if (strcasecmp(cmd->argv[0], "PLAIN") != 0) {
+        session_bad_command(s, "-ERR [AUTH] Unsupported authentication mechanism.");
+        return;
+    }
+    if (!auth_allowed(s)) {
+        session_bad_command(s, plaintext_refused);
+        return;
+    }
+    if (cmd->argc == 2) {
+        /* "=" is an empty initial response (RFC 5034 section 4). */
+        bool empty = cmd->argv_len[1] == 1 && cmd->argv[1][0] == '=';
+        auth_plain(s, cmd->argv[1], empty ? 0 : cmd->argv_len[1]);
+        return;
+    }
+    session_set_state(s, SESSION_SASL_RESPONSE);
+    pop3_line_reader_allow_long_line(&s->reader);
+    session_reply(s, "+ ");
+}
+
+void session_sasl_response(struct session *s, const char *line, size_t len)
+{
+    session_set_state(s, SESSION_AUTHORIZATION);
+    if (len == 1 && line[0] == '*') {
+        session_bad_command(s, "-ERR [AUTH] Authentication aborted.");
+        return;
+    }
+    auth_plain(s, line, len);
+}

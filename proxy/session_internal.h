@@ -1,0 +1,145 @@
+/* session_internal.h: the session object, shared by the session_*.c files
+ * (session.c: lifecycle and command dispatch; session_auth.c: CAPA, STLS,
+ * USER/PASS, AUTH and the upstream login; session_transaction.c: the
+ * TRANSACTION commands and message streaming; session_commit.c: QUIT and the
+ * UPDATE state). Nothing outside proxy/session*.c includes it. */
+#ifndef POPGATE_SESSION_INTERNAL_H
+#define POPGATE_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "config.h"
+#include "dot_stream.h"
+#include "gateway.h"
+#include "imap_client.h"
+#include "maildrop.h"
+#include "net_stream.h"
+#include "pop3_parse.h"
+#include "session.h"
+
+enum session_state {
+    SESSION_TLS_HANDSHAKE,   /* implicit TLS or after STLS: no commands yet */
+    SESSION_AUTHORIZATION,
+    SESSION_SASL_RESPONSE,   /* AUTH PLAIN sent "+ ", waiting for the client's response line */
+    SESSION_LOGIN,           /* upstream connect, login, select, listing in progress */
+    SESSION_TRANSACTION,
+    SESSION_UPDATE,          /* QUIT: committing */
+    SESSION_CLOSING,         /* final reply queued; closing after flush */
+    SESSION_STATE_COUNT
+};
+extern const char *const session_state_names[SESSION_STATE_COUNT];
+
+/* A multi-line reply produced piece by piece as the client reads (LIST and
+ * UIDL of a 100,000-message maildrop never sit whole in a buffer). */
+struct listing_cursor {
+    bool active;
+    bool uidl;               /* UIDL lines instead of LIST lines */
+    uint32_t next;           /* next message number to emit */
+};
+
+/* RETR / TOP in progress. */
+struct transfer {
+    bool active;
+    bool is_top;
+    bool started;            /* +OK sent: on error we must cut the connection */
+    bool paused;             /* sink refused bytes; resume when the client drains */
+    bool found;              /* set by imap_fetch_body */
+    uint32_t msgnum;
+    uint32_t top_lines;
+    int top_phase;           /* 0 = header, 1 = body windows */
+    uint64_t text_offset;    /* TOP: next BODY[TEXT] offset */
+    uint64_t window;         /* TOP: size of the window being fetched */
+    uint64_t literal_len;    /* length announced for the current literal */
+    uint64_t received;       /* bytes of the current literal seen */
+    struct dot_stream ds;
+};
+
+/* QUIT's walk through the upstream changes. */
+struct commit_progress {
+    int step;                /* index into the commit step table */
+    uint32_t cursor;         /* maildrop cursor inside a step */
+    char uidset[4096];       /* one bounded UID set per IMAP command */
+};
+
+struct session {
+    struct session *prev, *next;     /* gateway list */
+    struct gateway *gw;
+    struct config *cfg;              /* reference held for the session's life */
+    char id[17];
+    char peer[64];
+    enum session_state state;
+
+    struct net_stream *client;
+    struct imap_client *imap;
+
+    struct pop3_line_reader reader;
+    unsigned bad_commands;
+    bool busy;                       /* an asynchronous command holds the input */
+    bool input_paused;               /* we returned fewer bytes than offered */
+
+    ev_timer idle_timer;             /* pre-auth or idle timeout */
+    ev_timer delay_timer;            /* auth failure delay */
+    const char *delayed_reply;
+    bool greeted;                    /* the +OK greeting went out */
+
+    char user[POP3_LINE_MAX + 1];    /* from USER or AUTH; never the password */
+    bool have_user;
+    char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
+
+    struct maildrop drop;
+    struct listing_cursor listing;
+    struct transfer xfer;
+    struct commit_progress commit;
+
+    unsigned long long bytes_out;
+    unsigned retr_count;
+};
+
+/* session.c */
+void session_reply(struct session *s, const char *line);
+void session_replyf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void session_set_state(struct session *s, enum session_state st);
+/* An asynchronous command finished: accept input again. */
+void session_command_done(struct session *s);
+/* Queue a final reply (may be NULL) and close after it is written. */
+void session_close(struct session *s, const char *final_reply, const char *reason);
+void session_bad_command(struct session *s, const char *reply);
+void session_touch(struct session *s);
+void session_greet(struct session *s);
+/* Cleanse and free the password held between PASS/AUTH and upstream login. */
+void session_wipe_password(struct session *s);
+/* Send a (static) reply after delay seconds, holding input meanwhile, then
+ * finish the command. Used for failed logins. */
+void session_reply_after(struct session *s, double delay, const char *line);
+/* The TLS handshake failed: the stream reported it through the handshake
+ * callback (not on_close), so the session ends here. */
+void session_tls_failed(struct session *s, enum net_stream_error err);
+
+/* session_auth.c */
+void session_cmd_capa(struct session *s, const struct pop3_command *cmd);
+void session_cmd_stls(struct session *s, const struct pop3_command *cmd);
+void session_cmd_user(struct session *s, const struct pop3_command *cmd);
+void session_cmd_pass(struct session *s, const struct pop3_command *cmd);
+void session_cmd_auth(struct session *s, const struct pop3_command *cmd);
+void session_sasl_response(struct session *s, const char *line, size_t len);
+void session_start_tls_handshake(struct session *s);
+
+/* session_transaction.c */
+void session_cmd_stat(struct session *s, const struct pop3_command *cmd);
+void session_cmd_list(struct session *s, const struct pop3_command *cmd);
+void session_cmd_uidl(struct session *s, const struct pop3_command *cmd);
+void session_cmd_retr(struct session *s, const struct pop3_command *cmd);
+void session_cmd_top(struct session *s, const struct pop3_command *cmd);
+void session_cmd_dele(struct session *s, const struct pop3_command *cmd);
+void session_cmd_rset(struct session *s, const struct pop3_command *cmd);
+void session_cmd_noop(struct session *s, const struct pop3_command *cmd);
+/* The client drained its output: continue a listing or a paused transfer. */
+void session_output_drained(struct session *s);
+
+/* session_commit.c */
+void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
+
+#endif

@@ -1,0 +1,364 @@
+/* session_transaction.c: the TRANSACTION state (RFC 1939 section 5).
+ *
+ * Message numbers are the maildrop snapshot's and stay fixed for the session.
+ * LIST and UIDL are produced a buffer at a time while the client reads; RETR
+ * and TOP stream the upstream literal through the dot_stream with
+ * backpressure: when the client's output passes the high-water mark the body
+ * sink stops taking bytes, which stops reads from the IMAP socket until the
+ * client drains. */
+#include "session_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "size_cache.h"
+
+/* One buffer of listing lines or dot-stuffed body per write. */
+#define SEND_CHUNK (16 * 1024)
+/* TOP reads BODY[TEXT] in windows that start small (a few lines are usually
+ * wanted) and double, so neither a short TOP of a 50 MB message nor a
+ * fetchmail-style "TOP n 99999999" costs more than a few round trips. */
+#define TOP_WINDOW_MIN (4 * 1024)
+#define TOP_WINDOW_MAX (4 * 1024 * 1024)
+#define TOP_BYTES_PER_LINE 128
+
+static bool output_full(const struct session *s)
+{
+    return net_stream_out_pending(s->client) >= NET_STREAM_OUT_HIGH_WATER;
+}
+
+/* Resolve a message-number argument. Replies and returns NULL when there is
+ * no such (undeleted) message. */
+static struct maildrop_entry *message_arg(struct session *s, const struct pop3_command *cmd,
+                                          unsigned index, uint32_t *msgnum)
+{
+    if (cmd->argc <= index) {
+        session_bad_command(s, "-ERR Message number required.");
+        return NULL;
+    }
+    if (!pop3_parse_msgnum(cmd->argv[index], s->drop.count, msgnum)) {
+        session_reply(s, "-ERR There is no such message.");
+        return NULL;
+    }
+    struct maildrop_entry *e = maildrop_get(&s->drop, *msgnum);
+    if (e->flags & MAILDROP_DELETED) {
+        session_reply(s, "-ERR Message is deleted.");
+        return NULL;
+    }
+    return e;
+}
+
+void session_cmd_stat(struct session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    uint32_t count;
+    uint64_t octets;
+    maildrop_stat(&s->drop, &count, &octets);
+    session_replyf(s, "+OK %" PRIu32 " %" PRIu64, count, octets);
+}
+
+/* ---- LIST and UIDL ------------------------------------------------------ */
+
+static size_t format_listing_line(const struct session *s, uint32_t msgnum,
+                                  const struct maildrop_entry *e, bool uidl, char *out, size_t cap)
+{
+    if (!uidl)
+        return (size_t)snprintf(out, cap, "%" PRIu32 " %" PRIu32 "\r\n", msgnum, e->size);
+    char id[MAILDROP_UIDL_MAX + 1];
+    maildrop_format_uidl(e->uid, s->drop.uidvalidity, id);
+    return (size_t)snprintf(out, cap, "%" PRIu32 " %s\r\n", msgnum, id);
+}
+
+/* Emit listing lines while the client keeps up; finish with ".". */
+static void continue_listing(struct session *s)
+{
+    char buf[SEND_CHUNK];
+    /* Longest line: 10-digit number, space, 70-char UIDL, CRLF. */
+    const size_t line_max = 10 + 1 + MAILDROP_UIDL_MAX + 2 + 1;
+    while (s->listing.next <= s->drop.count) {
+        if (output_full(s))
+            return;  /* resumed from session_output_drained */
+        size_t len = 0;
+        while (s->listing.next <= s->drop.count && len + line_max <= sizeof buf) {
+            uint32_t n = s->listing.next++;
+            const struct maildrop_entry *e = maildrop_get(&s->drop, n);
+            if (!(e->flags & MAILDROP_DELETED))
+                len += format_listing_line(s, n, e, s->listing.uidl, buf + len, sizeof buf - len);
+        }
+        if (!net_stream_write(s->client, buf, len))
+            return;
+        s->bytes_out += len;
+    }
+    session_reply(s, ".");
+    s->listing.active = false;
+    session_command_done(s);
+}
+
+static void listing_command(struct session *s, const struct pop3_command *cmd, bool uidl)
+{
+    if (cmd->argc == 1) {
+        uint32_t n;
+        struct maildrop_entry *e = message_arg(s, cmd, 0, &n);
+        if (!e)
+            return;
+        char line[128];
+        size_t len = format_listing_line(s, n, e, uidl, line, sizeof line);
+        line[len - 2] = '\0';  /* session_reply adds the CRLF */
+        session_replyf(s, "+OK %s", line);
+        return;
+    }
+    uint32_t count;
+    uint64_t octets;
+    maildrop_stat(&s->drop, &count, &octets);
+    if (uidl)
+        session_reply(s, "+OK Unique-ID listing follows.");
+    else
+        session_replyf(s, "+OK %" PRIu32 " messages (%" PRIu64 " octets)", count, octets);
+    s->listing = (struct listing_cursor){ .active = true, .uidl = uidl, .next = 1 };
+    s->busy = true;
+    continue_listing(s);
+}
+
+void session_cmd_list(struct session *s, const struct pop3_command *cmd)
+{
+    listing_command(s, cmd, false);
+}
+
+void session_cmd_uidl(struct session *s, const struct pop3_command *cmd)
+{
+    listing_command(s, cmd, true);
+}
+
+/* ---- RETR and TOP ------------------------------------------------------- */
+
+static void on_section_start(uint64_t literal_len, void *arg);
+static size_t on_body_data(const char *data, size_t len, void *arg);
+static void on_section_fetched(struct imap_client *c, enum imap_result r, void *arg);
+
+static const struct imap_body_sink body_sink = {
+    .section_start = on_section_start,
+    .data = on_body_data,
+};
+
+static void fetch_next_section(struct session *s)
+{
+    struct transfer *x = &s->xfer;
+    const struct maildrop_entry *e = maildrop_get(&s->drop, x->msgnum);
+    x->literal_len = 0;
+    x->received = 0;
+    x->found = false;
+    if (!x->is_top)
+        imap_fetch_body(s->imap, e->uid, "", 0, 0, &body_sink, &x->found, on_section_fetched, s);
+    else if (x->top_phase == 0)
+        imap_fetch_body(s->imap, e->uid, "HEADER", 0, 0, &body_sink, &x->found, on_section_fetched, s);
+    else
+        imap_fetch_body(s->imap, e->uid, "TEXT", x->text_offset, x->window, &body_sink, &x->found,
+                        on_section_fetched, s);
+}
+
+static void start_transfer(struct session *s, uint32_t msgnum, bool is_top, uint32_t top_lines)
+{
+    s->xfer = (struct transfer){ .active = true, .is_top = is_top, .msgnum = msgnum,
+                                 .top_lines = top_lines };
+    dot_stream_init(&s->xfer.ds, s->cfg->nul_bytes);
+    s->busy = true;
+    fetch_next_section(s);
+}
+
+static void on_section_start(uint64_t literal_len, void *arg)
+{
+    struct session *s = arg;
+    struct transfer *x = &s->xfer;
+    x->literal_len = literal_len;
+    if (x->started || s->state == SESSION_CLOSING)
+        return;
+    x->started = true;
+    if (x->is_top)
+        session_reply(s, "+OK");
+    else
+        session_replyf(s, "+OK %" PRIu32 " octets", maildrop_get(&s->drop, x->msgnum)->size);
+}
+
+static size_t on_body_data(const char *data, size_t len, void *arg)
+{
+    struct session *s = arg;
+    struct transfer *x = &s->xfer;
+    if (s->state == SESSION_CLOSING)
+        return len;  /* the client is gone; let the upstream finish */
+    char out[SEND_CHUNK];
+    size_t used = 0;
+    while (used < len) {
+        if (dot_stream_limit_reached(&x->ds)) {
+            used = len;  /* TOP has its lines; the rest of this window is dropped */
+            break;
+        }
+        if (output_full(s)) {
+            x->paused = true;
+            break;
+        }
+        size_t out_len;
+        used += dot_stream_feed(&x->ds, data + used, len - used, out, sizeof out, &out_len);
+        if (!net_stream_write(s->client, out, out_len))
+            return len;
+        s->bytes_out += out_len;
+    }
+    x->received += used;
+    return used;
+}
+
+static void finish_transfer(struct session *s)
+{
+    struct transfer *x = &s->xfer;
+    char tail[8];
+    size_t tail_len;
+    /* At most CRLF + ".\r\n" remain; tail holds them in one go. */
+    dot_stream_finish(&x->ds, tail, sizeof tail, &tail_len);
+    net_stream_write(s->client, tail, tail_len);
+    s->bytes_out += tail_len;
+
+    struct maildrop_entry *e = maildrop_get(&s->drop, x->msgnum);
+    if (!x->is_top) {
+        e->flags |= MAILDROP_RETRIEVED;
+        s->retr_count++;
+        /* LIST must match what RETR sends; remember the exact size if the
+         * upstream's RFC822.SIZE was off (no final newline, bare CR). */
+        if (x->ds.unstuffed_octets != e->size && x->ds.unstuffed_octets <= UINT32_MAX) {
+            log_event(LOG_LEVEL_DEBUG, s->id, "size-learned", "uid", LOG_U64(e->uid),
+                      "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), NULL);
+            e->size = (uint32_t)x->ds.unstuffed_octets;
+            size_cache_store(size_cache_key(s->user, s->cfg->mailbox, s->drop.uidvalidity, e->uid),
+                             e->size);
+        }
+        e->flags |= MAILDROP_SIZE_EXACT;
+    }
+    x->active = false;
+    session_command_done(s);
+}
+
+static bool connection_lost(enum imap_result r)
+{
+    return r == IMAP_RESULT_IO_ERROR || r == IMAP_RESULT_TIMEOUT || r == IMAP_RESULT_PROTOCOL_ERROR ||
+           r == IMAP_RESULT_TLS_VERIFY_ERROR;
+}
+
+static void on_section_fetched(struct imap_client *c, enum imap_result r, void *arg)
+{
+    (void)c;
+    struct session *s = arg;
+    struct transfer *x = &s->xfer;
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (r != IMAP_RESULT_OK) {
+        log_event(LOG_LEVEL_WARN, s->id, "fetch-failed", "msg", LOG_U64(x->msgnum),
+                  "upstream", imap_result_name(r), "upstream_error", imap_client_last_error(s->imap),
+                  "started", x->started ? "yes" : "no", NULL);
+        x->active = false;
+        /* Never end a cut message with ".": the client must not take it as whole. */
+        if (x->started)
+            session_close(s, NULL, "upstream-failed-mid-message");
+        else if (connection_lost(r))
+            session_close(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream-lost");
+        else {
+            session_reply(s, "-ERR [SYS/TEMP] Message could not be read.");
+            session_command_done(s);
+        }
+        return;
+    }
+    if (!x->found) {
+        if (x->started) {
+            session_close(s, NULL, "message-vanished-mid-message");
+            return;
+        }
+        maildrop_get(&s->drop, x->msgnum)->flags |= MAILDROP_GONE;
+        x->active = false;
+        session_replyf(s, "-ERR Message %" PRIu32 " expunged.", x->msgnum);
+        session_command_done(s);
+        return;
+    }
+    if (!x->is_top) {
+        finish_transfer(s);
+        return;
+    }
+    if (x->top_phase == 0) {
+        if (x->top_lines == 0) {
+            finish_transfer(s);
+            return;
+        }
+        dot_stream_limit_lines(&x->ds, x->top_lines);
+        x->top_phase = 1;
+        x->text_offset = 0;
+        uint64_t w = (uint64_t)x->top_lines * TOP_BYTES_PER_LINE;
+        x->window = w < TOP_WINDOW_MIN ? TOP_WINDOW_MIN : w > TOP_WINDOW_MAX ? TOP_WINDOW_MAX : w;
+        fetch_next_section(s);
+        return;
+    }
+    /* A short window means the end of the body text. */
+    if (dot_stream_limit_reached(&x->ds) || x->literal_len < x->window) {
+        finish_transfer(s);
+        return;
+    }
+    x->text_offset += x->literal_len;
+    x->window = x->window * 2 > TOP_WINDOW_MAX ? TOP_WINDOW_MAX : x->window * 2;
+    fetch_next_section(s);
+}
+
+void session_cmd_retr(struct session *s, const struct pop3_command *cmd)
+{
+    uint32_t n;
+    if (!message_arg(s, cmd, 0, &n))
+        return;
+    start_transfer(s, n, false, 0);
+}
+
+void session_cmd_top(struct session *s, const struct pop3_command *cmd)
+{
+    uint32_t n, lines;
+    if (cmd->argc != 2) {
+        session_bad_command(s, "-ERR TOP needs a message number and a line count.");
+        return;
+    }
+    if (!pop3_parse_count(cmd->argv[1], &lines)) {
+        session_reply(s, "-ERR Invalid line count.");
+        return;
+    }
+    if (!message_arg(s, cmd, 0, &n))
+        return;
+    start_transfer(s, n, true, lines);
+}
+
+void session_output_drained(struct session *s)
+{
+    if (s->listing.active) {
+        continue_listing(s);
+    } else if (s->xfer.active && s->xfer.paused) {
+        s->xfer.paused = false;
+        imap_client_resume_body(s->imap);
+    }
+}
+
+/* ---- DELE, RSET, NOOP --------------------------------------------------- */
+
+void session_cmd_dele(struct session *s, const struct pop3_command *cmd)
+{
+    uint32_t n;
+    struct maildrop_entry *e = message_arg(s, cmd, 0, &n);
+    if (!e)
+        return;
+    e->flags |= MAILDROP_DELETED;
+    session_reply(s, "+OK Marked to be deleted.");
+}
+
+void session_cmd_rset(struct session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    maildrop_rset(&s->drop);
+    session_reply(s, "+OK");
+}
+
+void session_cmd_noop(struct session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    session_reply(s, "+OK");
+}
