@@ -56,8 +56,13 @@ size_t dot_stream_feed(struct dot_stream *ds, const char *in, size_t in_len,
 void dot_stream_limit_lines(struct dot_stream *ds, uint32_t lines);
 bool dot_stream_limit_reached(const struct dot_stream *ds);
 
+/* What dot_stream_finish() can still have to write: a carried "\r\n" tail (2)
+ * then ".\r\n" (3), or the missing final "\r\n" then ".\r\n". */
+#define DOT_STREAM_FINISH_MAX 5
+
 /* Emit the missing final CRLF and ".\r\n". Returns true once all of it has
- * been written; call again with more room while it returns false. */
+ * been written; call again with more room while it returns false. With
+ * out_cap >= DOT_STREAM_FINISH_MAX one call always completes. */
 bool dot_stream_finish(struct dot_stream *ds, char *out, size_t out_cap, size_t *out_len);
 
 #endif

@@ -1,0 +1,117 @@
+/* Session maildrop snapshot; the contract is in maildrop.h. */
+#include "maildrop.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* First allocation: a typical POP3 maildrop holds a few dozen messages. */
+#define MAILDROP_INITIAL_CAP 64
+
+void maildrop_init(struct maildrop *m, uint32_t uidvalidity)
+{
+    m->uidvalidity = uidvalidity;
+    m->count = 0;
+    m->cap = 0;
+    m->entries = NULL;
+}
+
+bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size)
+{
+    if (m->count >= MAILDROP_MAX_MESSAGES)
+        return false;
+    if (m->count == m->cap) {
+        uint32_t cap = m->cap == 0 ? MAILDROP_INITIAL_CAP : m->cap * 2;
+        if (cap > MAILDROP_MAX_MESSAGES)
+            cap = MAILDROP_MAX_MESSAGES;
+        struct maildrop_entry *e = realloc(m->entries, (size_t)cap * sizeof(*e));
+        if (e == NULL)
+            return false;
+        m->entries = e;
+        m->cap = cap;
+    }
+    m->entries[m->count++] = (struct maildrop_entry){ .uid = uid, .size = size, .flags = 0 };
+    return true;
+}
+
+void maildrop_free(struct maildrop *m)
+{
+    free(m->entries);
+    maildrop_init(m, m->uidvalidity);
+}
+
+struct maildrop_entry *maildrop_get(struct maildrop *m, uint32_t msgnum)
+{
+    if (msgnum == 0 || msgnum > m->count)
+        return NULL;
+    return &m->entries[msgnum - 1];
+}
+
+void maildrop_stat(const struct maildrop *m, uint32_t *count, uint64_t *octets)
+{
+    uint32_t n = 0;
+    uint64_t total = 0;
+
+    for (uint32_t i = 0; i < m->count; i++) {
+        if (m->entries[i].flags & MAILDROP_DELETED)
+            continue;
+        n++;
+        total += m->entries[i].size;
+    }
+    *count = n;
+    *octets = total;
+}
+
+void maildrop_rset(struct maildrop *m)
+{
+    for (uint32_t i = 0; i < m->count; i++)
+        m->entries[i].flags &= (uint8_t)~MAILDROP_DELETED;
+}
+
+size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDROP_UIDL_MAX + 1])
+{
+    int n = snprintf(out, MAILDROP_UIDL_MAX + 1, "%08X%08X", (unsigned)uid, (unsigned)uidvalidity);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static bool entry_matches(const struct maildrop_entry *e, uint8_t flags, uint8_t without)
+{
+    return (e->flags & flags) == flags && (e->flags & without) == 0;
+}
+
+size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
+                       uint32_t *cursor, char *out, size_t out_cap)
+{
+    size_t len = 0;
+    uint32_t i = *cursor;
+
+    if (out_cap == 0)
+        return 0;
+    out[0] = '\0';
+    while (i < m->count) {
+        if (!entry_matches(&m->entries[i], flags, without)) {
+            i++;
+            continue;
+        }
+        /* A range covers consecutive UIDs only: a UID missing from the
+         * snapshot between two matches must not be touched upstream. */
+        uint32_t first = m->entries[i].uid, last = first, next = i + 1;
+        while (next < m->count && last != UINT32_MAX && m->entries[next].uid == last + 1 &&
+               entry_matches(&m->entries[next], flags, without)) {
+            last++;
+            next++;
+        }
+
+        char piece[MAILDROP_UIDSET_MIN_CAP + 1];   /* ",4294967295:4294967295" */
+        int n = first == last
+            ? snprintf(piece, sizeof(piece), "%s%u", len > 0 ? "," : "", (unsigned)first)
+            : snprintf(piece, sizeof(piece), "%s%u:%u", len > 0 ? "," : "", (unsigned)first, (unsigned)last);
+        if (n < 0 || len + (size_t)n >= out_cap)
+            break;
+        memcpy(out + len, piece, (size_t)n + 1);
+        len += (size_t)n;
+        i = next;
+    }
+    *cursor = i;
+    return len;
+}

@@ -1,0 +1,74 @@
+/* maildrop: one session's snapshot of its POP3 maildrop. Pure: no I/O.
+ *
+ * Message numbers are fixed for the session (RFC 1939): message n is entries[n-1]
+ * for the whole session, whatever happens upstream. An entry is 12 bytes
+ * (compact enough for a 2,000,000-message mailbox in 24 MB); its flags record
+ * what the session did to it, applied upstream only at QUIT.
+ *
+ * Ownership: struct maildrop is owned by the session; maildrop_free() releases
+ * entries. Pointers returned by maildrop_get() stay valid until the next
+ * maildrop_append() or maildrop_free(), since append may move the array.
+ */
+#ifndef POPGATE_MAILDROP_H
+#define POPGATE_MAILDROP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    MAILDROP_DELETED = 1,    /* DELE in this session; cleared by RSET */
+    MAILDROP_GONE = 2,       /* expunged upstream mid-session: -ERR for it */
+    MAILDROP_RETRIEVED = 4,  /* RETR sent it whole */
+    MAILDROP_SIZE_EXACT = 8, /* size is the streamed octet count, not RFC822.SIZE */
+};
+
+struct maildrop_entry {
+    uint32_t uid;
+    uint32_t size;           /* octets LIST reports */
+    uint8_t flags;
+};
+
+struct maildrop {
+    uint32_t uidvalidity;
+    uint32_t count;
+    uint32_t cap;
+    struct maildrop_entry *entries;  /* count used of cap allocated; owned */
+};
+
+/* Bound on the snapshot, so one huge mailbox cannot take the node's memory. */
+#define MAILDROP_MAX_MESSAGES 2000000
+/* RFC 1939: a unique-id is 1 to 70 characters. */
+#define MAILDROP_UIDL_MAX 70
+/* Smallest out_cap for maildrop_uidset(): one range "4294967295:4294967295"
+ * and its NUL always fit, so every call with something left makes progress. */
+#define MAILDROP_UIDSET_MIN_CAP 22
+
+void maildrop_init(struct maildrop *m, uint32_t uidvalidity);
+/* Adds message count+1. UIDs must be appended in ascending order (IMAP
+ * mailbox order); maildrop_uidset() relies on it only to merge ranges, never
+ * for correctness. Grows geometrically; false, changing nothing, when the
+ * snapshot already holds MAILDROP_MAX_MESSAGES or memory runs out. */
+bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size);
+/* Releases the entries; m is empty (as after init) afterwards. */
+void maildrop_free(struct maildrop *m);
+/* msgnum is 1-based; NULL when out of range. */
+struct maildrop_entry *maildrop_get(struct maildrop *m, uint32_t msgnum);
+/* Messages and octets not marked DELETED (RFC 1939 STAT). */
+void maildrop_stat(const struct maildrop *m, uint32_t *count, uint64_t *octets);
+/* Clears DELETED everywhere (RFC 1939 RSET). */
+void maildrop_rset(struct maildrop *m);
+/* Dovecot's default UIDL, %08Xu%08Xv: UID then UIDVALIDITY in upper-case hex,
+ * 16 characters. Writes a NUL-terminated string; returns its length. */
+size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDROP_UIDL_MAX + 1]);
+/* Builds an IMAP UID set ("3,7,9:12", ranges merged) of the entries having all
+ * bits of `flags` and none of `without`, starting at entry index *cursor
+ * (0-based; start with 0). Writes at most out_cap - 1 characters and a NUL,
+ * stopping before a UID or range that would not fit, and advances *cursor past
+ * what it wrote, so a caller can send several bounded commands by calling again
+ * until it returns 0 (nothing left). out_cap must be at least
+ * MAILDROP_UIDSET_MIN_CAP. */
+size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
+                       uint32_t *cursor, char *out, size_t out_cap);
+
+#endif
