@@ -261,7 +261,8 @@ static void finish_connect(struct net_stream *s)
     s->done = NULL;
     enter_callback(s);
     done(s, true, NET_STREAM_EOF, s->arg);
-    if (leave_callback(s))
+    /* The callback may have started TLS: the handshake owns the watchers then. */
+    if (leave_callback(s) && s->state == NS_OPEN)
         update_read_interest(s);
 }
 

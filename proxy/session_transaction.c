@@ -266,6 +266,12 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         }
         return;
     }
+    /* A window past the end of the body text may come back as "" or NIL
+     * instead of a literal: that is the end of TOP, not a vanished message. */
+    if (!x->found && x->is_top && x->top_phase == 1) {
+        finish_transfer(s);
+        return;
+    }
     if (!x->found) {
         if (x->started) {
             session_close(s, NULL, "message-vanished-mid-message");

@@ -1,0 +1,664 @@
+/* imap_parse: IMAP response framing, tokens and the responses the gateway reads. */
+#include "imap_parse.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- reader ------------------------------------------------------------- */
+
+void imap_reader_init(struct imap_reader *r)
+{
+    memset(r, 0, sizeof *r);
+    r->state = IMAP_READER_TEXT;
+}
+
+void imap_reader_deinit(struct imap_reader *r)
+{
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+    r->state = IMAP_READER_FAILED;
+    r->error = "reader closed";
+}
+
+static size_t reader_fail(struct imap_reader *r, struct imap_read_event *ev,
+                          const char *msg, size_t consumed)
+{
+    r->state = IMAP_READER_FAILED;
+    r->error = msg;
+    ev->status = IMAP_READ_ERROR;
+    ev->error = msg;
+    return consumed;
+}
+
+/* Make room for n more octets, never beyond IMAP_LINE_MAX. */
+static bool reader_reserve(struct imap_reader *r, size_t n)
+{
+    if (n > IMAP_LINE_MAX - r->len)
+        return false;
+    size_t need = r->len + n;
+    if (need <= r->cap)
+        return true;
+    size_t cap = r->cap ? r->cap : IMAP_LINE_INITIAL;
+    while (cap < need)
+        cap *= 2;
+    if (cap > IMAP_LINE_MAX)
+        cap = IMAP_LINE_MAX;
+    char *nb = realloc(r->buf, cap);
+    if (nb == NULL)
+        return false;
+    r->buf = nb;
+    r->cap = cap;
+    return true;
+}
+
+/* If the collected text ends with "{N}" or "~{N}", return true with N and the
+ * marker's offset. Anything else ending in "}" is left for the tokenizer to
+ * judge. */
+static bool ends_with_literal(const struct imap_reader *r, uint64_t *n,
+                              bool *literal8, size_t *marker)
+{
+    if (r->len < 3 || r->buf[r->len - 1] != '}')
+        return false;
+    size_t i = r->len - 1;
+    uint64_t v = 0, mul = 1;
+    size_t digits = 0;
+    while (i > 0 && r->buf[i - 1] >= '0' && r->buf[i - 1] <= '9') {
+        i--;
+        digits++;
+        /* 19 digits hold any value up to IMAP_LITERAL_MAX without overflow. */
+        if (digits > 19)
+            return false;
+        v += (uint64_t)(r->buf[i] - '0') * mul;
+        if (digits < 19)
+            mul *= 10;
+    }
+    if (digits == 0 || i == 0 || r->buf[i - 1] != '{' || v > IMAP_LITERAL_MAX)
+        return false;
+    i--;
+    *literal8 = (i > 0 && r->buf[i - 1] == '~');
+    if (*literal8)
+        i--;
+    *n = v;
+    *marker = i;
+    return true;
+}
+
+static void reader_reset_line(struct imap_reader *r)
+{
+    r->len = 0;
+    r->line_done = false;
+    if (r->cap > IMAP_LINE_KEEP) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
+}
+
+/* Copy literal bytes into the line, escaped as inside a quoted string. Room
+ * was reserved for the worst case when absorbing began. */
+static void absorb_bytes(struct imap_reader *r, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '"' || p[i] == '\\')
+            r->buf[r->len++] = '\\';
+        r->buf[r->len++] = p[i];
+    }
+}
+
+size_t imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
+                        struct imap_read_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    if (r->state == IMAP_READER_FAILED)
+        return reader_fail(r, ev, r->error, 0);
+    if (r->line_done)
+        reader_reset_line(r);
+
+    size_t i = 0;
+    while (i < len || (r->state == IMAP_READER_LITERAL && r->literal_left == 0)) {
+        if (r->state == IMAP_READER_LITERAL) {
+            if (r->literal_left == 0) {
+                if (r->absorbing)
+                    r->buf[r->len++] = '"';
+                r->absorbing = false;
+                r->state = IMAP_READER_TEXT;
+                continue;
+            }
+            size_t n = len - i;
+            if ((uint64_t)n > r->literal_left)
+                n = (size_t)r->literal_left;
+            if (r->absorbing) {
+                absorb_bytes(r, data + i, n);
+                r->literal_left -= n;
+                i += n;
+                continue;
+            }
+            ev->status = IMAP_READ_LITERAL_DATA;
+            ev->data = data + i;
+            ev->data_len = n;
+            return i;
+        }
+
+        char ch = data[i++];
+        if (r->pending_cr && ch != '\n')
+            return reader_fail(r, ev, "bare CR in response", i);
+        if (ch == '\r') {
+            r->pending_cr = true;
+            continue;
+        }
+        if (ch == '\0')
+            return reader_fail(r, ev, "NUL in response", i);
+        if (ch != '\n') {
+            if (!reader_reserve(r, 1))
+                return reader_fail(r, ev, "response line too long", i);
+            r->buf[r->len++] = ch;
+            continue;
+        }
+
+        r->pending_cr = false;
+        uint64_t n;
+        bool literal8;
+        size_t marker;
+        if (ends_with_literal(r, &n, &literal8, &marker)) {
+            r->state = IMAP_READER_LITERAL;
+            r->literal_left = n;
+            r->marker_start = marker;
+            ev->status = IMAP_READ_LITERAL_START;
+            ev->line = r->buf;
+            ev->line_len = r->len;
+            ev->literal_len = n;
+            ev->literal8 = literal8;
+            return i;
+        }
+        r->line_done = true;
+        ev->status = IMAP_READ_LINE;
+        /* An empty line has no buffer yet; hand out a valid pointer anyway. */
+        ev->line = r->buf ? r->buf : "";
+        ev->line_len = r->len;
+        return i;
+    }
+    ev->status = IMAP_READ_AGAIN;
+    return i;
+}
+
+void imap_reader_literal_take(struct imap_reader *r, size_t n)
+{
+    if (r->state != IMAP_READER_LITERAL || r->absorbing)
+        return;
+    if ((uint64_t)n > r->literal_left)
+        n = (size_t)r->literal_left;
+    r->literal_left -= n;
+}
+
+bool imap_reader_absorb_literal(struct imap_reader *r)
+{
+    if (r->state != IMAP_READER_LITERAL || r->absorbing)
+        return false;
+    /* The marker goes; the literal comes back as '"' + escaped bytes + '"',
+     * each byte at most doubled. */
+    size_t base = r->marker_start;
+    if (r->literal_left > (uint64_t)(IMAP_LINE_MAX - base - 2) / 2)
+        return false;
+    size_t worst = 2 + 2 * (size_t)r->literal_left;
+    size_t kept = r->len;
+    r->len = base;
+    if (!reader_reserve(r, worst)) {
+        r->len = kept;
+        return false;
+    }
+    r->buf[r->len++] = '"';
+    r->absorbing = true;
+    return true;
+}
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+void imap_tokenizer_init(struct imap_tokenizer *t, const char *line, size_t len)
+{
+    t->p = line;
+    t->end = line + len;
+    t->error = NULL;
+}
+
+static enum imap_token_type tok_fail(struct imap_tokenizer *t, struct imap_token *tok,
+                                     const char *msg)
+{
+    t->error = msg;
+    t->p = t->end;
+    tok->type = IMAP_TOK_ERROR;
+    return IMAP_TOK_ERROR;
+}
+
+/* Characters that end an atom. '[' does not: it opens a section inside the
+ * atom ("BODY[HEADER]"). ']' does, so "[UIDVALIDITY 3]" ends after "3". */
+static bool atom_char(unsigned char ch)
+{
+    if (ch <= 0x20 || ch >= 0x7f)
+        return false;
+    return ch != '(' && ch != ')' && ch != '{' && ch != '"' && ch != ']';
+}
+
+/* Scan a quoted string whose opening quote is at *pp; on success *pp points
+ * past the closing quote. */
+static bool scan_quoted(const char **pp, const char *end)
+{
+    const char *p = *pp + 1;
+    while (p < end) {
+        if (*p == '"') {
+            *pp = p + 1;
+            return true;
+        }
+        if (*p == '\\') {
+            if (p + 1 >= end || (p[1] != '\\' && p[1] != '"'))
+                return false;
+            p++;
+        }
+        p++;
+    }
+    return false;
+}
+
+enum imap_token_type imap_next_token(struct imap_tokenizer *t, struct imap_token *tok)
+{
+    memset(tok, 0, sizeof *tok);
+    if (t->error != NULL) {
+        tok->type = IMAP_TOK_ERROR;
+        return IMAP_TOK_ERROR;
+    }
+    while (t->p < t->end && *t->p == ' ')
+        t->p++;
+    if (t->p >= t->end) {
+        tok->type = IMAP_TOK_END;
+        return IMAP_TOK_END;
+    }
+
+    const char *start = t->p;
+    unsigned char ch = (unsigned char)*start;
+    tok->p = start;
+    switch (ch) {
+    case '(': t->p++; tok->len = 1; return tok->type = IMAP_TOK_LPAREN;
+    case ')': t->p++; tok->len = 1; return tok->type = IMAP_TOK_RPAREN;
+    case '[': t->p++; tok->len = 1; return tok->type = IMAP_TOK_LBRACKET;
+    case ']': t->p++; tok->len = 1; return tok->type = IMAP_TOK_RBRACKET;
+    case '"': {
+        const char *p = start;
+        if (!scan_quoted(&p, t->end))
+            return tok_fail(t, tok, "unterminated or badly escaped quoted string");
+        tok->p = start + 1;
+        tok->len = (size_t)(p - start) - 2;
+        t->p = p;
+        return tok->type = IMAP_TOK_QUOTED;
+    }
+    default:
+        break;
+    }
+
+    if (ch == '{' || (ch == '~' && start + 1 < t->end && start[1] == '{')) {
+        const char *p = start + (ch == '~' ? 2 : 1);
+        uint64_t v = 0;
+        const char *digits = p;
+        while (p < t->end && *p >= '0' && *p <= '9') {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (IMAP_LITERAL_MAX - d) / 10)
+                return tok_fail(t, tok, "literal length out of range");
+            v = v * 10 + d;
+            p++;
+        }
+        if (p == digits || p >= t->end || *p != '}')
+            return tok_fail(t, tok, "malformed literal marker");
+        p++;
+        tok->literal_len = v;
+        tok->literal8 = (ch == '~');
+        tok->len = (size_t)(p - start);
+        t->p = p;
+        return tok->type = IMAP_TOK_LITERAL;
+    }
+
+    if (!atom_char(ch))
+        return tok_fail(t, tok, "unexpected character");
+    const char *p = start;
+    while (p < t->end) {
+        if (*p == '[') {
+            /* A section may hold spaces, parentheses and quoted header names. */
+            p++;
+            while (p < t->end && *p != ']') {
+                if (*p == '"') {
+                    if (!scan_quoted(&p, t->end))
+                        return tok_fail(t, tok, "bad quoted string in section");
+                    continue;
+                }
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                    return tok_fail(t, tok, "unexpected character in section");
+                p++;
+            }
+            if (p >= t->end)
+                return tok_fail(t, tok, "unterminated section");
+            p++;
+            continue;
+        }
+        if (!atom_char((unsigned char)*p))
+            break;
+        p++;
+    }
+    tok->len = (size_t)(p - start);
+    t->p = p;
+    return tok->type = IMAP_TOK_ATOM;
+}
+
+bool imap_token_is(const struct imap_token *tok, const char *word)
+{
+    size_t n = strlen(word);
+    return tok->type == IMAP_TOK_ATOM && tok->len == n && strncasecmp(tok->p, word, n) == 0;
+}
+
+static bool parse_u32(const char *p, size_t len, uint32_t *out)
+{
+    if (len == 0)
+        return false;
+    uint32_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint32_t d = (uint32_t)(p[i] - '0');
+        if (v > (UINT32_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool imap_token_u32(const struct imap_token *tok, uint32_t *out)
+{
+    return tok->type == IMAP_TOK_ATOM && parse_u32(tok->p, tok->len, out);
+}
+
+size_t imap_token_copy(const struct imap_token *tok, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < tok->len; i++) {
+        char ch = tok->p[i];
+        if (tok->type == IMAP_TOK_QUOTED && ch == '\\' && i + 1 < tok->len)
+            ch = tok->p[++i];
+        if (n + 1 < cap)
+            out[n] = ch;
+        n++;
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+    return n;
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static bool span_is(const char *p, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    return len == n && strncasecmp(p, word, n) == 0;
+}
+
+bool imap_resp_name_is(const struct imap_response *r, const char *word)
+{
+    return span_is(r->name, r->name_len, word);
+}
+
+bool imap_resp_code_is(const struct imap_response *r, const char *word)
+{
+    return r->code != NULL && span_is(r->code, r->code_len, word);
+}
+
+/* Length of the word at p: up to a space or the end. */
+static size_t word_len(const char *p, const char *end)
+{
+    const char *q = p;
+    while (q < end && *q != ' ')
+        q++;
+    return (size_t)(q - p);
+}
+
+/* resp-text: ["[" code [SP args] "]" SP] text */
+static bool parse_resp_text(const char *p, const char *end, struct imap_response *r,
+                            const char **error)
+{
+    if (p < end && *p == '[') {
+        p++;
+        const char *code = p;
+        while (p < end && *p != ' ' && *p != ']') {
+            if (!atom_char((unsigned char)*p)) {
+                *error = "bad response code";
+                return false;
+            }
+            p++;
+        }
+        if (p == code) {
+            *error = "empty response code";
+            return false;
+        }
+        r->code = code;
+        r->code_len = (size_t)(p - code);
+        if (p < end && *p == ' ') {
+            p++;
+            const char *args = p;
+            const char *close = memchr(p, ']', (size_t)(end - p));
+            if (close == NULL) {
+                *error = "unterminated response code";
+                return false;
+            }
+            r->code_args = args;
+            r->code_args_len = (size_t)(close - args);
+            p = close;
+        }
+        if (p >= end || *p != ']') {
+            *error = "unterminated response code";
+            return false;
+        }
+        p++;
+        if (p < end && *p == ' ')
+            p++;
+    }
+    r->text = p;
+    r->text_len = (size_t)(end - p);
+    return true;
+}
+
+static enum imap_resp_status status_of(const char *p, size_t len)
+{
+    if (span_is(p, len, "OK"))      return IMAP_STATUS_OK;
+    if (span_is(p, len, "NO"))      return IMAP_STATUS_NO;
+    if (span_is(p, len, "BAD"))     return IMAP_STATUS_BAD;
+    if (span_is(p, len, "PREAUTH")) return IMAP_STATUS_PREAUTH;
+    if (span_is(p, len, "BYE"))     return IMAP_STATUS_BYE;
+    return IMAP_STATUS_NONE;
+}
+
+static bool valid_keyword(const char *p, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!atom_char((unsigned char)p[i]) || p[i] == '[')
+            return false;
+    return true;
+}
+
+bool imap_response_parse(const char *line, size_t len, struct imap_response *r,
+                         const char **error)
+{
+    memset(r, 0, sizeof *r);
+    const char *p = line, *end = line + len;
+    *error = NULL;
+
+    if (len == 0) {
+        *error = "empty response line";
+        return false;
+    }
+    if (*p == '+') {
+        r->type = IMAP_RESP_CONTINUATION;
+        p++;
+        if (p < end && *p == ' ')
+            p++;
+        r->text = p;
+        r->text_len = (size_t)(end - p);
+        return true;
+    }
+
+    if (*p == '*') {
+        r->type = IMAP_RESP_UNTAGGED;
+        p++;
+    } else {
+        r->type = IMAP_RESP_TAGGED;
+        const char *tag = p;
+        while (p < end && atom_char((unsigned char)*p) && *p != '+' && *p != '[')
+            p++;
+        if (p == tag) {
+            *error = "response does not start with a tag, '*' or '+'";
+            return false;
+        }
+        r->tag = tag;
+        r->tag_len = (size_t)(p - tag);
+    }
+    if (p >= end || *p != ' ') {
+        *error = "missing space after tag";
+        return false;
+    }
+    p++;
+
+    size_t wl = word_len(p, end);
+    uint32_t num;
+    if (r->type == IMAP_RESP_UNTAGGED && parse_u32(p, wl, &num)) {
+        r->has_number = true;
+        r->number = num;
+        p += wl;
+        if (p >= end || *p != ' ') {
+            *error = "missing keyword after message number";
+            return false;
+        }
+        p++;
+        wl = word_len(p, end);
+    }
+    if (!valid_keyword(p, wl)) {
+        *error = "missing or malformed response keyword";
+        return false;
+    }
+    r->name = p;
+    r->name_len = wl;
+    r->status = r->has_number ? IMAP_STATUS_NONE : status_of(p, wl);
+    p += wl;
+    if (p < end)
+        p++;  /* the space after the keyword */
+
+    if (r->type == IMAP_RESP_TAGGED) {
+        if (r->status != IMAP_STATUS_OK && r->status != IMAP_STATUS_NO &&
+            r->status != IMAP_STATUS_BAD) {
+            *error = "tagged response is not OK, NO or BAD";
+            return false;
+        }
+        return parse_resp_text(p, end, r, error);
+    }
+    if (r->status != IMAP_STATUS_NONE)
+        return parse_resp_text(p, end, r, error);
+    r->data = p;
+    r->data_len = (size_t)(end - p);
+    return true;
+}
+
+/* ---- FETCH -------------------------------------------------------------- */
+
+/* Skip one value whose first token is tok: a single token or a parenthesised
+ * list, nested to any depth (depth is bounded by the line length). */
+static bool skip_value(struct imap_tokenizer *t, const struct imap_token *first)
+{
+    if (first->type == IMAP_TOK_ATOM || first->type == IMAP_TOK_QUOTED ||
+        first->type == IMAP_TOK_LITERAL)
+        return true;
+    if (first->type != IMAP_TOK_LPAREN)
+        return false;
+    size_t depth = 1;
+    struct imap_token tok;
+    while (depth > 0) {
+        switch (imap_next_token(t, &tok)) {
+        case IMAP_TOK_LPAREN: depth++; break;
+        case IMAP_TOK_RPAREN: depth--; break;
+        case IMAP_TOK_ATOM: case IMAP_TOK_QUOTED: case IMAP_TOK_LITERAL: break;
+        default: return false;
+        }
+    }
+    return true;
+}
+
+static bool parse_flags(struct imap_tokenizer *t, struct imap_fetch_attrs *a)
+{
+    struct imap_token tok;
+    if (imap_next_token(t, &tok) != IMAP_TOK_LPAREN)
+        return false;
+    a->seen = a->deleted = false;
+    for (;;) {
+        enum imap_token_type ty = imap_next_token(t, &tok);
+        if (ty == IMAP_TOK_RPAREN)
+            break;
+        if (ty != IMAP_TOK_ATOM)
+            return false;
+        if (imap_token_is(&tok, "\\Seen"))
+            a->seen = true;
+        else if (imap_token_is(&tok, "\\Deleted"))
+            a->deleted = true;
+    }
+    a->present |= IMAP_FETCH_HAS_FLAGS;
+    return true;
+}
+
+static bool fetch_fail(const char **error, const char *msg)
+{
+    *error = msg;
+    return false;
+}
+
+bool imap_fetch_parse(const char *data, size_t len, bool partial,
+                      struct imap_fetch_attrs *a, const char **error)
+{
+    memset(a, 0, sizeof *a);
+    *error = NULL;
+    struct imap_tokenizer t;
+    struct imap_token tok, name;
+    imap_tokenizer_init(&t, data, len);
+    if (imap_next_token(&t, &tok) != IMAP_TOK_LPAREN)
+        return fetch_fail(error, "FETCH data does not start with '('");
+
+    for (;;) {
+        enum imap_token_type ty = imap_next_token(&t, &name);
+        if (ty == IMAP_TOK_RPAREN)
+            break;
+        if (ty != IMAP_TOK_ATOM)
+            return fetch_fail(error, t.error ? t.error : "FETCH item name expected");
+        if (imap_token_is(&name, "FLAGS")) {
+            if (!parse_flags(&t, a))
+                return fetch_fail(error, "malformed FLAGS");
+            continue;
+        }
+        ty = imap_next_token(&t, &tok);
+        if (imap_token_is(&name, "UID")) {
+            if (!imap_token_u32(&tok, &a->uid) || a->uid == 0)
+                return fetch_fail(error, "malformed UID");
+            a->present |= IMAP_FETCH_HAS_UID;
+        } else if (imap_token_is(&name, "RFC822.SIZE")) {
+            if (!imap_token_u32(&tok, &a->size))
+                return fetch_fail(error, "malformed RFC822.SIZE");
+            a->present |= IMAP_FETCH_HAS_SIZE;
+        } else if (ty == IMAP_TOK_LITERAL && partial) {
+            struct imap_tokenizer after = t;
+            struct imap_token next;
+            if (imap_next_token(&after, &next) == IMAP_TOK_END) {
+                a->literal_item = name.p;
+                a->literal_item_len = name.len;
+                return true;
+            }
+        } else if (!skip_value(&t, &tok)) {
+            return fetch_fail(error, t.error ? t.error : "malformed FETCH item value");
+        }
+    }
+    if (partial)
+        return fetch_fail(error, "FETCH text does not end with a literal");
+    if (imap_next_token(&t, &tok) != IMAP_TOK_END)
+        return fetch_fail(error, "garbage after FETCH data");
+    return true;
+}
