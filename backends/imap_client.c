@@ -44,6 +44,8 @@
 #define IMAP_SECTION_MAX 64
 /* Longest mailbox name, before quoting. */
 #define IMAP_MAILBOX_MAX 1024
+/* Longest special-use attribute asked for; RFC 6154 names are under 16. */
+#define IMAP_SPECIAL_USE_MAX 64
 
 enum imap_op {
     OP_NONE,
@@ -52,6 +54,7 @@ enum imap_op {
     OP_SELECT,
     OP_LISTING,
     OP_BODY,
+    OP_LIST,      /* special-use lookup */
     OP_COMMAND,   /* STORE, EXPUNGE, MOVE, COPY, NOOP: just the tagged result */
     OP_LOGOUT,
 };
@@ -108,6 +111,13 @@ struct imap_client {
     bool body_streaming;            /* literal bytes now go to the sink */
     uint64_t body_left;
     bool paused;                    /* the sink took fewer bytes than offered */
+    bool listing_emailid;           /* the listing asked for EMAILID */
+
+    /* special-use lookup */
+    char list_use[IMAP_SPECIAL_USE_MAX + 1];
+    char *list_out;                 /* caller's buffer, list_cap octets */
+    size_t list_cap;
+    enum { LIST_NONE, LIST_FOUND, LIST_TOO_LONG } list_match;
 
     unsigned caps;
     uint32_t uidvalidity;
@@ -238,6 +248,7 @@ static void finish(struct imap_client *c, enum imap_result r)
     c->arg = NULL;
     c->item_cb = NULL;
     c->found = NULL;
+    c->list_out = NULL;
     c->body_streaming = false;
     c->paused = false;
     if (done) {
@@ -357,6 +368,7 @@ void imap_client_free(struct imap_client *c)
     /* No callback of the pending operation runs after this. */
     c->done = NULL;
     c->item_cb = NULL;
+    c->list_out = NULL;
     c->sink.section_start = NULL;
     c->sink.data = NULL;
     if (c->in_cb > 0) {
@@ -757,7 +769,9 @@ void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
         finish_soon(c, IMAP_RESULT_OK);
         return;
     }
-    api_send(c, "UID FETCH 1:* (UID FLAGS RFC822.SIZE)");
+    c->listing_emailid = (c->caps & IMAP_CAP_OBJECTID) != 0;
+    api_send(c, c->listing_emailid ? "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)"
+                                   : "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)");
 }
 
 static bool valid_section(const char *s)
@@ -915,6 +929,40 @@ void imap_uid_copy(struct imap_client *c, const char *uidset, const char *mailbo
     uid_to_mailbox(c, "COPY", uidset, mailbox);
 }
 
+/* A special-use attribute: "\\" and an atom, e.g. "\\Trash". */
+static bool valid_special_use(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 2 || n > IMAP_SPECIAL_USE_MAX || s[0] != '\\')
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("(){\"%*]\\[", ch) != NULL)
+            return false;
+    }
+    return true;
+}
+
+void imap_find_special_use(struct imap_client *c, const char *use, char *name_out, size_t name_cap,
+                           imap_done_cb *done, void *arg)
+{
+    if (name_cap > 0)
+        name_out[0] = '\0';
+    if (!op_begin(c, OP_LIST, done, arg))
+        return;
+    if (name_cap == 0 || !valid_special_use(use)) {
+        api_invalid(c, "bad special-use attribute or name buffer");
+        return;
+    }
+    memcpy(c->list_use, use, strlen(use) + 1);
+    c->list_out = name_out;
+    c->list_cap = name_cap;
+    c->list_match = LIST_NONE;
+    /* RFC 6154 selection option: the server lists only special-use mailboxes. */
+    api_send(c, (c->caps & IMAP_CAP_SPECIAL_USE) ? "LIST (SPECIAL-USE) \"\" \"*\""
+                                                 : "LIST \"\" \"*\"");
+}
+
 void imap_noop(struct imap_client *c, imap_done_cb *done, void *arg)
 {
     if (!op_begin(c, OP_COMMAND, done, arg))
@@ -955,6 +1003,18 @@ static enum imap_result tagged_result(const struct imap_response *r, bool login)
     return login ? IMAP_RESULT_AUTH_FAILED : IMAP_RESULT_NO;
 }
 
+/* The listing item holds 1970 to 2106; an APPEND may have set any 4-digit
+ * year. The nearest bound keeps such mail in date order instead of failing
+ * the whole listing. */
+static uint32_t clamp_date(int64_t t)
+{
+    if (t < 0)
+        return 0;
+    if (t > (int64_t)UINT32_MAX)
+        return UINT32_MAX;
+    return (uint32_t)t;
+}
+
 static void handle_fetch(struct imap_client *c, const struct imap_response *r)
 {
     struct imap_fetch_attrs a;
@@ -963,16 +1023,45 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
         io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, err);
         return;
     }
-    const unsigned all = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS;
+    unsigned all = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
+                   IMAP_FETCH_HAS_INTERNALDATE;
+    if (c->listing_emailid)
+        all |= IMAP_FETCH_HAS_EMAILID;
     /* Flag updates the server sends on its own lack RFC822.SIZE: not listing items. */
     if (c->op == OP_LISTING && (a.present & all) == all && c->item_cb) {
         struct imap_listing_item item = {
             .uid = a.uid, .size = a.size, .seen = a.seen, .deleted = a.deleted,
+            .internaldate = clamp_date(a.internaldate),
+            .emailid = c->listing_emailid ? a.emailid : NULL,
+            .emailid_len = c->listing_emailid ? a.emailid_len : 0,
         };
         c->in_cb++;
         c->item_cb(&item, c->arg);
         c->in_cb--;
     }
+}
+
+/* One "* LIST" during a special-use lookup: the first mailbox with the
+ * attribute wins. A \Noselect or \NonExistent one cannot take messages. */
+static void handle_list(struct imap_client *c, const struct imap_response *r)
+{
+    struct imap_list_entry e;
+    const char *err;
+    if (!imap_list_parse(r->data, r->data_len, &e, &err)) {
+        io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, err);
+        return;
+    }
+    if (c->list_match != LIST_NONE || !imap_list_has_attr(&e, c->list_use) ||
+        imap_list_has_attr(&e, "\\Noselect") || imap_list_has_attr(&e, "\\NonExistent"))
+        return;
+    /* A literal too long to absorb has no known name; it cannot be used. */
+    if (e.name.type == IMAP_TOK_LITERAL ||
+        imap_token_copy(&e.name, c->list_out, c->list_cap) >= c->list_cap) {
+        c->list_out[0] = '\0';
+        c->list_match = LIST_TOO_LONG;
+        return;
+    }
+    c->list_match = LIST_FOUND;
 }
 
 static void handle_untagged(struct imap_client *c, const struct imap_response *r)
@@ -1012,8 +1101,12 @@ static void handle_untagged(struct imap_client *c, const struct imap_response *r
         }
         return;
     }
-    if (imap_resp_name_is(r, "CAPABILITY") && !read_caps(c, r->data, r->data_len))
+    if (imap_resp_name_is(r, "CAPABILITY") && !read_caps(c, r->data, r->data_len)) {
         io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "malformed CAPABILITY response");
+        return;
+    }
+    if (c->op == OP_LIST && c->list_out != NULL && imap_resp_name_is(r, "LIST"))
+        handle_list(c, r);
 }
 
 static void handle_tagged(struct imap_client *c, const struct imap_response *r)
@@ -1072,6 +1165,16 @@ static void handle_tagged(struct imap_client *c, const struct imap_response *r)
     if (c->op == OP_SELECT && res == IMAP_RESULT_OK && c->uidvalidity == 0) {
         set_error(c, "SELECT without UIDVALIDITY");
         res = IMAP_RESULT_PROTOCOL_ERROR;
+    }
+    if (c->op == OP_LIST && c->list_out != NULL) {
+        if (res == IMAP_RESULT_OK && c->list_match != LIST_FOUND) {
+            set_error_span(c, c->list_match == LIST_TOO_LONG ? "name too long for "
+                                                             : "no mailbox has ",
+                           c->list_use, strlen(c->list_use));
+            res = IMAP_RESULT_NO;
+        }
+        if (res != IMAP_RESULT_OK)
+            c->list_out[0] = '\0';
     }
     if (c->op == OP_LOGOUT) {
         mark_dead(c, IMAP_RESULT_IO_ERROR, "logged out");

@@ -74,8 +74,13 @@ typedef void imap_done_cb(struct imap_client *c, enum imap_result r, void *arg);
 struct imap_listing_item {
     uint32_t uid;
     uint32_t size;                 /* RFC822.SIZE */
+    uint32_t internaldate;         /* INTERNALDATE as seconds since the epoch (UTC) */
     bool seen;                     /* \Seen flag */
     bool deleted;                  /* \Deleted flag */
+    /* EMAILID (RFC 8474), fetched when the server has OBJECTID; NULL and 0
+     * otherwise. Valid only during the callback. */
+    const char *emailid;
+    size_t emailid_len;
 };
 typedef void imap_listing_cb(const struct imap_listing_item *item, void *arg);
 
@@ -105,7 +110,8 @@ uint32_t imap_client_uidvalidity(const struct imap_client *c);
 uint32_t imap_client_exists(const struct imap_client *c);
 unsigned imap_client_caps(const struct imap_client *c);
 
-/* UID FETCH 1:* (UID FLAGS RFC822.SIZE); item_cb once per message in mailbox order. */
+/* UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE [EMAILID]); item_cb once
+ * per message in mailbox order. EMAILID is asked for when OBJECTID is advertised. */
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg);
 
@@ -129,6 +135,14 @@ void imap_uid_move(struct imap_client *c, const char *uidset, const char *mailbo
                    imap_done_cb *done, void *arg);
 void imap_uid_copy(struct imap_client *c, const char *uidset, const char *mailbox,
                    imap_done_cb *done, void *arg);
+/* Find the mailbox with a special-use attribute (RFC 6154), e.g. "\\Trash":
+ * LIST (SPECIAL-USE) "" "*" where SPECIAL-USE is advertised, else LIST "" "*"
+ * and the attributes it returns. OK with the name in name_out (NUL-terminated,
+ * at most name_cap - 1 bytes), NO when no mailbox has it or its name does not
+ * fit. name_out belongs to the caller and must stay valid until done runs or
+ * the client is freed; it holds "" unless the result is OK. */
+void imap_find_special_use(struct imap_client *c, const char *use, char *name_out, size_t name_cap,
+                           imap_done_cb *done, void *arg);
 /* NOOP: lets the server report EXPUNGE/EXISTS; keeps the connection alive. */
 void imap_noop(struct imap_client *c, imap_done_cb *done, void *arg);
 void imap_logout(struct imap_client *c, imap_done_cb *done, void *arg);

@@ -562,6 +562,77 @@ bool imap_response_parse(const char *line, size_t len, struct imap_response *r,
     return true;
 }
 
+/* ---- date-time ---------------------------------------------------------- */
+
+/* n ASCII digits at p, or false. n is at most 4 here, so no overflow. */
+static bool parse_digits(const char *p, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static bool leap_year(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (H. Hinnant's days_from_civil), exact for every 4-digit year. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+bool imap_parse_date_time(const char *p, size_t len, int64_t *out)
+{
+    static const char months[12][4] = {
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    };
+    static const int month_days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+    /* "dd-Mon-yyyy hh:mm:ss +zzzz": separators at fixed offsets. */
+    if (len != IMAP_DATE_TIME_LEN || p[2] != '-' || p[6] != '-' || p[11] != ' ' ||
+        p[14] != ':' || p[17] != ':' || p[20] != ' ' || (p[21] != '+' && p[21] != '-'))
+        return false;
+    int day, month = -1, year, hour, min, sec, zh, zm;
+    /* date-day-fixed = (SP DIGIT) / 2DIGIT */
+    if (p[0] == ' ') {
+        if (!parse_digits(p + 1, 1, &day))
+            return false;
+    } else if (!parse_digits(p, 2, &day)) {
+        return false;
+    }
+    for (int i = 0; i < 12; i++)
+        if (strncasecmp(p + 3, months[i], 3) == 0)
+            month = i;
+    if (month < 0 || !parse_digits(p + 7, 4, &year) || !parse_digits(p + 12, 2, &hour) ||
+        !parse_digits(p + 15, 2, &min) || !parse_digits(p + 18, 2, &sec) ||
+        !parse_digits(p + 22, 2, &zh) || !parse_digits(p + 24, 2, &zm))
+        return false;
+    int mdays = month_days[month] + (month == 1 && leap_year(year));
+    if (day < 1 || day > mdays || hour > 23 || min > 59 || sec > 60 || zh > 23 || zm > 59)
+        return false;
+
+    int64_t t = days_from_civil(year, month + 1, day) * 86400 +
+                (int64_t)hour * 3600 + min * 60 + sec;
+    /* Local time = UTC + zone, so UTC = local time - zone. */
+    int64_t zone = (int64_t)zh * 3600 + zm * 60;
+    *out = p[21] == '+' ? t - zone : t + zone;
+    return true;
+}
+
 /* ---- FETCH -------------------------------------------------------------- */
 
 /* Skip one value whose first token is tok: a single token or a parenthesised
@@ -607,10 +678,37 @@ static bool parse_flags(struct imap_tokenizer *t, struct imap_fetch_attrs *a)
     return true;
 }
 
-static bool fetch_fail(const char **error, const char *msg)
+static bool parse_fail(const char **error, const char *msg)
 {
     *error = msg;
     return false;
+}
+
+/* objectid = 1*255(ALPHA / DIGIT / "_" / "-") (RFC 8474) */
+static bool valid_objectid(const char *p, size_t len)
+{
+    if (len == 0 || len > IMAP_OBJECTID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = p[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* "EMAILID" SP "(" objectid ")": the name is read, the rest follows. */
+static bool parse_emailid(struct imap_tokenizer *t, struct imap_fetch_attrs *a)
+{
+    struct imap_token tok, id;
+    if (imap_next_token(t, &tok) != IMAP_TOK_LPAREN || imap_next_token(t, &id) != IMAP_TOK_ATOM ||
+        !valid_objectid(id.p, id.len) || imap_next_token(t, &tok) != IMAP_TOK_RPAREN)
+        return false;
+    a->emailid = id.p;
+    a->emailid_len = id.len;
+    a->present |= IMAP_FETCH_HAS_EMAILID;
+    return true;
 }
 
 bool imap_fetch_parse(const char *data, size_t len, bool partial,
@@ -622,28 +720,39 @@ bool imap_fetch_parse(const char *data, size_t len, bool partial,
     struct imap_token tok, name;
     imap_tokenizer_init(&t, data, len);
     if (imap_next_token(&t, &tok) != IMAP_TOK_LPAREN)
-        return fetch_fail(error, "FETCH data does not start with '('");
+        return parse_fail(error, "FETCH data does not start with '('");
 
     for (;;) {
         enum imap_token_type ty = imap_next_token(&t, &name);
         if (ty == IMAP_TOK_RPAREN)
             break;
         if (ty != IMAP_TOK_ATOM)
-            return fetch_fail(error, t.error ? t.error : "FETCH item name expected");
+            return parse_fail(error, t.error ? t.error : "FETCH item name expected");
         if (imap_token_is(&name, "FLAGS")) {
             if (!parse_flags(&t, a))
-                return fetch_fail(error, "malformed FLAGS");
+                return parse_fail(error, "malformed FLAGS");
+            continue;
+        }
+        if (imap_token_is(&name, "EMAILID")) {
+            if (!parse_emailid(&t, a))
+                return parse_fail(error, "malformed EMAILID");
             continue;
         }
         ty = imap_next_token(&t, &tok);
         if (imap_token_is(&name, "UID")) {
             if (!imap_token_u32(&tok, &a->uid) || a->uid == 0)
-                return fetch_fail(error, "malformed UID");
+                return parse_fail(error, "malformed UID");
             a->present |= IMAP_FETCH_HAS_UID;
         } else if (imap_token_is(&name, "RFC822.SIZE")) {
             if (!imap_token_u32(&tok, &a->size))
-                return fetch_fail(error, "malformed RFC822.SIZE");
+                return parse_fail(error, "malformed RFC822.SIZE");
             a->present |= IMAP_FETCH_HAS_SIZE;
+        } else if (imap_token_is(&name, "INTERNALDATE")) {
+            /* A date-time holds no '\\' or '"', so the still-escaped
+             * contents are the value; an escape fails the strict parse. */
+            if (ty != IMAP_TOK_QUOTED || !imap_parse_date_time(tok.p, tok.len, &a->internaldate))
+                return parse_fail(error, "malformed INTERNALDATE");
+            a->present |= IMAP_FETCH_HAS_INTERNALDATE;
         } else if (ty == IMAP_TOK_LITERAL && partial) {
             struct imap_tokenizer after = t;
             struct imap_token next;
@@ -653,12 +762,94 @@ bool imap_fetch_parse(const char *data, size_t len, bool partial,
                 return true;
             }
         } else if (!skip_value(&t, &tok)) {
-            return fetch_fail(error, t.error ? t.error : "malformed FETCH item value");
+            return parse_fail(error, t.error ? t.error : "malformed FETCH item value");
         }
     }
     if (partial)
-        return fetch_fail(error, "FETCH text does not end with a literal");
+        return parse_fail(error, "FETCH text does not end with a literal");
     if (imap_next_token(&t, &tok) != IMAP_TOK_END)
-        return fetch_fail(error, "garbage after FETCH data");
+        return parse_fail(error, "garbage after FETCH data");
     return true;
+}
+
+/* ---- LIST --------------------------------------------------------------- */
+
+/* ASTRING-CHAR: an atom character or "]" (RFC 3501 resp-specials). */
+static bool astring_char(unsigned char ch)
+{
+    return atom_char(ch) || ch == ']';
+}
+
+bool imap_list_parse(const char *data, size_t len, struct imap_list_entry *e,
+                     const char **error)
+{
+    memset(e, 0, sizeof *e);
+    *error = NULL;
+    struct imap_tokenizer t;
+    struct imap_token tok;
+    imap_tokenizer_init(&t, data, len);
+
+    if (imap_next_token(&t, &tok) != IMAP_TOK_LPAREN)
+        return parse_fail(error, "LIST data does not start with '('");
+    e->attrs = t.p;
+    for (;;) {
+        const char *before = t.p;
+        enum imap_token_type ty = imap_next_token(&t, &tok);
+        if (ty == IMAP_TOK_RPAREN) {
+            e->attrs_len = (size_t)(before - e->attrs);
+            break;
+        }
+        if (ty != IMAP_TOK_ATOM)
+            return parse_fail(error, t.error ? t.error : "malformed LIST attributes");
+    }
+
+    enum imap_token_type ty = imap_next_token(&t, &tok);
+    if (ty == IMAP_TOK_QUOTED) {
+        char delim[2];
+        if (imap_token_copy(&tok, delim, sizeof delim) != 1)
+            return parse_fail(error, "LIST delimiter is not one character");
+        e->delimiter = delim[0];
+    } else if (!imap_token_is(&tok, "NIL")) {
+        return parse_fail(error, t.error ? t.error : "malformed LIST delimiter");
+    }
+
+    /* The tokenizer would end an atom at "]", which a mailbox name may
+     * hold, so an unquoted name is scanned here. */
+    while (t.p < t.end && *t.p == ' ')
+        t.p++;
+    if (t.p < t.end && astring_char((unsigned char)*t.p) && *t.p != '{' &&
+        !(*t.p == '~' && t.p + 1 < t.end && t.p[1] == '{')) {
+        const char *start = t.p;
+        while (t.p < t.end && astring_char((unsigned char)*t.p))
+            t.p++;
+        e->name.type = IMAP_TOK_ATOM;
+        e->name.p = start;
+        e->name.len = (size_t)(t.p - start);
+    } else {
+        ty = imap_next_token(&t, &e->name);
+        if (ty != IMAP_TOK_QUOTED && ty != IMAP_TOK_LITERAL)
+            return parse_fail(error, t.error ? t.error : "LIST mailbox name expected");
+    }
+
+    /* RFC 5258 extended data, e.g. ("CHILDINFO" ("SUBSCRIBED")). */
+    ty = imap_next_token(&t, &tok);
+    if (ty == IMAP_TOK_LPAREN) {
+        if (!skip_value(&t, &tok))
+            return parse_fail(error, t.error ? t.error : "malformed LIST extended data");
+        ty = imap_next_token(&t, &tok);
+    }
+    if (ty != IMAP_TOK_END)
+        return parse_fail(error, t.error ? t.error : "garbage after LIST data");
+    return true;
+}
+
+bool imap_list_has_attr(const struct imap_list_entry *e, const char *attr)
+{
+    struct imap_tokenizer t;
+    struct imap_token tok;
+    imap_tokenizer_init(&t, e->attrs, e->attrs_len);
+    while (imap_next_token(&t, &tok) == IMAP_TOK_ATOM)
+        if (imap_token_is(&tok, attr))
+            return true;
+    return false;
 }

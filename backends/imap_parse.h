@@ -17,9 +17,10 @@
  *   quoted strings, literal markers, parentheses and the brackets of response
  *   codes.
  *
- * - imap_response_parse() and imap_fetch_parse() read the responses a POP3
- *   gateway needs: tagged and untagged status with response code, "* n KEYWORD"
- *   data, continuations, and FETCH attributes in any order.
+ * - imap_response_parse(), imap_fetch_parse() and imap_list_parse() read the
+ *   responses a POP3 gateway needs: tagged and untagged status with response
+ *   code, "* n KEYWORD" data, continuations, FETCH attributes in any order
+ *   (INTERNALDATE through imap_parse_date_time()) and LIST entries.
  *
  * Lines end with CRLF; a bare LF is accepted too (lenient), a bare CR or a NUL
  * in the text is a protocol error. Once the reader reports an error it stays
@@ -190,11 +191,26 @@ bool imap_response_parse(const char *line, size_t len, struct imap_response *r,
 bool imap_resp_name_is(const struct imap_response *r, const char *word);
 bool imap_resp_code_is(const struct imap_response *r, const char *word);
 
+/* Parse an RFC 3501 date-time, the contents of an INTERNALDATE quoted string
+ * without its quotes: "dd-Mon-yyyy hh:mm:ss +zzzz", the day either two digits
+ * or a space and one digit (" 3-Feb-2026"), exactly IMAP_DATE_TIME_LEN octets.
+ * Strict: the month name (any case), the day within that month, hours 0-23,
+ * minutes 0-59, seconds 0-60 (a leap second counts as the next second) and a
+ * zone of at most +-23:59 are checked. *out is the instant in seconds since
+ * the epoch, UTC, with the zone applied; negative before 1970. */
+#define IMAP_DATE_TIME_LEN 26
+bool imap_parse_date_time(const char *p, size_t len, int64_t *out);
+
+/* Longest RFC 8474 object id (EMAILID, THREADID, MAILBOXID). */
+#define IMAP_OBJECTID_MAX 255
+
 /* FETCH data items the gateway reads; others are skipped whatever their shape. */
 enum {
-    IMAP_FETCH_HAS_UID   = 1u << 0,
-    IMAP_FETCH_HAS_SIZE  = 1u << 1,
-    IMAP_FETCH_HAS_FLAGS = 1u << 2,
+    IMAP_FETCH_HAS_UID          = 1u << 0,
+    IMAP_FETCH_HAS_SIZE         = 1u << 1,
+    IMAP_FETCH_HAS_FLAGS        = 1u << 2,
+    IMAP_FETCH_HAS_INTERNALDATE = 1u << 3,
+    IMAP_FETCH_HAS_EMAILID      = 1u << 4,
 };
 
 struct imap_fetch_attrs {
@@ -203,6 +219,9 @@ struct imap_fetch_attrs {
     uint32_t size;              /* RFC822.SIZE */
     bool seen;                  /* FLAGS contains \Seen */
     bool deleted;               /* FLAGS contains \Deleted */
+    int64_t internaldate;       /* INTERNALDATE, see imap_parse_date_time() */
+    const char *emailid;        /* EMAILID (RFC 8474) object id, pointing into */
+    size_t emailid_len;         /* data; 1 to IMAP_OBJECTID_MAX octets */
     /* Partial parse only: the item whose value is the literal that ends the
      * text (e.g. "BODY[]<0>"), pointing into data. */
     const char *literal_item;
@@ -216,5 +235,28 @@ struct imap_fetch_attrs {
  * Items may come in any order. Returns false with *error on malformed data. */
 bool imap_fetch_parse(const char *data, size_t len, bool partial,
                       struct imap_fetch_attrs *a, const char **error);
+
+/* ---- LIST --------------------------------------------------------------- */
+
+/* One "* LIST" response (RFC 3501 7.2.2, RFC 6154, RFC 5258). Pointers point
+ * into the parsed data. */
+struct imap_list_entry {
+    const char *attrs;          /* inside the attribute parentheses: atoms like */
+    size_t attrs_len;           /* \HasNoChildren \Trash (imap_list_has_attr) */
+    char delimiter;             /* hierarchy delimiter; '\0' for NIL */
+    /* The mailbox name: IMAP_TOK_ATOM or IMAP_TOK_QUOTED (read it with
+     * imap_token_copy), or IMAP_TOK_LITERAL when it came as a literal that
+     * was not absorbed into the line, so its value is unknown. */
+    struct imap_token name;
+};
+
+/* Parse the data of "* LIST <data>" (imap_response.data):
+ * "(" [attributes] ")" SP (quoted-char / NIL) SP mailbox [SP extended-data].
+ * A mailbox atom may hold "]" (astring). Returns false with *error on
+ * malformed data. */
+bool imap_list_parse(const char *data, size_t len, struct imap_list_entry *e,
+                     const char **error);
+/* Case-insensitive: does the entry carry the attribute, e.g. "\\Trash"? */
+bool imap_list_has_attr(const struct imap_list_entry *e, const char *attr);
 
 #endif

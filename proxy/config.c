@@ -10,7 +10,9 @@
 #include <strings.h>
 
 #include <ini.h>
+#include <openssl/crypto.h>
 
+#include "login_name.h"
 #include "tls_context.h"
 
 struct parse_state {
@@ -186,6 +188,44 @@ static bool set_upstream(struct config *c, const char *key, const char *v)
     return false;
 }
 
+static bool set_redis(struct config *c, const char *key, const char *v)
+{
+    if (!strcmp(key, "address"))
+        return copy_string(c->redis.address, sizeof c->redis.address, v) && redis_store_address_valid(v);
+    if (!strcmp(key, "password"))
+        return copy_string(c->redis.password, sizeof c->redis.password, v);
+    if (!strcmp(key, "database"))
+        return parse_uint(v, 0, 1000000, &c->redis.database);
+    if (!strcmp(key, "timeout"))
+        return parse_seconds(v, 600, &c->redis.timeout) && c->redis.timeout > 0;
+    return false;
+}
+
+static bool set_state(struct config *c, const char *key, const char *v)
+{
+    if (!strcmp(key, "device_separator")) {
+        /* Printable, and not a character a device name may hold. */
+        if (strlen(v) != 1 || v[0] <= ' ' || v[0] > '~' || device_name_valid(v, 1))
+            return false;
+        c->device_separator = v[0];
+        return true;
+    }
+    if (!strcmp(key, "device_ttl"))
+        return view_parse_duration(v, &c->device_ttl) && c->device_ttl > 0;
+    if (!strcmp(key, "lock_ttl"))
+        return view_parse_duration(v, &c->lock_ttl) && c->lock_ttl >= 3;
+    if (!strcmp(key, "uidvalidity_policy")) {
+        if (!strcmp(v, "mark-all-downloaded"))
+            c->uidvalidity_policy = UIDVALIDITY_MARK_ALL_DOWNLOADED;
+        else if (!strcmp(v, "redownload"))
+            c->uidvalidity_policy = UIDVALIDITY_REDOWNLOAD;
+        else
+            return false;
+        return true;
+    }
+    return false;
+}
+
 static int on_ini_entry(void *user, const char *section, const char *key, const char *value)
 {
     struct parse_state *st = user;
@@ -194,6 +234,12 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
         ok = set_server(st->c, key, value);
     else if (!strcmp(section, "upstream"))
         ok = set_upstream(st->c, key, value);
+    else if (!strcmp(section, "redis"))
+        ok = set_redis(st->c, key, value);
+    else if (!strcmp(section, "state"))
+        ok = set_state(st->c, key, value);
+    else if (!strcmp(section, "policy"))
+        ok = view_policy_set(&st->c->policy, key, value);
     else
         ok = false;
     if (!ok && !st->failed) {
@@ -222,6 +268,13 @@ static void set_defaults(struct config *c)
     c->upstream.connect_timeout = 10;
     c->upstream.command_timeout = 60;
     strcpy(c->mailbox, "INBOX");
+    strcpy(c->redis.address, "127.0.0.1:6379");
+    c->redis.timeout = 2;
+    c->device_separator = '#';
+    c->device_ttl = 180 * 86400;
+    c->lock_ttl = 60;
+    c->uidvalidity_policy = UIDVALIDITY_MARK_ALL_DOWNLOADED;
+    view_policy_defaults(&c->policy);
 }
 
 /* Resolve the upstream once, here; sessions only ever use the address. */
@@ -325,6 +378,7 @@ void config_unref(struct config *c)
         return;
     SSL_CTX_free(c->server_tls);
     SSL_CTX_free(c->upstream.tls_ctx);
+    OPENSSL_cleanse(c->redis.password, sizeof c->redis.password);
     free(c);
 }
 

@@ -18,6 +18,8 @@
 #include "dot_stream.h"
 #include "imap_client.h"
 #include "log.h"
+#include "redis_store.h"
+#include "view.h"
 
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_NAME_MAX 256      /* host names, mailbox names */
@@ -28,6 +30,9 @@ struct listen_spec {
     bool implicit_tls;
     char text[CONFIG_NAME_MAX];  /* as written, for logs */
 };
+
+/* What to do when UIDVALIDITY changed and message ids are not EMAILIDs. */
+enum uidvalidity_policy { UIDVALIDITY_MARK_ALL_DOWNLOADED = 0, UIDVALIDITY_REDOWNLOAD };
 
 struct config {
     int refs;
@@ -55,6 +60,18 @@ struct config {
     char upstream_verify_name[CONFIG_NAME_MAX];
     char mailbox[CONFIG_NAME_MAX];
     struct imap_upstream upstream;   /* resolved address and TLS context */
+
+    /* [redis] */
+    struct redis_store_config redis;
+
+    /* [state] */
+    char device_separator;
+    uint32_t device_ttl;             /* seconds */
+    uint32_t lock_ttl;               /* seconds */
+    enum uidvalidity_policy uidvalidity_policy;
+
+    /* [policy]: the default view and dispositions */
+    struct view_policy policy;
 
     SSL_CTX *server_tls;             /* NULL when no certificate is configured */
 };

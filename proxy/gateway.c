@@ -92,6 +92,8 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
                          fresh->listeners[i].implicit_tls == gw->config->listeners[i].implicit_tls;
     if (!same_listeners)
         log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "listen addresses change only on restart", NULL);
+    if (memcmp(&fresh->redis, &gw->config->redis, sizeof fresh->redis) != 0)
+        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "[redis] changes only on restart", NULL);
     config_unref(gw->config);
     gw->config = fresh;
     log_set_level(fresh->log_level);
@@ -166,6 +168,11 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
         log_event(LOG_LEVEL_INFO, NULL, "listening", "address", l->text,
                   "tls", l->implicit_tls ? "implicit" : "stls", NULL);
     }
+    gw->redis = redis_store_new(loop, &config->redis);
+    if (!gw->redis) {
+        stop_listening(gw);
+        return false;
+    }
     ev_signal_init(&gw->sighup, on_sighup, SIGHUP);
     ev_signal_init(&gw->sigterm, on_sigterm, SIGTERM);
     ev_signal_init(&gw->sigint, on_sigterm, SIGINT);
@@ -190,6 +197,8 @@ void gateway_deinit(struct gateway *gw)
     ev_signal_stop(gw->loop, &gw->sighup);
     ev_signal_stop(gw->loop, &gw->sigterm);
     ev_signal_stop(gw->loop, &gw->sigint);
+    redis_store_free(gw->redis);
+    gw->redis = NULL;
     config_unref(gw->config);
     gw->config = NULL;
 }

@@ -12,6 +12,7 @@
 #include <ev.h>
 
 #include "config.h"
+#include "redis_store.h"
 
 struct session;
 
@@ -19,6 +20,7 @@ struct gateway {
     struct ev_loop *loop;
     char config_path[PATH_MAX];
     struct config *config;           /* the config new sessions get */
+    struct redis_store *redis;       /* shared by all sessions; [redis] changes need a restart */
 
     int listen_fds[CONFIG_MAX_LISTENERS];
     ev_io listen_watchers[CONFIG_MAX_LISTENERS];

@@ -197,6 +197,7 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
     s->idle_timer.data = s;
     ev_timer_init(&s->delay_timer, on_delayed_reply, 0., 0.);
     s->delay_timer.data = s;
+    session_device_init(s);
 
     s->client = net_stream_from_fd(gw->loop, fd, &client_callbacks, s);
     if (!s->client) {
@@ -230,10 +231,12 @@ static void session_destroy(struct session *s, const char *reason)
 {
     log_event(LOG_LEVEL_INFO, s->id, "disconnect", "reason", reason,
               "state", session_state_names[s->state],
-              "user", s->have_user ? s->user : NULL,
+              "user", s->have_user ? s->device.login.user : NULL,
+              "device", s->have_user ? s->device.login.device : NULL,
               "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), NULL);
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
+    session_device_release(s);
     imap_client_free(s->imap);
     net_stream_free(s->client);
     session_wipe_password(s);

@@ -91,18 +91,27 @@ void session_cmd_stls(struct session *s, const struct pop3_command *cmd)
 
 /* ---- the upstream login ------------------------------------------------- */
 
-static void login_failed(struct session *s, enum imap_result r, const char *step)
+void session_login_failed_with(struct session *s, const char *reply, const char *reason, bool delayed)
 {
-    struct pop3_error_reply reply = reply_for_login_failure(r);
-    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->user, "result", "failed",
-              "reason", reply.reason, "step", step, "upstream", imap_result_name(r),
+    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
+              "device", s->device.login.device, "result", "failed", "reason", reason,
               "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, NULL);
     session_wipe_password(s);
+    session_device_release(s);
     imap_client_free(s->imap);
     s->imap = NULL;
     s->have_user = false;
+    maildrop_free(&s->drop);
     session_set_state(s, SESSION_AUTHORIZATION);
-    session_reply_after(s, reply.delayed ? s->cfg->auth_failure_delay : 0, reply.line);
+    session_reply_after(s, delayed ? s->cfg->auth_failure_delay : 0, reply);
+}
+
+static void login_failed(struct session *s, enum imap_result r, const char *step)
+{
+    struct pop3_error_reply reply = reply_for_login_failure(r);
+    log_event(LOG_LEVEL_DEBUG, s->id, "login-step-failed", "step", step,
+              "upstream", imap_result_name(r), NULL);
+    session_login_failed_with(s, reply.line, reply.reason, reply.delayed);
 }
 
 static void on_listing_item(const struct imap_listing_item *item, void *arg)
@@ -110,13 +119,35 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
     struct session *s = arg;
     uint32_t size = item->size;
     uint32_t exact;
-    uint64_t key = size_cache_key(s->user, s->cfg->mailbox, s->drop.uidvalidity, item->uid);
+    uint64_t key = size_cache_key(s->device.login.state_user, s->cfg->mailbox, s->drop.uidvalidity,
+                                  item->uid);
     bool learned = size_cache_lookup(key, &exact);
     if (learned)
         size = exact;
     /* Beyond MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
-    if (maildrop_append(&s->drop, item->uid, size) && learned)
-        maildrop_get(&s->drop, s->drop.count)->flags |= MAILDROP_SIZE_EXACT;
+    if (!maildrop_append(&s->drop, item->uid, size))
+        return;
+    struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
+    e->internaldate = item->internaldate;
+    e->state_id = message_state_id(item->emailid, item->emailid_len, s->drop.uidvalidity, item->uid);
+    s->device.ids_from_emailid = item->emailid != NULL;
+    if (learned)
+        e->flags |= MAILDROP_SIZE_EXACT;
+    if (item->seen)
+        e->flags |= MAILDROP_SEEN_UPSTREAM;
+}
+
+static void login_complete(struct session *s)
+{
+    uint32_t count;
+    uint64_t octets;
+    maildrop_stat(&s->drop, &count, &octets);
+    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
+              "device", s->device.login.device, "result", "ok", "peer", s->peer,
+              "messages", LOG_U64(count), "octets", LOG_U64(octets), NULL);
+    session_set_state(s, SESSION_TRANSACTION);
+    session_reply(s, "+OK Logged in.");
+    session_command_done(s);
 }
 
 static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
@@ -127,14 +158,7 @@ static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
         login_failed(s, r, "listing");
         return;
     }
-    uint32_t count;
-    uint64_t octets;
-    maildrop_stat(&s->drop, &count, &octets);
-    log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->user, "result", "ok",
-              "peer", s->peer, "messages", LOG_U64(count), "octets", LOG_U64(octets), NULL);
-    session_set_state(s, SESSION_TRANSACTION);
-    session_reply(s, "+OK Logged in.");
-    session_command_done(s);
+    session_device_load(s, login_complete);
 }
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
@@ -149,15 +173,22 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
     imap_fetch_listing(c, on_listing_item, on_listed, s);
 }
 
+static void select_mailbox(struct session *s)
+{
+    imap_select(s->imap, s->cfg->mailbox, on_selected, s);
+}
+
 static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
 {
+    (void)c;
     struct session *s = arg;
     session_wipe_password(s);
     if (r != IMAP_RESULT_OK) {
         login_failed(s, r, "login");
         return;
     }
-    imap_select(c, s->cfg->mailbox, on_selected, s);
+    /* Only now: an unauthenticated client must not be able to lock a device. */
+    session_device_lock(s, select_mailbox);
 }
 
 static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
@@ -167,15 +198,16 @@ static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
         login_failed(s, r, "connect");
         return;
     }
-    imap_login(c, s->user, s->password, on_logged_in, s);
+    imap_login(c, s->device.login.user, s->password, on_logged_in, s);
 }
 
 /* Takes user and password; the password is copied and wiped after use. */
 static void begin_login(struct session *s, const char *user, size_t user_len,
                         const char *password, size_t password_len)
 {
-    if (user_len == 0 || user_len >= sizeof s->user) {
-        session_reply(s, "-ERR [AUTH] Authentication failed.");
+    if (user_len == 0 || user_len >= sizeof s->user ||
+        !login_name_parse(user, user_len, s->cfg->device_separator, &s->device.login)) {
+        session_reply(s, "-ERR [AUTH] Invalid user name or device name (device: A-Z a-z 0-9 . _ -, 1 to 32).");
         return;
     }
     memmove(s->user, user, user_len);

@@ -1,38 +1,107 @@
-/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6).
+/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6, DESIGN.md
+ * "Dispositions" and "Commit").
  *
- * Nothing changes upstream before QUIT. QUIT walks a table of steps, each an
- * idempotent IMAP command over the UID set of the messages it concerns, sent
- * in bounded chunks: \Seen for retrieved messages, \Deleted and UID EXPUNGE
- * for deleted ones. Never plain EXPUNGE or CLOSE: they would also remove
- * messages other clients marked \Deleted. +OK only after every step
- * succeeded; otherwise -ERR [SYS/TEMP], and the client keeps its messages. */
+ * Nothing changes before QUIT. QUIT first checks that Redis is reachable and
+ * the device lock still ours, then walks a table of upstream steps (each an
+ * idempotent IMAP command over a bounded UID set, chosen by on_retr and
+ * on_dele), then makes the one atomic Redis step. +OK only when all of it
+ * succeeded; otherwise -ERR [SYS/TEMP], and the client keeps its messages.
+ * Never plain EXPUNGE or CLOSE: they would also remove messages other clients
+ * marked \Deleted; UID EXPUNGE touches only our UIDs. */
 #include "session_internal.h"
 
 #include "log.h"
+#include "view.h"
 
-enum commit_action { COMMIT_STORE, COMMIT_UID_EXPUNGE };
+enum commit_action { COMMIT_STORE, COMMIT_UID_EXPUNGE, COMMIT_FIND_TRASH, COMMIT_MOVE, COMMIT_COPY };
 
 struct commit_step {
     const char *name;
     enum commit_action action;
-    const char *flags;       /* for COMMIT_STORE */
-    uint8_t with, without;   /* which maildrop entries the step covers */
+    const char *flags;                       /* for COMMIT_STORE */
+    uint8_t with, without;                   /* which maildrop entries the step covers */
+    bool (*applies)(const struct session *s);
 };
 
+static bool retr_seen_dele_hide(const struct session *s)
+{
+    return s->cfg->policy.on_retr == ON_RETR_SEEN && s->cfg->policy.on_dele == ON_DELE_HIDE;
+}
+
+static bool retr_seen_dele_removes(const struct session *s)
+{
+    return s->cfg->policy.on_retr == ON_RETR_SEEN && s->cfg->policy.on_dele != ON_DELE_HIDE;
+}
+
+static bool has_cap(const struct session *s, unsigned cap)
+{
+    return (imap_client_caps(s->imap) & cap) != 0;
+}
+
+static bool dele_trash(const struct session *s)
+{
+    return s->cfg->policy.on_dele == ON_DELE_TRASH;
+}
+
+static bool dele_trash_move(const struct session *s)
+{
+    return dele_trash(s) && has_cap(s, IMAP_CAP_MOVE);
+}
+
+static bool dele_trash_copy(const struct session *s)
+{
+    return dele_trash(s) && !has_cap(s, IMAP_CAP_MOVE);
+}
+
+/* Without UIDPLUS there is no safe expunge: \Deleted stays set (DESIGN.md). */
+static bool dele_trash_copy_expunge(const struct session *s)
+{
+    return dele_trash_copy(s) && has_cap(s, IMAP_CAP_UIDPLUS);
+}
+
+static bool dele_expunge(const struct session *s)
+{
+    return s->cfg->policy.on_dele == ON_DELE_EXPUNGE;
+}
+
+static bool dele_expunge_uidplus(const struct session *s)
+{
+    return dele_expunge(s) && has_cap(s, IMAP_CAP_UIDPLUS);
+}
+
+#define DELETED_HERE MAILDROP_DELETED, MAILDROP_GONE
+
 static const struct commit_step commit_steps[] = {
-    { "seen", COMMIT_STORE, "\\Seen", MAILDROP_RETRIEVED, MAILDROP_DELETED | MAILDROP_GONE },
-    { "delete", COMMIT_STORE, "\\Deleted", MAILDROP_DELETED, MAILDROP_GONE },
-    { "expunge", COMMIT_UID_EXPUNGE, NULL, MAILDROP_DELETED, MAILDROP_GONE },
+    { "seen", COMMIT_STORE, "\\Seen", MAILDROP_RETRIEVED, MAILDROP_GONE, retr_seen_dele_hide },
+    { "seen", COMMIT_STORE, "\\Seen", MAILDROP_RETRIEVED, MAILDROP_DELETED | MAILDROP_GONE,
+      retr_seen_dele_removes },
+    { "find-trash", COMMIT_FIND_TRASH, NULL, DELETED_HERE, dele_trash },
+    { "move-to-trash", COMMIT_MOVE, NULL, DELETED_HERE, dele_trash_move },
+    { "copy-to-trash", COMMIT_COPY, NULL, DELETED_HERE, dele_trash_copy },
+    { "delete-copied", COMMIT_STORE, "\\Deleted", DELETED_HERE, dele_trash_copy },
+    { "expunge-copied", COMMIT_UID_EXPUNGE, NULL, DELETED_HERE, dele_trash_copy_expunge },
+    { "delete", COMMIT_STORE, "\\Deleted", DELETED_HERE, dele_expunge },
+    { "expunge", COMMIT_UID_EXPUNGE, NULL, DELETED_HERE, dele_expunge_uidplus },
 };
 #define COMMIT_STEP_COUNT (int)(sizeof commit_steps / sizeof commit_steps[0])
 
 static void commit_next(struct session *s);
 
+void session_commit_failed(struct session *s, const char *step, const char *reason)
+{
+    log_event(LOG_LEVEL_WARN, s->id, "commit", "user", s->device.login.user,
+              "device", s->device.login.device, "result", "failed", "step", step, "reason", reason,
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, NULL);
+    s->busy = false;
+    session_close(s, "-ERR [SYS/TEMP] Could not save the session's changes; nothing was removed, "
+                     "try again later.", "commit-failed");
+}
+
 static void commit_finished(struct session *s)
 {
-    log_event(LOG_LEVEL_INFO, s->id, "commit", "user", s->user, "result", "ok",
-              "retr", LOG_U64(s->retr_count), NULL);
-    /* LOGOUT is a courtesy; the commit is already durable upstream. */
+    log_event(LOG_LEVEL_INFO, s->id, "commit", "user", s->device.login.user,
+              "device", s->device.login.device, "result", "ok", "retr", LOG_U64(s->retr_count), NULL);
+    /* LOGOUT is a courtesy; the commit is already durable upstream and in Redis. */
     imap_client_free(s->imap);
     s->imap = NULL;
     s->busy = false;
@@ -44,13 +113,12 @@ static void on_commit_step_done(struct imap_client *c, enum imap_result r, void 
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
-        log_event(LOG_LEVEL_WARN, s->id, "commit", "user", s->user, "result", "failed",
-                  "step", commit_steps[s->commit.step].name, "upstream", imap_result_name(r),
-                  "upstream_error", imap_client_last_error(s->imap), NULL);
-        s->busy = false;
-        session_close(s, "-ERR [SYS/TEMP] Could not apply changes; no messages were removed.",
-                      "commit-failed");
+        session_commit_failed(s, commit_steps[s->commit.step].name, imap_result_name(r));
         return;
+    }
+    if (commit_steps[s->commit.step].action == COMMIT_FIND_TRASH) {
+        s->commit.step++;
+        s->commit.cursor = 0;
     }
     commit_next(s);
 }
@@ -60,10 +128,8 @@ static void commit_next(struct session *s)
     struct commit_progress *p = &s->commit;
     while (p->step < COMMIT_STEP_COUNT) {
         const struct commit_step *step = &commit_steps[p->step];
-        bool can_expunge = imap_client_caps(s->imap) & IMAP_CAP_UIDPLUS;
         size_t len = 0;
-        /* Without UIDPLUS there is no safe expunge: \Deleted stays set (DESIGN.md). */
-        if (step->action != COMMIT_UID_EXPUNGE || can_expunge)
+        if (step->applies(s))
             len = maildrop_uidset(&s->drop, step->with, step->without, &p->cursor, p->uidset,
                                   sizeof p->uidset);
         if (len == 0) {
@@ -71,13 +137,32 @@ static void commit_next(struct session *s)
             p->cursor = 0;
             continue;
         }
-        if (step->action == COMMIT_STORE)
+        switch (step->action) {
+        case COMMIT_STORE:
             imap_store_add_flags(s->imap, p->uidset, step->flags, on_commit_step_done, s);
-        else
+            break;
+        case COMMIT_UID_EXPUNGE:
             imap_uid_expunge(s->imap, p->uidset, on_commit_step_done, s);
+            break;
+        case COMMIT_FIND_TRASH:
+            /* Runs once, only when there is something to put there. */
+            imap_find_special_use(s->imap, "\\Trash", p->trash, sizeof p->trash, on_commit_step_done, s);
+            break;
+        case COMMIT_MOVE:
+            imap_uid_move(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+            break;
+        case COMMIT_COPY:
+            imap_uid_copy(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+            break;
+        }
         return;
     }
-    commit_finished(s);
+    session_device_commit(s, commit_finished);
+}
+
+static void begin_upstream_steps(struct session *s)
+{
+    commit_next(s);
 }
 
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
@@ -90,5 +175,5 @@ void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
     s->busy = true;
     session_set_state(s, SESSION_UPDATE);
     s->commit = (struct commit_progress){ .step = 0, .cursor = 0 };
-    commit_next(s);
+    session_device_precheck(s, begin_upstream_steps);
 }

@@ -12,9 +12,11 @@
 #include <ev.h>
 
 #include "config.h"
+#include "device_state.h"
 #include "dot_stream.h"
 #include "gateway.h"
 #include "imap_client.h"
+#include "login_name.h"
 #include "maildrop.h"
 #include "net_stream.h"
 #include "pop3_parse.h"
@@ -62,6 +64,26 @@ struct commit_progress {
     int step;                /* index into the commit step table */
     uint32_t cursor;         /* maildrop cursor inside a step */
     char uidset[4096];       /* one bounded UID set per IMAP command */
+    char trash[CONFIG_NAME_MAX];  /* the \Trash mailbox, for on_dele = trash */
+};
+
+/* The device this session speaks for, and its lock and state in Redis. */
+struct device_session {
+    struct login_name login;
+    struct device_keys keys;
+    char lock_token[DEVICE_TOKEN_MAX];
+    bool lock_held;
+    bool lock_lost;                  /* a refresh found the lock gone: QUIT must fail */
+    struct redis_request *request;   /* acquire, load or commit in flight */
+    struct redis_request *refresh;   /* lock refresh in flight */
+    ev_timer refresh_timer;
+    bool ids_from_emailid;
+    bool mark_all_downloaded;        /* UIDVALIDITY changed: record every message as retrieved */
+    void (*next)(struct session *s); /* where an asynchronous device step continues */
+    /* Every upstream id, kept from login to QUIT only when Redis holds ids of
+     * messages no longer upstream, so the commit can prune them. */
+    char *all_ids;
+    size_t all_ids_len;
 };
 
 struct session {
@@ -85,8 +107,9 @@ struct session {
     const char *delayed_reply;
     bool greeted;                    /* the +OK greeting went out */
 
-    char user[POP3_LINE_MAX + 1];    /* from USER or AUTH; never the password */
+    char user[POP3_LINE_MAX + 1];    /* the login as typed (USER or AUTH); never the password */
     bool have_user;
+    struct device_session device;
     char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
 
     struct maildrop drop;
@@ -141,5 +164,21 @@ void session_output_drained(struct session *s);
 
 /* session_commit.c */
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
+
+/* session_device.c */
+void session_device_init(struct session *s);
+/* After upstream login: take the device lock, then call next(s) or fail the login. */
+void session_device_lock(struct session *s, void (*next)(struct session *s));
+/* After the listing: load state, apply the view, then finish the login. */
+void session_device_load(struct session *s, void (*next)(struct session *s));
+/* QUIT: first check Redis (lock still ours) before anything changes upstream. */
+void session_device_precheck(struct session *s, void (*next)(struct session *s));
+/* QUIT: the one atomic Redis step after the upstream changes. */
+void session_device_commit(struct session *s, void (*next)(struct session *s));
+/* Session end: cancel requests, release the lock (compare-and-delete). */
+void session_device_release(struct session *s);
+/* Called by session_device_* on failure: the reply and the reason for logs. */
+void session_login_failed_with(struct session *s, const char *reply, const char *reason, bool delayed);
+void session_commit_failed(struct session *s, const char *step, const char *reason);
 
 #endif

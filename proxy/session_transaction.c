@@ -228,7 +228,7 @@ static void finish_transfer(struct session *s)
             log_event(LOG_LEVEL_DEBUG, s->id, "size-learned", "uid", LOG_U64(e->uid),
                       "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), NULL);
             e->size = (uint32_t)x->ds.unstuffed_octets;
-            size_cache_store(size_cache_key(s->user, s->cfg->mailbox, s->drop.uidvalidity, e->uid),
+            size_cache_store(size_cache_key(s->device.login.state_user, s->cfg->mailbox, s->drop.uidvalidity, e->uid),
                              e->size);
         }
         e->flags |= MAILDROP_SIZE_EXACT;

@@ -1,9 +1,9 @@
 /* maildrop: one session's snapshot of its POP3 maildrop. Pure: no I/O.
  *
  * Message numbers are fixed for the session (RFC 1939): message n is entries[n-1]
- * for the whole session, whatever happens upstream. An entry is 12 bytes
- * (compact enough for a 2,000,000-message mailbox in 24 MB); its flags record
- * what the session did to it, applied upstream only at QUIT.
+ * for the whole session, whatever happens upstream. An entry is 24 bytes
+ * (a 2,000,000-message mailbox fits in 48 MB); its flags record what the
+ * session did to it, applied upstream only at QUIT.
  *
  * Ownership: struct maildrop is owned by the session; maildrop_free() releases
  * entries. Pointers returned by maildrop_get() stay valid until the next
@@ -21,11 +21,14 @@ enum {
     MAILDROP_GONE = 2,       /* expunged upstream mid-session: -ERR for it */
     MAILDROP_RETRIEVED = 4,  /* RETR sent it whole */
     MAILDROP_SIZE_EXACT = 8, /* size is the streamed octet count, not RFC822.SIZE */
+    MAILDROP_SEEN_UPSTREAM = 16, /* \Seen was set upstream at login */
 };
 
 struct maildrop_entry {
+    uint64_t state_id;       /* the message's id in device state (see device_state.h) */
     uint32_t uid;
     uint32_t size;           /* octets LIST reports */
+    uint32_t internaldate;   /* arrival time, seconds since the epoch */
     uint8_t flags;
 };
 

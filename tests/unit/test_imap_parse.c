@@ -1,5 +1,6 @@
 /* Unit tests for backends/imap_parse: framing in every split, literals,
- * bounds, tokens, response framing and FETCH attributes. */
+ * bounds, tokens, response framing, FETCH attributes (INTERNALDATE, EMAILID)
+ * and LIST entries. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -736,7 +737,11 @@ static void test_fetch_items_any_order(void **state)
     for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
         struct imap_fetch_attrs a;
         fetch_ok(orders[i], false, &a);
-        assert_int_equal(a.present, IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS);
+        /* Only the last order carries INTERNALDATE. */
+        unsigned expected = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS;
+        if (i == sizeof orders / sizeof orders[0] - 1)
+            expected |= IMAP_FETCH_HAS_INTERNALDATE;
+        assert_int_equal(a.present, expected);
         assert_int_equal(a.uid, 42);
         assert_int_equal(a.size, 1234);
         assert_true(a.seen);
@@ -825,6 +830,304 @@ static void test_fetch_garbage(void **state)
     expect_fetch_error("(BODY[] {3} \"unterminated)");
 }
 
+/* ---- INTERNALDATE and EMAILID ------------------------------------------- */
+
+static int64_t date_ok(const char *s)
+{
+    int64_t t = 0;
+    if (!imap_parse_date_time(s, strlen(s), &t))
+        fail_msg("date-time refused: '%s'", s);
+    return t;
+}
+
+static void test_date_time(void **state)
+{
+    (void)state;
+    /* Expected values from Python's datetime.strptime(..., "%d-%b-%Y %H:%M:%S %z"). */
+    assert_true(date_ok("03-Feb-2026 04:05:06 +0000") == 1770091506);
+    assert_true(date_ok(" 3-Feb-2026 04:05:06 +0000") == 1770091506);
+    assert_true(date_ok("14-Jul-2025 16:59:59 -0700") == 1752537599);
+    assert_true(date_ok("01-Jan-2026 05:30:00 +0530") == 1767225600);
+    assert_true(date_ok("01-JAN-2026 05:30:00 +0530") == 1767225600);
+    assert_true(date_ok("01-jan-2026 05:30:00 +0530") == 1767225600);
+    assert_true(date_ok("01-Jan-1970 00:00:00 +0000") == 0);
+    assert_true(date_ok("01-Jan-1970 01:00:00 +0100") == 0);
+    assert_true(date_ok("31-Dec-1969 23:59:59 +0000") == -1);
+    assert_true(date_ok("29-Feb-2024 23:59:59 +0000") == 1709251199);
+    assert_true(date_ok("29-Feb-2000 12:00:00 +0000") == 951868800 - 43200);
+    assert_true(date_ok("07-Feb-2106 06:28:15 +0000") == 4294967295LL);
+    assert_true(date_ok("07-Feb-2106 06:28:16 +0000") == 4294967296LL);
+    assert_true(date_ok("01-Jan-0001 00:00:00 +0000") == -62135596800LL);
+    assert_true(date_ok("31-Dec-9999 23:59:59 -2359") == 253402387139LL);
+    /* A leap second reads as the next second. */
+    assert_true(date_ok("31-Dec-2016 23:59:60 +0000") == date_ok("01-Jan-2017 00:00:00 +0000"));
+    /* Every month name. */
+    static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    int64_t prev = 0;
+    for (int i = 0; i < 12; i++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "01-%s-2026 00:00:00 +0000", months[i]);
+        int64_t t = date_ok(buf);
+        assert_true(t > prev);
+        prev = t;
+    }
+    assert_true(prev == 1796083200);
+}
+
+static void expect_date_error(const char *s)
+{
+    int64_t t = 12345;
+    if (imap_parse_date_time(s, strlen(s), &t))
+        fail_msg("date-time accepted: '%s'", s);
+    assert_true(t == 12345);
+}
+
+static void test_date_time_invalid(void **state)
+{
+    (void)state;
+    expect_date_error("");
+    expect_date_error("3-Feb-2026 04:05:06 +0000");      /* day without its space */
+    expect_date_error("003-Feb-2026 04:05:06 +0000");
+    expect_date_error("03-Feb-2026 04:05:06 +0000 ");
+    expect_date_error("\"03-Feb-2026 04:05:06 +0000\"");
+    expect_date_error("03-Feb-2026 04:05:06");
+    expect_date_error("03-Feb-26 04:05:06 +0000");
+    expect_date_error("03-Fev-2026 04:05:06 +0000");
+    expect_date_error("03-02-2026 04:05:06 +00000");
+    expect_date_error("03 Feb 2026 04:05:06 +0000");
+    expect_date_error("03-Feb-2026T04:05:06 +0000");
+    expect_date_error("03-Feb-2026 04.05.06 +0000");
+    expect_date_error("03-Feb-2026 04:05:06 0000 ");
+    expect_date_error("03-Feb-2026 04:05:06 *0000");
+    expect_date_error("03-Feb-2026 04:05:06 +00:0");
+    expect_date_error("03-Feb-2026 04:05:06 +0A00");
+    expect_date_error("0x-Feb-2026 04:05:06 +0000");
+    expect_date_error(" x-Feb-2026 04:05:06 +0000");
+    expect_date_error("  -Feb-2026 04:05:06 +0000");
+    expect_date_error("+3-Feb-2026 04:05:06 +0000");
+    expect_date_error("03-Feb-2O26 04:05:06 +0000");
+    expect_date_error("00-Feb-2026 04:05:06 +0000");
+    expect_date_error(" 0-Feb-2026 04:05:06 +0000");
+    expect_date_error("32-Jan-2026 04:05:06 +0000");
+    expect_date_error("31-Apr-2026 04:05:06 +0000");
+    expect_date_error("29-Feb-2026 04:05:06 +0000");
+    expect_date_error("29-Feb-1900 04:05:06 +0000");
+    expect_date_error("03-Feb-2026 24:00:00 +0000");
+    expect_date_error("03-Feb-2026 23:60:00 +0000");
+    expect_date_error("03-Feb-2026 23:59:61 +0000");
+    expect_date_error("03-Feb-2026 04:05:06 +2400");
+    expect_date_error("03-Feb-2026 04:05:06 -0060");
+    expect_date_error("03-Feb-2026 04:05:06 +0\\00");
+    /* A NUL inside is not a shorter string. */
+    const char nul[] = "03-Feb\0026 04:05:06 +0000";
+    int64_t t;
+    assert_false(imap_parse_date_time(nul, sizeof nul - 1, &t));
+}
+
+static void test_fetch_listing_items_any_order(void **state)
+{
+    (void)state;
+    static const char *const orders[] = {
+        "(UID 7 FLAGS (\\Seen) RFC822.SIZE 54 INTERNALDATE \"03-Feb-2026 04:05:06 +0000\" "
+        "EMAILID (M6d99ac3275bb4e))",
+        "(EMAILID (M6d99ac3275bb4e) INTERNALDATE \"03-Feb-2026 04:05:06 +0000\" UID 7 "
+        "RFC822.SIZE 54 FLAGS (\\Seen))",
+        "(INTERNALDATE \" 3-Feb-2026 05:05:06 +0100\" RFC822.SIZE 54 EMAILID (M6d99ac3275bb4e) "
+        "FLAGS (\\Seen) MODSEQ (4) THREADID NIL UID 7)",
+        "(FLAGS (\\Seen) EMAILID ( M6d99ac3275bb4e ) UID 7 THREADID (T1) "
+        "internaldate \"02-Feb-2026 21:05:06 -0700\" RFC822.SIZE 54)",
+    };
+    for (size_t i = 0; i < sizeof orders / sizeof orders[0]; i++) {
+        struct imap_fetch_attrs a;
+        fetch_ok(orders[i], false, &a);
+        assert_int_equal(a.present, IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
+                                        IMAP_FETCH_HAS_INTERNALDATE | IMAP_FETCH_HAS_EMAILID);
+        assert_int_equal(a.uid, 7);
+        assert_int_equal(a.size, 54);
+        assert_true(a.seen);
+        assert_true(a.internaldate == 1770091506);
+        assert_true(span_eq(a.emailid, a.emailid_len, "M6d99ac3275bb4e"));
+    }
+
+    /* Without EMAILID the attribute stays absent. */
+    struct imap_fetch_attrs a;
+    fetch_ok("(UID 1 FLAGS () RFC822.SIZE 3 INTERNALDATE \"31-Dec-1999 12:00:00 +0000\")", false, &a);
+    assert_int_equal(a.present, IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
+                                    IMAP_FETCH_HAS_INTERNALDATE);
+    assert_true(a.internaldate == 946641600);
+    assert_null(a.emailid);
+    assert_int_equal(a.emailid_len, 0);
+
+    /* Object ids use the whole alphabet and may be 255 long. */
+    char line[400];
+    char id[IMAP_OBJECTID_MAX + 2];
+    memset(id, 'a', IMAP_OBJECTID_MAX);
+    memcpy(id, "Az09_-", 6);
+    id[IMAP_OBJECTID_MAX] = '\0';
+    snprintf(line, sizeof line, "(EMAILID (%s))", id);
+    fetch_ok(line, false, &a);
+    assert_int_equal(a.emailid_len, IMAP_OBJECTID_MAX);
+    assert_memory_equal(a.emailid, id, IMAP_OBJECTID_MAX);
+    /* One longer is refused. */
+    id[IMAP_OBJECTID_MAX] = 'a';
+    id[IMAP_OBJECTID_MAX + 1] = '\0';
+    snprintf(line, sizeof line, "(EMAILID (%s))", id);
+    expect_fetch_error(line);
+}
+
+static void test_fetch_internaldate_emailid_garbage(void **state)
+{
+    (void)state;
+    expect_fetch_error("(INTERNALDATE)");
+    expect_fetch_error("(INTERNALDATE NIL)");
+    expect_fetch_error("(INTERNALDATE 03-Feb-2026)");
+    expect_fetch_error("(INTERNALDATE \"03-Feb-2026\")");
+    expect_fetch_error("(INTERNALDATE \"30-Feb-2026 04:05:06 +0000\")");
+    expect_fetch_error("(INTERNALDATE (\"03-Feb-2026 04:05:06 +0000\"))");
+    expect_fetch_error("(INTERNALDATE {26})");
+    expect_fetch_error("(EMAILID)");
+    expect_fetch_error("(EMAILID NIL)");
+    expect_fetch_error("(EMAILID M1)");
+    expect_fetch_error("(EMAILID ())");
+    expect_fetch_error("(EMAILID (\"M1\"))");
+    expect_fetch_error("(EMAILID (M1 M2))");
+    expect_fetch_error("(EMAILID (M1)");
+    expect_fetch_error("(EMAILID (M.1))");
+    expect_fetch_error("(EMAILID (M+1))");
+    expect_fetch_error("(EMAILID (M[1]))");
+}
+
+/* ---- LIST --------------------------------------------------------------- */
+
+static void list_ok(const char *data, struct imap_list_entry *e)
+{
+    const char *err = NULL;
+    if (!imap_list_parse(data, strlen(data), e, &err))
+        fail_msg("LIST parse failed for '%s': %s", data, err);
+}
+
+static void expect_list_name(const struct imap_list_entry *e, const char *name)
+{
+    char buf[64];
+    assert_true(e->name.type == IMAP_TOK_ATOM || e->name.type == IMAP_TOK_QUOTED);
+    assert_int_equal(imap_token_copy(&e->name, buf, sizeof buf), strlen(name));
+    assert_string_equal(buf, name);
+}
+
+static void test_list_entries(void **state)
+{
+    (void)state;
+    struct imap_list_entry e;
+    /* What Dovecot 2.3.19 sends for LIST "" "*" and LIST (SPECIAL-USE) "" "*". */
+    list_ok("(\\HasNoChildren \\Trash) \".\" Trash", &e);
+    expect_list_name(&e, "Trash");
+    assert_int_equal(e.delimiter, '.');
+    assert_true(imap_list_has_attr(&e, "\\Trash"));
+    assert_true(imap_list_has_attr(&e, "\\trash"));
+    assert_true(imap_list_has_attr(&e, "\\HASNOCHILDREN"));
+    assert_false(imap_list_has_attr(&e, "\\Sent"));
+    assert_false(imap_list_has_attr(&e, "Trash"));
+    assert_false(imap_list_has_attr(&e, "\\Tras"));
+
+    list_ok("(\\Trash) \".\" Trash", &e);
+    assert_true(imap_list_has_attr(&e, "\\Trash"));
+    expect_list_name(&e, "Trash");
+
+    list_ok("(\\HasNoChildren \\Trash) \"/\" \"Deleted Items\"", &e);
+    expect_list_name(&e, "Deleted Items");
+    assert_int_equal(e.delimiter, '/');
+
+    list_ok("(\\Trash) \"\\\\\" \"a\\\"b\\\\c\"", &e);
+    expect_list_name(&e, "a\"b\\c");
+    assert_int_equal(e.delimiter, '\\');
+
+    list_ok("() NIL INBOX", &e);
+    expect_list_name(&e, "INBOX");
+    assert_int_equal(e.delimiter, '\0');
+    assert_false(imap_list_has_attr(&e, "\\Trash"));
+    assert_int_equal(e.attrs_len, 0);
+
+    /* astring: "]" and "[" may stand in an unquoted name. */
+    list_ok("(\\Trash) \"/\" Papier]korb", &e);
+    expect_list_name(&e, "Papier]korb");
+    list_ok("(\\Trash) \"/\" [Gmail]/Trash", &e);
+    expect_list_name(&e, "[Gmail]/Trash");
+    list_ok("(\\Trash) \"/\" &AMQ-nderungen", &e);
+    expect_list_name(&e, "&AMQ-nderungen");
+
+    /* RFC 5258 extended data after the name. */
+    list_ok("(\\Subscribed \\Trash) \"/\" Trash (\"CHILDINFO\" (\"SUBSCRIBED\"))", &e);
+    expect_list_name(&e, "Trash");
+    assert_true(imap_list_has_attr(&e, "\\Subscribed"));
+
+    /* A literal the reader did not absorb: the name is unknown. */
+    list_ok("(\\Trash) \"/\" {5000}", &e);
+    assert_int_equal(e.name.type, IMAP_TOK_LITERAL);
+    assert_true(e.name.literal_len == 5000);
+
+    /* Spaces between the parts are tolerated. */
+    list_ok("( \\Trash  \\Marked )  \"/\"  Trash", &e);
+    assert_true(imap_list_has_attr(&e, "\\Marked"));
+    expect_list_name(&e, "Trash");
+}
+
+/* The name as a literal: the reader absorbs it and LIST reads it back. */
+static void test_list_literal_name_absorbed(void **state)
+{
+    (void)state;
+    const char in[] = "* LIST (\\HasNoChildren \\Trash) \"/\" {9}\r\nMy \"Bin\"\\\r\n";
+    struct imap_reader r;
+    struct imap_read_event ev;
+    size_t len = sizeof in - 1;
+    imap_reader_init(&r);
+    size_t off = imap_reader_feed(&r, in, len, &ev);
+    assert_int_equal(ev.status, IMAP_READ_LITERAL_START);
+    assert_true(imap_reader_absorb_literal(&r));
+    off += imap_reader_feed(&r, in + off, len - off, &ev);
+    assert_int_equal(ev.status, IMAP_READ_LINE);
+    assert_int_equal(off, len);
+
+    struct imap_response resp;
+    struct imap_list_entry e;
+    const char *err;
+    assert_true(imap_response_parse(ev.line, ev.line_len, &resp, &err));
+    assert_true(imap_resp_name_is(&resp, "LIST"));
+    assert_true(imap_list_parse(resp.data, resp.data_len, &e, &err));
+    assert_true(imap_list_has_attr(&e, "\\Trash"));
+    expect_list_name(&e, "My \"Bin\"\\");
+    imap_reader_deinit(&r);
+}
+
+static void expect_list_error(const char *data)
+{
+    struct imap_list_entry e;
+    const char *err = NULL;
+    if (imap_list_parse(data, strlen(data), &e, &err))
+        fail_msg("accepted bad LIST data: '%s'", data);
+    assert_non_null(err);
+}
+
+static void test_list_garbage(void **state)
+{
+    (void)state;
+    expect_list_error("");
+    expect_list_error("\\Trash \"/\" Trash");
+    expect_list_error("(\\Trash \"/\" Trash");
+    expect_list_error("(\\Trash) \"/\"");
+    expect_list_error("(\\Trash) \"/\" ");
+    expect_list_error("(\\Trash) Trash");
+    expect_list_error("(\\Trash) \"//\" Trash");
+    expect_list_error("(\\Trash) \"\" Trash");
+    expect_list_error("(\\Trash) NIL (Trash)");
+    expect_list_error("((\\Trash)) \"/\" Trash");
+    expect_list_error("(\"\\Trash\") \"/\" Trash");
+    expect_list_error("(\\Trash) \"/\" \"Trash");
+    expect_list_error("(\\Trash) \"/\" Trash extra");
+    expect_list_error("(\\Trash) \"/\" Trash (\"CHILDINFO\"");
+    expect_list_error("(\\Trash) \"/\" Trash () ()");
+}
+
 /* A line after a literal with garbage: framing succeeds, parsing fails. */
 static void test_garbage_after_literal(void **state)
 {
@@ -882,6 +1185,13 @@ int main(void)
         cmocka_unit_test(test_fetch_partial_literal_item),
         cmocka_unit_test(test_fetch_garbage),
         cmocka_unit_test(test_garbage_after_literal),
+        cmocka_unit_test(test_date_time),
+        cmocka_unit_test(test_date_time_invalid),
+        cmocka_unit_test(test_fetch_listing_items_any_order),
+        cmocka_unit_test(test_fetch_internaldate_emailid_garbage),
+        cmocka_unit_test(test_list_entries),
+        cmocka_unit_test(test_list_literal_name_absorbed),
+        cmocka_unit_test(test_list_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

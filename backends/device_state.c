@@ -1,0 +1,274 @@
+/* device_state.c: see device_state.h. The Lua scripts below are the only code
+ * that writes device state; each runs atomically inside Redis. */
+#include "device_state.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define KEY_PREFIX "pg1"
+
+/* Lua's unpack() has a stack limit of a few thousand values: SADD/SREM go in
+ * batches of 1000. Ids are fixed-width (16 hex digits), concatenated. */
+static const char load_script[] =
+    "local ids = ARGV[1]\n"
+    "local out, n = {}, 0\n"
+    "for i = 1, #ids, 16 do\n"
+    "  local id = string.sub(ids, i, i + 15)\n"
+    "  local b = 48\n"
+    "  if redis.call('SISMEMBER', KEYS[1], id) == 1 then b = b + 1 end\n"
+    "  if redis.call('SISMEMBER', KEYS[2], id) == 1 then b = b + 2 end\n"
+    "  if redis.call('SISMEMBER', KEYS[3], id) == 1 then b = b + 4 end\n"
+    "  n = n + 1\n"
+    "  out[n] = string.char(b)\n"
+    "end\n"
+    "if redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2]) == 1 then\n"
+    "  redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"
+    "end\n"
+    "local dev = redis.call('HMGET', KEYS[4], 'first_seen', 'uidvalidity', 'idscheme')\n"
+    "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
+    "        redis.call('SCARD', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3])}\n";
+
+static const char commit_script[] =
+    "if redis.call('GET', KEYS[5]) ~= ARGV[1] then return redis.error_reply('LOCKLOST') end\n"
+    "local function each_batch(ids, fn)\n"
+    "  local batch = {}\n"
+    "  for i = 1, #ids, 16 do\n"
+    "    batch[#batch + 1] = string.sub(ids, i, i + 15)\n"
+    "    if #batch == 1000 then fn(batch); batch = {} end\n"
+    "  end\n"
+    "  if #batch > 0 then fn(batch) end\n"
+    "end\n"
+    "each_batch(ARGV[8], function(b) redis.call('SADD', KEYS[2], unpack(b)); redis.call('SADD', KEYS[1], unpack(b)) end)\n"
+    "each_batch(ARGV[9], function(b) redis.call('SADD', KEYS[3], unpack(b)) end)\n"
+    "if #ARGV[10] > 0 then\n"
+    "  local current = {}\n"
+    "  for i = 1, #ARGV[10], 16 do current[string.sub(ARGV[10], i, i + 15)] = true end\n"
+    "  for k = 1, 3 do\n"
+    "    local stale = {}\n"
+    "    for _, id in ipairs(redis.call('SMEMBERS', KEYS[k])) do\n"
+    "      if not current[id] then stale[#stale + 1] = id end\n"
+    "      if #stale == 1000 then redis.call('SREM', KEYS[k], unpack(stale)); stale = {} end\n"
+    "    end\n"
+    "    if #stale > 0 then redis.call('SREM', KEYS[k], unpack(stale)) end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2])\n"
+    "redis.call('HSET', KEYS[4], 'last_seen', ARGV[2], 'last_addr', ARGV[3], 'view', ARGV[5],\n"
+    "           'uidvalidity', ARGV[6], 'idscheme', ARGV[7])\n"
+    "redis.call('HINCRBY', KEYS[4], 'retrieved', ARGV[11])\n"
+    "for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end\n"
+    "return 'OK'\n";
+
+static const char refresh_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return 0\n";
+
+static const char release_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+void device_keys_init(struct device_keys *k, const char *state_user, const char *device)
+{
+    snprintf(k->read, sizeof k->read, KEY_PREFIX ":{%s}:read", state_user);
+    snprintf(k->got, sizeof k->got, KEY_PREFIX ":{%s}:got:%s", state_user, device);
+    snprintf(k->hide, sizeof k->hide, KEY_PREFIX ":{%s}:hide:%s", state_user, device);
+    snprintf(k->dev, sizeof k->dev, KEY_PREFIX ":{%s}:dev:%s", state_user, device);
+    snprintf(k->lock, sizeof k->lock, KEY_PREFIX ":{%s}:lock:%s", state_user, device);
+}
+
+void device_id_format(uint64_t id, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = DEVICE_ID_HEX - 1; i >= 0; i--) {
+        out[i] = hex[id & 0xf];
+        id >>= 4;
+    }
+}
+
+/* One callback shape for the calls whose answer is a device_result. */
+struct result_call {
+    device_done_cb *done;
+    void *arg;
+    enum device_result (*interpret)(const redisReply *r);
+};
+
+static enum device_result interpret_lock_set(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0)
+        return DEVICE_OK;
+    return r->type == REDIS_REPLY_NIL ? DEVICE_IN_USE : DEVICE_UNAVAILABLE;
+}
+
+static enum device_result interpret_refresh(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_INTEGER)
+        return DEVICE_UNAVAILABLE;
+    return r->integer == 1 ? DEVICE_OK : DEVICE_LOCK_LOST;
+}
+
+static enum device_result interpret_commit(const redisReply *r)
+{
+    /* A Lua string comes back as a bulk string, redis.status_reply as a status. */
+    bool is_text = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING;
+    return is_text && strcmp(r->str, "OK") == 0 ? DEVICE_OK : DEVICE_UNAVAILABLE;
+}
+
+static void on_result_reply(const redisReply *r, const char *error, void *arg)
+{
+    struct result_call call = *(struct result_call *)arg;
+    free(arg);
+    enum device_result result;
+    if (!r && error && strncmp(error, "LOCKLOST", 8) != 0)
+        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, NULL);
+    if (r)
+        result = call.interpret(r);
+    else
+        result = error && strncmp(error, "LOCKLOST", 8) == 0 ? DEVICE_LOCK_LOST : DEVICE_UNAVAILABLE;
+    call.done(result, call.arg);
+}
+
+static struct redis_request *result_command(struct redis_store *store, device_done_cb *done, void *arg,
+                                            enum device_result (*interpret)(const redisReply *),
+                                            int argc, const char **argv, const size_t *argvlen)
+{
+    struct result_call *call = malloc(sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct result_call){ done, arg, interpret };
+    struct redis_request *req = redis_store_command(store, on_result_reply, call, argc, argv, argvlen);
+    if (!req)
+        free(call);
+    return req;
+}
+
+struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
+                                          const char *token, uint32_t ttl_ms,
+                                          device_done_cb *done, void *arg)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
+    const char *argv[] = { "SET", k->lock, token, "NX", "PX", ttl };
+    return result_command(store, done, arg, interpret_lock_set, 6, argv, NULL);
+}
+
+struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
+                                          const char *token, uint32_t ttl_ms,
+                                          device_done_cb *done, void *arg)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
+    const char *argv[] = { "EVAL", refresh_script, "1", k->lock, token, ttl };
+    return result_command(store, done, arg, interpret_refresh, 6, argv, NULL);
+}
+
+static void ignore_reply(const redisReply *r, const char *error, void *arg)
+{
+    (void)r; (void)error; (void)arg;
+}
+
+void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token)
+{
+    const char *argv[] = { "EVAL", release_script, "1", k->lock, token };
+    /* If this is lost, the lock's PX expiry frees the device anyway. */
+    redis_store_command(store, ignore_reply, NULL, 5, argv, NULL);
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+struct load_call {
+    device_load_cb *done;
+    void *arg;
+};
+
+static bool reply_u64(const redisReply *r, uint64_t *out)
+{
+    if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        *out = (uint64_t)r->integer;
+        return true;
+    }
+    if (r->type == REDIS_REPLY_STRING) {
+        char *end;
+        unsigned long long v = strtoull(r->str, &end, 10);
+        if (end != r->str && *end == '\0') {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_load_reply(const redisReply *r, const char *error, void *arg)
+{
+    struct load_call call = *(struct load_call *)arg;
+    if (!r && error)
+        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, NULL);
+    free(arg);
+    struct device_load_result res = { .result = DEVICE_UNAVAILABLE };
+    uint64_t first_seen, uidvalidity;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 7 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_STRING &&
+        reply_u64(r->element[1], &first_seen) && reply_u64(r->element[2], &uidvalidity) &&
+        uidvalidity <= UINT32_MAX && reply_u64(r->element[4], &res.stored_read) &&
+        reply_u64(r->element[5], &res.stored_got) && reply_u64(r->element[6], &res.stored_hide)) {
+        res.result = DEVICE_OK;
+        res.bits = r->element[0]->str;
+        res.nbits = r->element[0]->len;
+        res.first_seen = (int64_t)first_seen;
+        res.uidvalidity = (uint32_t)uidvalidity;
+        snprintf(res.ids_scheme, sizeof res.ids_scheme, "%s", r->element[3]->str);
+    }
+    call.done(&res, call.arg);
+}
+
+struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
+                                        const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
+                                        device_load_cb *done, void *arg)
+{
+    struct load_call *call = malloc(sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct load_call){ done, arg };
+    char now_s[24], ttl_s[24];
+    snprintf(now_s, sizeof now_s, "%" PRId64, now);
+    snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
+    const char *argv[] = { "EVAL", load_script, "4", k->read, k->got, k->hide, k->dev, ids, now_s, ttl_s };
+    size_t argvlen[10];
+    for (int i = 0; i < 10; i++)
+        argvlen[i] = i == 7 ? ids_len : strlen(argv[i]);  /* ids need not end in NUL */
+    struct redis_request *req = redis_store_command(store, on_load_reply, call, 10, argv, argvlen);
+    if (!req)
+        free(call);
+    return req;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
+                                          const struct device_commit *c, device_done_cb *done, void *arg)
+{
+    char now_s[24], ttl_s[24], uv_s[16], retrieved_s[16];
+    snprintf(now_s, sizeof now_s, "%" PRId64, c->now);
+    snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, c->ttl_ms);
+    snprintf(uv_s, sizeof uv_s, "%" PRIu32, c->uidvalidity);
+    snprintf(retrieved_s, sizeof retrieved_s, "%" PRIu32, c->retrieved);
+    const char *argv[] = {
+        "EVAL", commit_script, "5", k->read, k->got, k->hide, k->dev, k->lock,
+        c->token, now_s, c->addr, ttl_s, c->view, uv_s, c->ids_scheme,
+        c->got_ids ? c->got_ids : "", c->hidden_ids ? c->hidden_ids : "",
+        c->all_ids ? c->all_ids : "", retrieved_s,
+    };
+    enum { ARGC = sizeof argv / sizeof argv[0] };
+    size_t argvlen[ARGC];
+    for (int i = 0; i < ARGC; i++)
+        argvlen[i] = i >= 15 && i <= 17 ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
+    argvlen[15] = c->got_ids ? c->got_len : 0;
+    argvlen[16] = c->hidden_ids ? c->hidden_len : 0;
+    argvlen[17] = c->all_ids ? c->all_len : 0;
+    return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);
+}

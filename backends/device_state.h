@@ -1,0 +1,97 @@
+/* device_state: each device's download state in Redis, and its lock.
+ *
+ * Key layout (README.md "Redis keys"); {user} is the Redis Cluster hash tag, so
+ * one user's keys share a slot and a Lua script may touch them all:
+ *   pg1:{user}:read           set of message ids retrieved by any device
+ *   pg1:{user}:got:<device>   set of message ids this device retrieved
+ *   pg1:{user}:hide:<device>  set of message ids this device deleted (on_dele = hide)
+ *   pg1:{user}:dev:<device>   hash: first_seen, last_seen, last_addr, retrieved, view, uidvalidity, idscheme
+ *   pg1:{user}:lock:<device>  random token, PX ttl; refreshed; released by compare-and-delete
+ * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
+ *
+ * Round trips do not grow with the mailbox: loading the state of every message
+ * is one EVAL over one argument holding all ids concatenated; committing is one
+ * EVAL that checks the lock and changes everything atomically.
+ *
+ * Every call returns the pending redis_request (cancel it if the session goes
+ * away first) and calls back exactly once otherwise.
+ */
+#ifndef POPGATE_DEVICE_STATE_H
+#define POPGATE_DEVICE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "login_name.h"
+#include "redis_store.h"
+
+#define DEVICE_KEY_MAX (16 + LOGIN_USER_MAX + DEVICE_NAME_MAX)
+#define DEVICE_ID_HEX 16
+#define DEVICE_TOKEN_MAX 40
+
+struct device_keys {
+    char read[DEVICE_KEY_MAX];
+    char got[DEVICE_KEY_MAX];
+    char hide[DEVICE_KEY_MAX];
+    char dev[DEVICE_KEY_MAX];
+    char lock[DEVICE_KEY_MAX];
+};
+
+void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
+/* Appends the 16-hex form of id at out (which must have room for 16 bytes). */
+void device_id_format(uint64_t id, char *out);
+
+enum device_result {
+    DEVICE_OK,
+    DEVICE_IN_USE,        /* lock held by another session (any node) */
+    DEVICE_LOCK_LOST,     /* our lock expired or was taken: do not commit */
+    DEVICE_UNAVAILABLE,   /* Redis down, timeout, or an unexpected reply */
+};
+typedef void device_done_cb(enum device_result r, void *arg);
+
+struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
+                                          const char *token, uint32_t ttl_ms,
+                                          device_done_cb *done, void *arg);
+struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
+                                          const char *token, uint32_t ttl_ms,
+                                          device_done_cb *done, void *arg);
+/* Fire and forget: compare-and-delete. */
+void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token);
+
+/* ids_scheme: "emailid" when ids come from EMAILID, else "uid". */
+struct device_load_result {
+    enum device_result result;
+    const char *bits;          /* one char '0'..'7' per id: VIEW_STATE_* bits + '0' */
+    size_t nbits;
+    int64_t first_seen;        /* 0 for a device never seen before */
+    uint32_t uidvalidity;      /* last UIDVALIDITY this device committed with, 0 if none */
+    char ids_scheme[8];
+    uint64_t stored_read, stored_got, stored_hide;  /* set sizes, to detect stale ids */
+};
+typedef void device_load_cb(const struct device_load_result *r, void *arg);
+
+/* Reads the state bits of every id; registers the device (first_seen = now,
+ * expiring after ttl_ms) if it is new, and changes nothing else. */
+struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
+                                        const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
+                                        device_load_cb *done, void *arg);
+
+struct device_commit {
+    const char *token;             /* our lock token: the commit fails if it is not held */
+    int64_t now;
+    const char *addr;              /* client address for last_addr */
+    uint64_t ttl_ms;               /* device_ttl: all of the device's keys expire after it */
+    const char *view;              /* view name, shown by popgate-admin */
+    uint32_t uidvalidity;
+    const char *ids_scheme;
+    const char *got_ids; size_t got_len;        /* add to got:<device> and read */
+    const char *hidden_ids; size_t hidden_len;  /* add to hide:<device> */
+    const char *all_ids; size_t all_len;        /* when non-empty: prune ids not in it */
+    uint32_t retrieved;            /* RETR count, added to the device's counter */
+};
+
+struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
+                                          const struct device_commit *c, device_done_cb *done, void *arg);
+
+#endif

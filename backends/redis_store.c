@@ -1,0 +1,350 @@
+/* redis_store.c: see redis_store.h. */
+#include "redis_store.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libev.h>
+#include <hiredis/async.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+
+struct redis_request {
+    struct redis_store *store;
+    redis_reply_cb *cb;
+    void *arg;
+    ev_timer deadline;
+    bool finished;           /* callback delivered or cancelled */
+    bool in_hiredis;         /* hiredis holds it and will call on_reply once */
+    struct redis_request *prev, *next;
+};
+
+struct redis_store {
+    struct ev_loop *loop;
+    struct redis_store_config cfg;
+    redisAsyncContext *ac;
+    bool connected;
+    double backoff;
+    ev_timer reconnect_timer;
+    ev_timer connect_deadline;
+    struct redis_request *requests;  /* every live request */
+};
+
+static void connect_now(struct redis_store *store);
+
+/* ---- address ------------------------------------------------------------ */
+
+/* Splits "IP:port" / "[IPv6]:port"; false for anything else (a path is
+ * handled by the caller). */
+static bool split_address(const char *address, char *ip, size_t ip_cap, int *port)
+{
+    const char *colon;
+    const char *host = address;
+    size_t host_len;
+    if (address[0] == '[') {
+        const char *close = strchr(address, ']');
+        if (!close || close[1] != ':')
+            return false;
+        host = address + 1;
+        host_len = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (!colon)
+            return false;
+        host_len = (size_t)(colon - address);
+    }
+    if (host_len == 0 || host_len >= ip_cap)
+        return false;
+    memcpy(ip, host, host_len);
+    ip[host_len] = '\0';
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1)
+        return false;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 1 || p > 65535)
+        return false;
+    *port = (int)p;
+    return true;
+}
+
+bool redis_store_address_valid(const char *address)
+{
+    if (address[0] == '/')
+        return strlen(address) < REDIS_ADDRESS_MAX;
+    char ip[64];
+    int port;
+    return split_address(address, ip, sizeof ip, &port);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void request_unlink(struct redis_request *req)
+{
+    struct redis_store *store = req->store;
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        store->requests = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+}
+
+static void request_free(struct redis_request *req)
+{
+    ev_timer_stop(req->store->loop, &req->deadline);
+    request_unlink(req);
+    free(req);
+}
+
+static void request_finish(struct redis_request *req, const redisReply *reply, const char *error)
+{
+    if (req->finished)
+        return;
+    req->finished = true;
+    ev_timer_stop(req->store->loop, &req->deadline);
+    req->cb(reply, error, req->arg);
+}
+
+/* Drop the connection now, failing everything in flight; reconnect later. */
+static void drop_connection(struct redis_store *store, const char *why);
+
+static void on_request_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct redis_request *req = w->data;
+    struct redis_store *store = req->store;
+    if (!req->in_hiredis) {
+        /* Never sent: the store was disconnected when it was made. */
+        request_finish(req, NULL, "redis unavailable");
+        request_free(req);
+        return;
+    }
+    request_finish(req, NULL, "timeout");
+    drop_connection(store, "command timeout");
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct redis_request *req = privdata;
+    const redisReply *r = reply;
+    if (!r)
+        request_finish(req, NULL, "redis unavailable");
+    else if (r->type == REDIS_REPLY_ERROR)
+        request_finish(req, NULL, r->str);
+    else
+        request_finish(req, r, NULL);
+    request_free(req);
+}
+
+struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
+                                          int argc, const char **argv, const size_t *argvlen)
+{
+    struct redis_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->store = store;
+    req->cb = cb;
+    req->arg = arg;
+    req->next = store->requests;
+    if (store->requests)
+        store->requests->prev = req;
+    store->requests = req;
+    ev_timer_init(&req->deadline, on_request_deadline, store->cfg.timeout, 0.);
+    req->deadline.data = req;
+    if (store->connected &&
+        redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) == REDIS_OK) {
+        req->in_hiredis = true;
+    } else {
+        /* Fail from the loop, not inside the caller's call. */
+        ev_timer_set(&req->deadline, 0., 0.);
+    }
+    ev_timer_start(store->loop, &req->deadline);
+    return req;
+}
+
+void redis_request_cancel(struct redis_request *req)
+{
+    if (!req)
+        return;
+    req->finished = true;
+    ev_timer_stop(req->store->loop, &req->deadline);
+    if (!req->in_hiredis)
+        request_free(req);
+    /* else hiredis still holds it: on_reply frees it without a callback. */
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static void schedule_reconnect(struct redis_store *store)
+{
+    if (ev_is_active(&store->reconnect_timer))
+        return;
+    ev_timer_set(&store->reconnect_timer, store->backoff, 0.);
+    ev_timer_start(store->loop, &store->reconnect_timer);
+    store->backoff = store->backoff * 2 > REDIS_BACKOFF_MAX ? REDIS_BACKOFF_MAX : store->backoff * 2;
+}
+
+static void drop_connection(struct redis_store *store, const char *why)
+{
+    redisAsyncContext *ac = store->ac;
+    if (!ac)
+        return;
+    log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "reason", why, NULL);
+    store->ac = NULL;
+    store->connected = false;
+    ev_timer_stop(store->loop, &store->connect_deadline);
+    /* Runs every pending reply callback with NULL, now. */
+    redisAsyncFree(ac);
+    schedule_reconnect(store);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct redis_store *store = privdata;
+    const redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        /* Password or database wrong: nothing will work; say so, and retry
+         * slowly in case the operator fixes Redis rather than our config. */
+        log_event(LOG_LEVEL_ERROR, NULL, "redis-setup-failed", "error", r->str, NULL);
+        store->backoff = REDIS_BACKOFF_MAX;
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct redis_store *store = ac->data;
+    ev_timer_stop(store->loop, &store->connect_deadline);
+    if (status != REDIS_OK) {
+        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+                  "error", ac->errstr, NULL);
+        store->ac = NULL;  /* hiredis frees the context after this callback */
+        store->connected = false;
+        schedule_reconnect(store);
+        return;
+    }
+    store->connected = true;
+    store->backoff = REDIS_BACKOFF_MIN;
+    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->cfg.address, NULL);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct redis_store *store = ac->data;
+    (void)status;
+    if (store->ac != ac)
+        return;  /* we dropped it ourselves */
+    log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "reason",
+              ac->err ? ac->errstr : "closed", NULL);
+    store->ac = NULL;
+    store->connected = false;
+    schedule_reconnect(store);
+}
+
+static void on_connect_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct redis_store *store = w->data;
+    redisAsyncContext *ac = store->ac;
+    if (!ac || store->connected)
+        return;
+    log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+              "error", "timeout", NULL);
+    store->ac = NULL;
+    redisAsyncFree(ac);
+    schedule_reconnect(store);
+}
+
+static void on_reconnect_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    connect_now(w->data);
+}
+
+static void connect_now(struct redis_store *store)
+{
+    redisAsyncContext *ac;
+    if (store->cfg.address[0] == '/') {
+        ac = redisAsyncConnectUnix(store->cfg.address);
+    } else {
+        char ip[64];
+        int port;
+        if (!split_address(store->cfg.address, ip, sizeof ip, &port))
+            return;  /* checked at config load */
+        ac = redisAsyncConnect(ip, port);
+    }
+    if (!ac || ac->err) {
+        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+                  "error", ac ? ac->errstr : "out of memory", NULL);
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(store);
+        return;
+    }
+    ac->data = store;
+    store->ac = ac;
+    redisLibevAttach(store->loop, ac);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (store->cfg.password[0]) {
+        const char *argv[] = { "AUTH", store->cfg.password };
+        redisAsyncCommandArgv(ac, on_setup_reply, store, 2, argv, NULL);
+    }
+    if (store->cfg.database) {
+        char db[16];
+        snprintf(db, sizeof db, "%u", store->cfg.database);
+        const char *argv[] = { "SELECT", db };
+        redisAsyncCommandArgv(ac, on_setup_reply, store, 2, argv, NULL);
+    }
+    ev_timer_set(&store->connect_deadline, store->cfg.timeout, 0.);
+    ev_timer_start(store->loop, &store->connect_deadline);
+}
+
+struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_store_config *cfg)
+{
+    struct redis_store *store = calloc(1, sizeof *store);
+    if (!store)
+        return NULL;
+    store->loop = loop;
+    store->cfg = *cfg;
+    store->backoff = REDIS_BACKOFF_MIN;
+    ev_timer_init(&store->reconnect_timer, on_reconnect_timer, 0., 0.);
+    store->reconnect_timer.data = store;
+    ev_timer_init(&store->connect_deadline, on_connect_deadline, 0., 0.);
+    store->connect_deadline.data = store;
+    connect_now(store);
+    return store;
+}
+
+bool redis_store_connected(const struct redis_store *store)
+{
+    return store->connected;
+}
+
+void redis_store_free(struct redis_store *store)
+{
+    if (!store)
+        return;
+    ev_timer_stop(store->loop, &store->reconnect_timer);
+    ev_timer_stop(store->loop, &store->connect_deadline);
+    redisAsyncContext *ac = store->ac;
+    store->ac = NULL;
+    store->connected = false;
+    if (ac)
+        redisAsyncFree(ac);
+    /* What hiredis never held is still waiting on its zero timer. */
+    while (store->requests) {
+        struct redis_request *req = store->requests;
+        if (!req->finished)
+            request_finish(req, NULL, "redis unavailable");
+        request_free(req);
+    }
+    OPENSSL_cleanse(store->cfg.password, sizeof store->cfg.password);
+    free(store);
+}

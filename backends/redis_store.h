@@ -1,0 +1,58 @@
+/* redis_store: the process's one connection to Redis, through hiredis's async
+ * API on the libev loop. Never blocks: the address must be numeric (IP:port) or
+ * a unix socket path, so hiredis never resolves a name.
+ *
+ * - Reconnects by itself with exponential backoff (REDIS_BACKOFF_MIN..MAX);
+ *   while disconnected every command fails at once (asynchronously) with
+ *   "redis unavailable", so logins fail closed with -ERR [SYS/TEMP].
+ * - Every command has a deadline (config timeout). A command that misses it
+ *   fails, and the connection is dropped and re-made: a Redis that stalls one
+ *   reply is not trusted with the next.
+ * - AUTH and SELECT are sent first on every (re)connection.
+ *
+ * Lifetime of a request: redis_store_command() returns a handle valid until
+ * its callback runs (exactly once) or until redis_request_cancel(), after
+ * which the callback never runs. Cancel when the owner (a session) goes away.
+ */
+#ifndef POPGATE_REDIS_STORE_H
+#define POPGATE_REDIS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ev.h>
+#include <hiredis/hiredis.h>
+
+#define REDIS_ADDRESS_MAX 256
+#define REDIS_PASSWORD_MAX 256
+#define REDIS_BACKOFF_MIN 0.1
+#define REDIS_BACKOFF_MAX 5.0
+
+struct redis_store_config {
+    char address[REDIS_ADDRESS_MAX];   /* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock" */
+    char password[REDIS_PASSWORD_MAX]; /* empty: no AUTH */
+    unsigned database;
+    double timeout;                    /* seconds per command and for connecting */
+};
+
+/* Checks the address syntax (numeric host only). */
+bool redis_store_address_valid(const char *address);
+
+struct redis_store;
+struct redis_request;
+
+/* reply is NULL on failure, and error says why ("redis unavailable", "timeout",
+ * or Redis's own error text for an error reply). Both valid only during the call. */
+typedef void redis_reply_cb(const redisReply *reply, const char *error, void *arg);
+
+/* Starts connecting at once. */
+struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_store_config *cfg);
+/* Pending callbacks run with "redis unavailable" before this returns. */
+void redis_store_free(struct redis_store *store);
+bool redis_store_connected(const struct redis_store *store);
+
+struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
+                                          int argc, const char **argv, const size_t *argvlen);
+void redis_request_cancel(struct redis_request *req);
+
+#endif

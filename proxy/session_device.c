@@ -1,0 +1,275 @@
+/* session_device.c: the session's side of per-device state (DESIGN.md
+ * "Devices", "Views", "Commit"): the device lock from login to the end of the
+ * session, loading the device's state and applying its view at login, and the
+ * atomic Redis step of QUIT. The Redis work itself is in backends/device_state.c. */
+#include "session_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "view.h"
+
+static struct device_session *dev(struct session *s)
+{
+    return &s->device;
+}
+
+static void continue_with_next(struct session *s)
+{
+    void (*next)(struct session *) = s->device.next;
+    s->device.next = NULL;
+    next(s);
+}
+
+/* ---- lock --------------------------------------------------------------- */
+
+static void on_lock_refreshed(enum device_result r, void *arg)
+{
+    struct session *s = arg;
+    dev(s)->refresh = NULL;
+    if (r == DEVICE_LOCK_LOST && dev(s)->lock_held) {
+        dev(s)->lock_held = false;
+        dev(s)->lock_lost = true;
+        log_event(LOG_LEVEL_WARN, s->id, "lock-lost", "user", dev(s)->login.user,
+                  "device", dev(s)->login.device, NULL);
+    }
+}
+
+static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct session *s = w->data;
+    if (!dev(s)->lock_held || dev(s)->refresh)
+        return;
+    dev(s)->refresh = device_lock_refresh(s->gw->redis, &dev(s)->keys, dev(s)->lock_token,
+                                          s->cfg->lock_ttl * 1000, on_lock_refreshed, s);
+}
+
+void session_device_init(struct session *s)
+{
+    ev_timer_init(&dev(s)->refresh_timer, on_refresh_timer, 0., 0.);
+    dev(s)->refresh_timer.data = s;
+}
+
+/* A random lock token, so only this session can refresh or release the lock. */
+static bool make_token(char out[DEVICE_TOKEN_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return false;
+    for (size_t i = 0; i < sizeof raw; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[2 * sizeof raw] = '\0';
+    return true;
+}
+
+static void on_lock_acquired(enum device_result r, void *arg)
+{
+    struct session *s = arg;
+    dev(s)->request = NULL;
+    if (r == DEVICE_IN_USE) {
+        session_login_failed_with(s, "-ERR [IN-USE] This device is already in a session; "
+                                     "log in as user#otherdevice to use another.", "in-use", false);
+        return;
+    }
+    if (r != DEVICE_OK) {
+        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+                                  "redis", false);
+        return;
+    }
+    dev(s)->lock_held = true;
+    double every = s->cfg->lock_ttl / 3.0;
+    ev_timer_set(&dev(s)->refresh_timer, every, every);
+    ev_timer_start(s->gw->loop, &dev(s)->refresh_timer);
+    continue_with_next(s);
+}
+
+void session_device_lock(struct session *s, void (*next)(struct session *s))
+{
+    struct device_session *d = dev(s);
+    device_keys_init(&d->keys, d->login.state_user, d->login.device);
+    d->next = next;
+    if (make_token(d->lock_token))
+        d->request = device_lock_acquire(s->gw->redis, &d->keys, d->lock_token,
+                                         s->cfg->lock_ttl * 1000, on_lock_acquired, s);
+    if (!d->request)
+        on_lock_acquired(DEVICE_UNAVAILABLE, s);
+}
+
+void session_device_release(struct session *s)
+{
+    struct device_session *d = dev(s);
+    redis_request_cancel(d->request);
+    redis_request_cancel(d->refresh);
+    d->request = d->refresh = NULL;
+    ev_timer_stop(s->gw->loop, &d->refresh_timer);
+    if (d->lock_held)
+        device_lock_release(s->gw->redis, &d->keys, d->lock_token);
+    d->lock_held = false;
+    free(d->all_ids);
+    d->all_ids = NULL;
+    d->all_ids_len = 0;
+}
+
+/* ---- load and view ------------------------------------------------------ */
+
+/* The 16-hex ids of the entries having `with` and none of `without`. */
+static char *collect_ids(const struct maildrop *m, uint8_t with, uint8_t without, size_t *len)
+{
+    char *ids = malloc((size_t)m->count * DEVICE_ID_HEX + 1);
+    if (!ids)
+        return NULL;
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->count; i++) {
+        const struct maildrop_entry *e = &m->entries[i];
+        if ((e->flags & with) == with && !(e->flags & without)) {
+            device_id_format(e->state_id, ids + n);
+            n += DEVICE_ID_HEX;
+        }
+    }
+    ids[n] = '\0';
+    *len = n;
+    return ids;
+}
+
+static void on_state_loaded(const struct device_load_result *res, void *arg)
+{
+    struct session *s = arg;
+    struct device_session *d = dev(s);
+    d->request = NULL;
+    uint32_t count = s->drop.count;
+    uint8_t *state = res->result == DEVICE_OK && res->nbits == count ? malloc(count + 1) : NULL;
+    if (!state) {
+        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+                                  "redis", false);
+        return;
+    }
+    uint64_t n_read = 0, n_got = 0, n_hide = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        state[i] = (uint8_t)(res->bits[i] - '0') & (VIEW_STATE_READ | VIEW_STATE_GOT | VIEW_STATE_HIDDEN);
+        n_read += !!(state[i] & VIEW_STATE_READ);
+        n_got += !!(state[i] & VIEW_STATE_GOT);
+        n_hide += !!(state[i] & VIEW_STATE_HIDDEN);
+    }
+    /* Ids that do not follow the message across a UIDVALIDITY change: apply
+     * the configured policy instead of a silent re-download storm. */
+    if (!d->ids_from_emailid && res->uidvalidity != 0 && res->uidvalidity != s->drop.uidvalidity) {
+        log_event(LOG_LEVEL_WARN, s->id, "uidvalidity-changed", "user", d->login.user,
+                  "device", d->login.device, "old", LOG_U64(res->uidvalidity),
+                  "new", LOG_U64(s->drop.uidvalidity),
+                  "policy", s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED
+                                ? "mark-all-downloaded" : "redownload", NULL);
+        if (s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED) {
+            d->mark_all_downloaded = true;
+            for (uint32_t i = 0; i < count; i++)
+                state[i] |= VIEW_STATE_READ | VIEW_STATE_GOT;
+        }
+    }
+    bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide;
+    if (!stale && !d->mark_all_downloaded) {
+        free(d->all_ids);
+        d->all_ids = NULL;
+        d->all_ids_len = 0;
+    }
+    int64_t now = (int64_t)time(NULL);
+    uint32_t shown = view_filter_maildrop(&s->drop, state, &s->cfg->policy, now, res->first_seen);
+    free(state);
+    log_event(LOG_LEVEL_INFO, s->id, "view", "user", d->login.user, "device", d->login.device,
+              "view", view_kind_name(s->cfg->policy.kind), "upstream", LOG_U64(count),
+              "shown", LOG_U64(shown), "prune", stale ? "yes" : "no", NULL);
+    continue_with_next(s);
+}
+
+void session_device_load(struct session *s, void (*next)(struct session *s))
+{
+    struct device_session *d = dev(s);
+    d->next = next;
+    d->all_ids = collect_ids(&s->drop, 0, 0, &d->all_ids_len);
+    if (d->all_ids)
+        d->request = device_state_load(s->gw->redis, &d->keys, d->all_ids, d->all_ids_len,
+                                       (int64_t)time(NULL), (uint64_t)s->cfg->device_ttl * 1000,
+                                       on_state_loaded, s);
+    if (!d->request) {
+        struct device_load_result failed = { .result = DEVICE_UNAVAILABLE };
+        on_state_loaded(&failed, s);
+    }
+}
+
+/* ---- QUIT --------------------------------------------------------------- */
+
+static void on_precheck(enum device_result r, void *arg)
+{
+    struct session *s = arg;
+    dev(s)->request = NULL;
+    if (r != DEVICE_OK) {
+        session_commit_failed(s, "precheck", r == DEVICE_LOCK_LOST ? "lock-lost" : "redis");
+        return;
+    }
+    continue_with_next(s);
+}
+
+void session_device_precheck(struct session *s, void (*next)(struct session *s))
+{
+    struct device_session *d = dev(s);
+    if (!d->lock_held) {
+        session_commit_failed(s, "precheck", "lock-lost");
+        return;
+    }
+    d->next = next;
+    d->request = device_lock_refresh(s->gw->redis, &d->keys, d->lock_token, s->cfg->lock_ttl * 1000,
+                                     on_precheck, s);
+    if (!d->request)
+        on_precheck(DEVICE_UNAVAILABLE, s);
+}
+
+static void on_committed(enum device_result r, void *arg)
+{
+    struct session *s = arg;
+    dev(s)->request = NULL;
+    if (r != DEVICE_OK) {
+        session_commit_failed(s, "redis", r == DEVICE_LOCK_LOST ? "lock-lost" : "redis");
+        return;
+    }
+    continue_with_next(s);
+}
+
+void session_device_commit(struct session *s, void (*next)(struct session *s))
+{
+    struct device_session *d = dev(s);
+    size_t got_len = 0, hidden_len = 0;
+    char *got = d->mark_all_downloaded ? NULL : collect_ids(&s->drop, MAILDROP_RETRIEVED, MAILDROP_GONE, &got_len);
+    char *hidden = s->cfg->policy.on_dele == ON_DELE_HIDE
+                       ? collect_ids(&s->drop, MAILDROP_DELETED, MAILDROP_GONE, &hidden_len)
+                       : NULL;
+    bool ok = (got || d->mark_all_downloaded) && (hidden || s->cfg->policy.on_dele != ON_DELE_HIDE);
+    struct device_commit c = {
+        .token = d->lock_token,
+        .now = (int64_t)time(NULL),
+        .addr = s->peer,
+        .ttl_ms = (uint64_t)s->cfg->device_ttl * 1000,
+        .view = view_kind_name(s->cfg->policy.kind),
+        .uidvalidity = s->drop.uidvalidity,
+        .ids_scheme = d->ids_from_emailid ? "emailid" : "uid",
+        .got_ids = d->mark_all_downloaded ? d->all_ids : got,
+        .got_len = d->mark_all_downloaded ? d->all_ids_len : got_len,
+        .hidden_ids = hidden,
+        .hidden_len = hidden_len,
+        .all_ids = d->all_ids,
+        .all_len = d->all_ids_len,
+        .retrieved = s->retr_count,
+    };
+    d->next = next;
+    if (ok)
+        d->request = device_state_commit(s->gw->redis, &d->keys, &c, on_committed, s);
+    free(got);
+    free(hidden);
+    if (!d->request)
+        on_committed(DEVICE_UNAVAILABLE, s);
+}
