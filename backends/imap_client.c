@@ -117,7 +117,7 @@ struct imap_client {
     char list_use[IMAP_SPECIAL_USE_MAX + 1];
     char *list_out;                 /* caller's buffer, list_cap octets */
     size_t list_cap;
-    enum { LIST_NONE, LIST_FOUND, LIST_TOO_LONG } list_match;
+    enum { LIST_NONE, LIST_FOUND, LIST_UNUSABLE } list_match;
 
     unsigned caps;
     uint32_t uidvalidity;
@@ -1054,11 +1054,14 @@ static void handle_list(struct imap_client *c, const struct imap_response *r)
     if (c->list_match != LIST_NONE || !imap_list_has_attr(&e, c->list_use) ||
         imap_list_has_attr(&e, "\\Noselect") || imap_list_has_attr(&e, "\\NonExistent"))
         return;
-    /* A literal too long to absorb has no known name; it cannot be used. */
+    /* A literal too long to absorb has no known name, and an absorbed one
+     * may hold a NUL that would cut the C string short: neither can be used. */
+    size_t n;
     if (e.name.type == IMAP_TOK_LITERAL ||
-        imap_token_copy(&e.name, c->list_out, c->list_cap) >= c->list_cap) {
+        (n = imap_token_copy(&e.name, c->list_out, c->list_cap)) >= c->list_cap ||
+        strlen(c->list_out) != n) {
         c->list_out[0] = '\0';
-        c->list_match = LIST_TOO_LONG;
+        c->list_match = LIST_UNUSABLE;
         return;
     }
     c->list_match = LIST_FOUND;
@@ -1168,7 +1171,7 @@ static void handle_tagged(struct imap_client *c, const struct imap_response *r)
     }
     if (c->op == OP_LIST && c->list_out != NULL) {
         if (res == IMAP_RESULT_OK && c->list_match != LIST_FOUND) {
-            set_error_span(c, c->list_match == LIST_TOO_LONG ? "name too long for "
+            set_error_span(c, c->list_match == LIST_UNUSABLE ? "unusable or too long name for "
                                                              : "no mailbox has ",
                            c->list_use, strlen(c->list_use));
             res = IMAP_RESULT_NO;

@@ -74,7 +74,9 @@ typedef void imap_done_cb(struct imap_client *c, enum imap_result r, void *arg);
 struct imap_listing_item {
     uint32_t uid;
     uint32_t size;                 /* RFC822.SIZE */
-    uint32_t internaldate;         /* INTERNALDATE as seconds since the epoch (UTC) */
+    uint32_t internaldate;         /* INTERNALDATE as seconds since the epoch (UTC);
+                                      dates before 1970 read as 0, after 2106 as
+                                      UINT32_MAX (APPEND may set any year) */
     bool seen;                     /* \Seen flag */
     bool deleted;                  /* \Deleted flag */
     /* EMAILID (RFC 8474), fetched when the server has OBJECTID; NULL and 0
