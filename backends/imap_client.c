@@ -403,6 +403,8 @@ static void next_tag(struct imap_client *c)
 /* New tag, "<tag> " written. */
 static void cmd_begin(struct imap_client *c)
 {
+    /* One command, one send(): the pieces queue until cmd_end. */
+    net_stream_cork(c->stream);
     next_tag(c);
     cmd_puts(c, c->tag);
     cmd_put(c, " ", 1);
@@ -411,6 +413,7 @@ static void cmd_begin(struct imap_client *c)
 static bool cmd_end(struct imap_client *c)
 {
     cmd_put(c, "\r\n", 2);
+    net_stream_uncork(c->stream);
     return c->write_ok;
 }
 
@@ -663,7 +666,7 @@ void imap_login(struct imap_client *c, const char *user, const char *pass,
             c->sasl_response = resp;
             c->step = STEP_AUTH_CONTINUE;
         }
-        cmd_put(c, "\r\n", 2);
+        cmd_end(c);
     } else if (c->caps & IMAP_CAP_LOGINDISABLED) {
         set_error(c, "upstream has LOGINDISABLED and no AUTH=PLAIN");
         finish_soon(c, IMAP_RESULT_UNAVAILABLE);

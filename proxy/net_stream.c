@@ -47,6 +47,7 @@ struct net_stream {
     bool tls_is_server;
 
     bool read_paused;         /* by the user, or because input is left over */
+    bool corked;              /* writes queue until net_stream_uncork */
     bool read_wants_write;    /* SSL_read returned WANT_WRITE */
     bool write_wants_read;    /* SSL_write returned WANT_READ */
     enum net_stream_error close_reason;
@@ -68,6 +69,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void notify_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void flush_output(struct net_stream *s);
+static void flush_output_quietly(struct net_stream *s);
 static void read_input(struct net_stream *s);
 
 /* ---- watcher helpers: idempotent, like hiredis' libev adapter ----------- */
@@ -524,7 +526,7 @@ static void output_flushed(struct net_stream *s)
     }
 }
 
-static void flush_output(struct net_stream *s)
+static void write_queue(struct net_stream *s, bool notify_drain)
 {
     size_t before = s->out_len;
     while (s->out_len > 0) {
@@ -548,12 +550,22 @@ static void flush_output(struct net_stream *s)
         output_flushed(s);
         return;
     }
-    if (before > NET_STREAM_OUT_LOW_WATER && s->out_len <= NET_STREAM_OUT_LOW_WATER &&
+    if (notify_drain && before > NET_STREAM_OUT_LOW_WATER && s->out_len <= NET_STREAM_OUT_LOW_WATER &&
         s->state == NS_OPEN && s->cbs->on_drain) {
         enter_callback(s);
         s->cbs->on_drain(s, s->arg);
         leave_callback(s);
     }
+}
+
+static void flush_output(struct net_stream *s)
+{
+    write_queue(s, true);
+}
+
+static void flush_output_quietly(struct net_stream *s)
+{
+    write_queue(s, false);
 }
 
 /* Append to the queue, growing the buffer geometrically up to the bound. */
@@ -595,7 +607,7 @@ bool net_stream_write(struct net_stream *s, const void *data, size_t len)
     const char *p = data;
     /* Write straight through when nothing is queued: most replies never touch
      * a per-stream buffer. */
-    if (s->out_len == 0 && s->state == NS_OPEN && !s->write_wants_read) {
+    if (s->out_len == 0 && s->state == NS_OPEN && !s->write_wants_read && !s->corked) {
         while (len > 0) {
             ssize_t n = write_some(s, p, len);
             if (n < 0)
@@ -610,9 +622,23 @@ bool net_stream_write(struct net_stream *s, const void *data, size_t len)
     }
     if (!queue_output(s, p, len))
         return false;
-    if (s->state == NS_OPEN && !s->write_wants_read)
+    if (s->state == NS_OPEN && !s->write_wants_read && !s->corked)
         want_write(s, true);
     return true;
+}
+
+void net_stream_cork(struct net_stream *s)
+{
+    s->corked = true;
+}
+
+void net_stream_uncork(struct net_stream *s)
+{
+    if (!s->corked)
+        return;
+    s->corked = false;
+    if (s->state == NS_OPEN && s->out_len > 0 && !s->write_wants_read)
+        flush_output_quietly(s);
 }
 
 bool net_stream_printf(struct net_stream *s, const char *fmt, ...)

@@ -89,6 +89,12 @@ bool net_stream_write(struct net_stream *s, const void *data, size_t len);
 bool net_stream_printf(struct net_stream *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Corked, writes only queue (up to the same bound); uncorking sends them in
+ * as few system calls as possible. For replies built from several pieces
+ * (an IMAP command, pipelined POP3 answers). Uncorking never calls on_drain. */
+void net_stream_cork(struct net_stream *s);
+void net_stream_uncork(struct net_stream *s);
+
 size_t net_stream_out_pending(const struct net_stream *s);
 bool net_stream_is_tls(const struct net_stream *s);
 

@@ -343,6 +343,8 @@ static size_t on_client_read(struct net_stream *ns, const char *data, size_t len
     (void)ns;
     struct session *s = arg;
     size_t used = 0;
+    /* Pipelined commands' replies leave together. */
+    net_stream_cork(s->client);
     while (used < len && accepting_commands(s) &&
            net_stream_out_pending(s->client) < NET_STREAM_OUT_HIGH_WATER) {
         enum pop3_line_status status;
@@ -372,6 +374,7 @@ static size_t on_client_read(struct net_stream *ns, const char *data, size_t len
             break;
         }
     }
+    net_stream_uncork(s->client);
     s->input_paused = used < len;
     return used;
 }
