@@ -125,7 +125,7 @@ static void on_result_reply(const redisReply *r, const char *error, void *arg)
     free(arg);
     enum device_result result;
     if (!r && error && strncmp(error, "LOCKLOST", 8) != 0)
-        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, NULL);
+        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
     if (r)
         result = call.interpret(r);
     else
@@ -207,7 +207,7 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
 {
     struct load_call call = *(struct load_call *)arg;
     if (!r && error)
-        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, NULL);
+        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
     free(arg);
     struct device_load_result res = { .result = DEVICE_UNAVAILABLE };
     uint64_t first_seen, uidvalidity;

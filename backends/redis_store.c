@@ -195,7 +195,7 @@ static void drop_connection(struct redis_store *store, const char *why)
     redisAsyncContext *ac = store->ac;
     if (!ac)
         return;
-    log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "reason", why, NULL);
+    log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "reason", why, LOG_END);
     store->ac = NULL;
     store->connected = false;
     ev_timer_stop(store->loop, &store->connect_deadline);
@@ -211,7 +211,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (r && r->type == REDIS_REPLY_ERROR) {
         /* Password or database wrong: nothing will work; say so, and retry
          * slowly in case the operator fixes Redis rather than our config. */
-        log_event(LOG_LEVEL_ERROR, NULL, "redis-setup-failed", "error", r->str, NULL);
+        log_event(LOG_LEVEL_ERROR, NULL, "redis-setup-failed", "error", r->str, LOG_END);
         store->backoff = REDIS_BACKOFF_MAX;
         redisAsyncDisconnect(ac);
     }
@@ -223,7 +223,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     ev_timer_stop(store->loop, &store->connect_deadline);
     if (status != REDIS_OK) {
         log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
-                  "error", ac->errstr, NULL);
+                  "error", ac->errstr, LOG_END);
         store->ac = NULL;  /* hiredis frees the context after this callback */
         store->connected = false;
         schedule_reconnect(store);
@@ -231,7 +231,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     store->connected = true;
     store->backoff = REDIS_BACKOFF_MIN;
-    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->cfg.address, NULL);
+    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->cfg.address, LOG_END);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -241,7 +241,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (store->ac != ac)
         return;  /* we dropped it ourselves */
     log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "reason",
-              ac->err ? ac->errstr : "closed", NULL);
+              ac->err ? ac->errstr : "closed", LOG_END);
     store->ac = NULL;
     store->connected = false;
     schedule_reconnect(store);
@@ -255,7 +255,7 @@ static void on_connect_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     if (!ac || store->connected)
         return;
     log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
-              "error", "timeout", NULL);
+              "error", "timeout", LOG_END);
     store->ac = NULL;
     redisAsyncFree(ac);
     schedule_reconnect(store);
@@ -281,7 +281,7 @@ static void connect_now(struct redis_store *store)
     }
     if (!ac || ac->err) {
         log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
-                  "error", ac ? ac->errstr : "out of memory", NULL);
+                  "error", ac ? ac->errstr : "out of memory", LOG_END);
         if (ac)
             redisAsyncFree(ac);
         schedule_reconnect(store);

@@ -37,11 +37,11 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(w->fd, (struct sockaddr *)&peer, &peerlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                log_event(LOG_LEVEL_WARN, NULL, "accept-failed", "error", strerror(errno), NULL);
+                log_event(LOG_LEVEL_WARN, NULL, "accept-failed", "error", strerror(errno), LOG_END);
             return;
         }
         if (gw->n_sessions >= gw->config->max_connections) {
-            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", NULL);
+            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", LOG_END);
             refuse_connection(fd);
             continue;
         }
@@ -83,7 +83,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     char err[512];
     struct config *fresh = config_load(gw->config_path, err, sizeof err);
     if (!fresh) {
-        log_event(LOG_LEVEL_ERROR, NULL, "reload-failed", "config", gw->config_path, "error", err, NULL);
+        log_event(LOG_LEVEL_ERROR, NULL, "reload-failed", "config", gw->config_path, "error", err, LOG_END);
         return;
     }
     bool same_listeners = fresh->n_listeners == gw->config->n_listeners;
@@ -91,13 +91,13 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
         same_listeners = !strcmp(fresh->listeners[i].text, gw->config->listeners[i].text) &&
                          fresh->listeners[i].implicit_tls == gw->config->listeners[i].implicit_tls;
     if (!same_listeners)
-        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "listen addresses change only on restart", NULL);
+        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "listen addresses change only on restart", LOG_END);
     if (memcmp(&fresh->redis, &gw->config->redis, sizeof fresh->redis) != 0)
-        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "[redis] changes only on restart", NULL);
+        log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "[redis] changes only on restart", LOG_END);
     config_unref(gw->config);
     gw->config = fresh;
     log_set_level(fresh->log_level);
-    log_event(LOG_LEVEL_INFO, NULL, "reload", "config", gw->config_path, "result", "ok", NULL);
+    log_event(LOG_LEVEL_INFO, NULL, "reload", "config", gw->config_path, "result", "ok", LOG_END);
 }
 
 static void on_final_deadline(struct ev_loop *loop, ev_timer *w, int revents)
@@ -115,7 +115,7 @@ static void on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     log_event(LOG_LEVEL_WARN, NULL, "shutdown", "note", "deadline passed, closing sessions",
-              "sessions", LOG_U64(gw->n_sessions), NULL);
+              "sessions", LOG_U64(gw->n_sessions), LOG_END);
     for (struct session *s = gw->sessions, *next; s; s = next) {
         next = session_next(s);
         session_abort(s, "shutdown");
@@ -134,7 +134,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     gw->draining = true;
     stop_listening(gw);
-    log_event(LOG_LEVEL_INFO, NULL, "shutdown", "sessions", LOG_U64(gw->n_sessions), NULL);
+    log_event(LOG_LEVEL_INFO, NULL, "shutdown", "sessions", LOG_U64(gw->n_sessions), LOG_END);
     if (gw->n_sessions == 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
@@ -155,7 +155,7 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
         int fd = bind_listener(l);
         if (fd < 0) {
             log_event(LOG_LEVEL_ERROR, NULL, "listen-failed", "address", l->text,
-                      "error", strerror(errno), NULL);
+                      "error", strerror(errno), LOG_END);
             stop_listening(gw);
             return false;
         }
@@ -166,7 +166,7 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
         ev_io_start(loop, &gw->listen_watchers[i]);
         gw->n_listen = i + 1;
         log_event(LOG_LEVEL_INFO, NULL, "listening", "address", l->text,
-                  "tls", l->implicit_tls ? "implicit" : "stls", NULL);
+                  "tls", l->implicit_tls ? "implicit" : "stls", LOG_END);
     }
     gw->redis = redis_store_new(loop, &config->redis);
     if (!gw->redis) {

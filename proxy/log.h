@@ -17,7 +17,10 @@ void log_set_level(enum log_level level);
 /* Parse "debug" / "info" / "warn" / "error"; returns -1 if unknown. */
 int log_level_parse(const char *name);
 
-/* Variadic pairs of (const char *key, const char *value), ended by NULL.
+/* The end of log_event's pairs: a typed null pointer, as variadic calls need. */
+#define LOG_END ((const char *)0)
+
+/* Variadic pairs of (const char *key, const char *value), ended by LOG_END.
  * A NULL value is skipped. sid may be NULL for process-wide events. */
 void log_event(enum log_level level, const char *sid, const char *event, ...)
     __attribute__((sentinel));

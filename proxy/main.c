@@ -67,9 +67,9 @@ int main(int argc, char **argv)
         config_unref(config);
         return 1;
     }
-    log_event(LOG_LEVEL_INFO, NULL, "started", "config", config_path, NULL);
+    log_event(LOG_LEVEL_INFO, NULL, "started", "config", config_path, LOG_END);
     gateway_run(&gw);
     gateway_deinit(&gw);
-    log_event(LOG_LEVEL_INFO, NULL, "stopped", NULL);
+    log_event(LOG_LEVEL_INFO, NULL, "stopped", LOG_END);
     return 0;
 }

@@ -89,7 +89,7 @@ void session_set_state(struct session *s, enum session_state st)
     if (s->state == st)
         return;
     log_event(LOG_LEVEL_DEBUG, s->id, "state", "from", session_state_names[s->state],
-              "to", session_state_names[st], NULL);
+              "to", session_state_names[st], LOG_END);
     s->state = st;
 }
 
@@ -208,7 +208,7 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
     }
     gateway_session_started(gw, s);
     log_event(LOG_LEVEL_INFO, s->id, "connect", "peer", s->peer,
-              "tls", implicit_tls ? "implicit" : "no", NULL);
+              "tls", implicit_tls ? "implicit" : "no", LOG_END);
     session_touch(s);
     if (implicit_tls) {
         session_start_tls_handshake(s);
@@ -233,7 +233,7 @@ static void session_destroy(struct session *s, const char *reason)
               "state", session_state_names[s->state],
               "user", s->have_user ? s->device.login.user : NULL,
               "device", s->have_user ? s->device.login.device : NULL,
-              "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), NULL);
+              "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), LOG_END);
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     session_device_release(s);
@@ -257,7 +257,7 @@ void session_close(struct session *s, const char *final_reply, const char *reaso
         return;
     if (final_reply)
         session_reply(s, final_reply);
-    log_event(LOG_LEVEL_DEBUG, s->id, "closing", "reason", reason, NULL);
+    log_event(LOG_LEVEL_DEBUG, s->id, "closing", "reason", reason, LOG_END);
     session_set_state(s, SESSION_CLOSING);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     /* A slow or stalled reader must not hold the session forever. */

@@ -53,7 +53,7 @@ static void on_tls_ready(struct net_stream *ns, bool ok, enum net_stream_error e
     struct session *s = arg;
     if (!ok) {
         log_event(LOG_LEVEL_INFO, s->id, "tls-failed", "peer", s->peer,
-                  "error", net_stream_error_name(err), NULL);
+                  "error", net_stream_error_name(err), LOG_END);
         session_tls_failed(s, err);
         return;
     }
@@ -95,7 +95,7 @@ void session_login_failed_with(struct session *s, const char *reply, const char 
 {
     log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
               "device", s->device.login.device, "result", "failed", "reason", reason,
-              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, NULL);
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
     session_wipe_password(s);
     session_device_release(s);
     imap_client_free(s->imap);
@@ -110,7 +110,7 @@ static void login_failed(struct session *s, enum imap_result r, const char *step
 {
     struct pop3_error_reply reply = reply_for_login_failure(r);
     log_event(LOG_LEVEL_DEBUG, s->id, "login-step-failed", "step", step,
-              "upstream", imap_result_name(r), NULL);
+              "upstream", imap_result_name(r), LOG_END);
     session_login_failed_with(s, reply.line, reply.reason, reply.delayed);
 }
 
@@ -144,7 +144,7 @@ static void login_complete(struct session *s)
     maildrop_stat(&s->drop, &count, &octets);
     log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
               "device", s->device.login.device, "result", "ok", "peer", s->peer,
-              "messages", LOG_U64(count), "octets", LOG_U64(octets), NULL);
+              "messages", LOG_U64(count), "octets", LOG_U64(octets), LOG_END);
     session_set_state(s, SESSION_TRANSACTION);
     session_reply(s, "+OK Logged in.");
     session_command_done(s);

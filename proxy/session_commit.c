@@ -91,7 +91,7 @@ void session_commit_failed(struct session *s, const char *step, const char *reas
 {
     log_event(LOG_LEVEL_WARN, s->id, "commit", "user", s->device.login.user,
               "device", s->device.login.device, "result", "failed", "step", step, "reason", reason,
-              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, NULL);
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
     s->busy = false;
     session_close(s, "-ERR [SYS/TEMP] Could not save the session's changes; nothing was removed, "
                      "try again later.", "commit-failed");
@@ -100,7 +100,7 @@ void session_commit_failed(struct session *s, const char *step, const char *reas
 static void commit_finished(struct session *s)
 {
     log_event(LOG_LEVEL_INFO, s->id, "commit", "user", s->device.login.user,
-              "device", s->device.login.device, "result", "ok", "retr", LOG_U64(s->retr_count), NULL);
+              "device", s->device.login.device, "result", "ok", "retr", LOG_U64(s->retr_count), LOG_END);
     /* LOGOUT is a courtesy; the commit is already durable upstream and in Redis. */
     imap_client_free(s->imap);
     s->imap = NULL;

@@ -35,7 +35,7 @@ static void on_lock_refreshed(enum device_result r, void *arg)
         dev(s)->lock_held = false;
         dev(s)->lock_lost = true;
         log_event(LOG_LEVEL_WARN, s->id, "lock-lost", "user", dev(s)->login.user,
-                  "device", dev(s)->login.device, NULL);
+                  "device", dev(s)->login.device, LOG_END);
     }
 }
 
@@ -165,7 +165,7 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
                   "device", d->login.device, "old", LOG_U64(res->uidvalidity),
                   "new", LOG_U64(s->drop.uidvalidity),
                   "policy", s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED
-                                ? "mark-all-downloaded" : "redownload", NULL);
+                                ? "mark-all-downloaded" : "redownload", LOG_END);
         if (s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED) {
             d->mark_all_downloaded = true;
             for (uint32_t i = 0; i < count; i++)
@@ -183,7 +183,7 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
     free(state);
     log_event(LOG_LEVEL_INFO, s->id, "view", "user", d->login.user, "device", d->login.device,
               "view", view_kind_name(s->cfg->policy.kind), "upstream", LOG_U64(count),
-              "shown", LOG_U64(shown), "prune", stale ? "yes" : "no", NULL);
+              "shown", LOG_U64(shown), "prune", stale ? "yes" : "no", LOG_END);
     continue_with_next(s);
 }
 

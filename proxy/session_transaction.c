@@ -226,7 +226,7 @@ static void finish_transfer(struct session *s)
          * upstream's RFC822.SIZE was off (no final newline, bare CR). */
         if (x->ds.unstuffed_octets != e->size && x->ds.unstuffed_octets <= UINT32_MAX) {
             log_event(LOG_LEVEL_DEBUG, s->id, "size-learned", "uid", LOG_U64(e->uid),
-                      "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), NULL);
+                      "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), LOG_END);
             e->size = (uint32_t)x->ds.unstuffed_octets;
             size_cache_store(size_cache_key(s->device.login.state_user, s->cfg->mailbox, s->drop.uidvalidity, e->uid),
                              e->size);
@@ -253,7 +253,7 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
     if (r != IMAP_RESULT_OK) {
         log_event(LOG_LEVEL_WARN, s->id, "fetch-failed", "msg", LOG_U64(x->msgnum),
                   "upstream", imap_result_name(r), "upstream_error", imap_client_last_error(s->imap),
-                  "started", x->started ? "yes" : "no", NULL);
+                  "started", x->started ? "yes" : "no", LOG_END);
         x->active = false;
         /* Never end a cut message with ".": the client must not take it as whole. */
         if (x->started)
