@@ -1,0 +1,139 @@
+"""Redis round trips per session do not grow with the mailbox (issue 4, item 8).
+
+Loading and committing the state of every message is one EVAL each, whatever
+the mailbox size. This test counts the commands Redis executed for a session
+on a 1,000-message and on a 50,000-message mailbox and requires the same count,
+and prints login-to-STAT and QUIT times for the large one (figures, not a
+pass/fail threshold: timings belong to benchmarks).
+"""
+import os
+import poplib
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
+import testbed  # noqa: E402
+
+PASSWORD = "pw"
+SMALL, LARGE = 1000, 50000
+
+
+class CountingRedisProxy:
+    """A loopback TCP relay between popgate and Redis that counts the commands
+    (RESP arrays) popgate sends: the number of round trips, whatever the Lua
+    scripts then do inside Redis."""
+
+    def __init__(self, redis_port):
+        self.redis_port = redis_port
+        self.commands = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.redis_port), timeout=60)
+            threading.Thread(target=self._pump_commands, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def _pump_commands(self, src, dst):
+        f = src.makefile("rb")
+        try:
+            while header := f.readline():
+                assert header.startswith(b"*"), header
+                parts = [header]
+                for _ in range(int(header[1:])):
+                    size_line = f.readline()
+                    parts.append(size_line)
+                    parts.append(f.read(int(size_line[1:]) + 2))
+                self.commands += 1
+                dst.sendall(b"".join(parts))
+        except (OSError, ValueError):
+            pass
+        finally:
+            dst.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def seed_many(tb, user, count):
+    body = b"Subject: bulk\r\n\r\nhello\r\n"
+    tb.seed(user, [body] * count)
+
+
+def session(tb, pg, proxy, user):
+    """Login, STAT, RETR 1, DELE 2, QUIT; returns (login_to_stat_s, quit_s, redis calls)."""
+    # Open the mailbox once through IMAP so Dovecot's index exists: the first
+    # SELECT of 50,000 new files is Dovecot's cost, not the gateway's.
+    conn = tb.imap(user, PASSWORD)
+    conn.select("INBOX")
+    conn.logout()
+    before = proxy.commands
+    t0 = time.monotonic()
+    p = poplib.POP3("127.0.0.1", pg.port, timeout=120)
+    p.user(f"{user}#phone")
+    p.pass_(PASSWORD)
+    count, _ = p.stat()
+    t1 = time.monotonic()
+    p.retr(1)
+    p.dele(2)
+    t2 = time.monotonic()
+    assert p.quit().startswith(b"+OK")
+    t3 = time.monotonic()
+    time.sleep(0.5)  # the lock release follows the close
+    return count, t1 - t0, t3 - t2, proxy.commands - before
+
+
+@pytest.fixture(scope="module")
+def bed():
+    with testbed.Testbed(name="pgscale") as tb:
+        yield tb
+
+
+def test_redis_round_trips_do_not_grow_with_mailbox(bed, capsys):
+    for user, n in (("small", SMALL), ("large", LARGE)):
+        bed.add_user(user, PASSWORD)
+        seed_many(bed, user, n)
+    proxy = CountingRedisProxy(bed.ports["redis"])
+    pg = testbed.Popgate(bed, server={"allow_plaintext_auth": "yes"},
+                         extra_sections={"policy": {"view": "all", "on_dele": "hide"},
+                                         "redis": {"address": f"127.0.0.1:{proxy.port}"}},
+                         binary=os.environ.get("POPGATE_RELEASE_BIN"))
+    pg.start()
+    try:
+        small = session(bed, pg, proxy, "small")
+        large = session(bed, pg, proxy, "large")
+        # A second session on the large mailbox: state now exists for it.
+        large_again = session(bed, pg, proxy, "large")
+    finally:
+        pg.stop()
+        proxy.close()
+    assert small[0] == SMALL and large[0] == LARGE and large_again[0] == LARGE - 1
+    with capsys.disabled():
+        print(f"\n[scale] {LARGE} messages: login-to-STAT {large[1]:.3f} s, QUIT commit {large[2]:.3f} s, "
+              f"second session login-to-STAT {large_again[1]:.3f} s; "
+              f"Redis commands per session: {SMALL} msgs {small[3]}, {LARGE} msgs {large[3]}, "
+              f"again {large_again[3]}")
+    assert small[3] == large[3] == large_again[3]
+    assert small[3] == 5  # lock, load, precheck, commit, release
