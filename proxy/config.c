@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <openssl/crypto.h>
@@ -137,6 +138,18 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return parse_uint(v, 1, 1000, &c->max_bad_commands);
     if (!strcmp(key, "auth_failure_delay"))
         return parse_seconds(v, 60, &c->auth_failure_delay);
+    if (!strcmp(key, "max_connections_per_addr"))
+        return parse_uint(v, 0, 10000000, &c->max_connections_per_addr);
+    if (!strcmp(key, "max_auth_failures_per_user"))
+        return parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_user);
+    if (!strcmp(key, "max_auth_failures_per_addr"))
+        return parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_addr);
+    if (!strcmp(key, "auth_failure_window"))
+        return view_parse_duration(v, &c->auth_throttle.window) && c->auth_throttle.window > 0;
+    if (!strcmp(key, "user"))
+        return copy_string(c->run_user, sizeof c->run_user, v);
+    if (!strcmp(key, "group"))
+        return copy_string(c->run_group, sizeof c->run_group, v);
     if (!strcmp(key, "nul_bytes")) {
         if (!strcmp(v, "replace"))
             c->nul_bytes = DOT_STREAM_NUL_REPLACE;
@@ -260,6 +273,9 @@ static void set_defaults(struct config *c)
     c->shutdown_timeout = 30;
     c->max_bad_commands = 10;
     c->auth_failure_delay = 2;
+    c->max_connections_per_addr = 50;
+    c->auth_throttle = (struct auth_throttle_limits){ .max_per_user = 10, .max_per_addr = 50,
+                                                      .window = 15 * 60 };
     c->nul_bytes = DOT_STREAM_NUL_REPLACE;
     c->log_level = LOG_LEVEL_INFO;
     c->upstream_port = 0;
@@ -391,6 +407,14 @@ unsigned config_warnings(const struct config *c, void (*warn)(const char *msg, v
     }
     if (!c->server_tls) {
         warn("[server] no tls_cert/tls_key: clients cannot use STLS or POP3S", arg);
+        n++;
+    }
+    if (!c->run_user[0] && geteuid() == 0) {
+        warn("[server] no user: popgate keeps running as root after binding its ports", arg);
+        n++;
+    }
+    if (c->auth_throttle.max_per_user == 0 || c->auth_throttle.max_per_addr == 0) {
+        warn("[server] max_auth_failures_per_user/addr = 0: password guessing is not throttled", arg);
         n++;
     }
     if (c->upstream.tls == IMAP_TLS_NONE) {

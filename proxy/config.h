@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+#include "auth_throttle.h"
 #include "dot_stream.h"
 #include "imap_client.h"
 #include "log.h"
@@ -49,6 +50,10 @@ struct config {
     double shutdown_timeout;
     unsigned max_bad_commands;
     double auth_failure_delay;
+    unsigned max_connections_per_addr;   /* 0 = no cap */
+    struct auth_throttle_limits auth_throttle;
+    char run_user[CONFIG_NAME_MAX];      /* drop privileges to it after binding; empty = stay */
+    char run_group[CONFIG_NAME_MAX];
     enum dot_stream_nul nul_bytes;
     enum log_level log_level;
 

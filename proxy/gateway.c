@@ -2,6 +2,8 @@
 #include "gateway.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,11 +20,10 @@
 
 static bool listener_implicit_tls[CONFIG_MAX_LISTENERS];
 
-static void refuse_connection(int fd)
+static void refuse_connection(int fd, const char *reply)
 {
-    static const char busy[] = "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
     /* Best effort on a fresh socket: the kernel buffer takes this line. */
-    (void)send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
 }
 
@@ -42,7 +43,14 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (gw->n_sessions >= gw->config->max_connections) {
             log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", LOG_END);
-            refuse_connection(fd);
+            refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections, try again later.\r\n");
+            continue;
+        }
+        if (!addr_limit_acquire(&gw->per_addr, (struct sockaddr *)&peer,
+                                gw->config->max_connections_per_addr)) {
+            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections_per_addr",
+                      LOG_END);
+            refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections from your address.\r\n");
             continue;
         }
         session_start(gw, fd, (struct sockaddr *)&peer, peerlen, listener_implicit_tls[index]);
@@ -147,6 +155,7 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
                   struct config *config)
 {
     memset(gw, 0, sizeof *gw);
+    addr_limit_init(&gw->per_addr);
     gw->loop = loop;
     gw->config = config;
     snprintf(gw->config_path, sizeof gw->config_path, "%s", config_path);
@@ -199,6 +208,7 @@ void gateway_deinit(struct gateway *gw)
     ev_signal_stop(gw->loop, &gw->sigint);
     redis_store_free(gw->redis);
     gw->redis = NULL;
+    addr_limit_deinit(&gw->per_addr);
     config_unref(gw->config);
     gw->config = NULL;
 }
@@ -210,10 +220,42 @@ void gateway_session_started(struct gateway *gw, struct session *s)
     gw->sessions_total++;
 }
 
-void gateway_session_ended(struct gateway *gw, struct session *s)
+void gateway_session_ended(struct gateway *gw, struct session *s, const struct sockaddr *peer)
 {
+    addr_limit_release(&gw->per_addr, peer);
     session_unlink(&gw->sessions, s);
     gw->n_sessions--;
     if (gw->draining && gw->n_sessions == 0)
         ev_break(gw->loop, EVBREAK_ALL);
+}
+
+bool gateway_drop_privileges(const struct config *c, char *err, size_t err_len)
+{
+    if (!c->run_user[0])
+        return true;
+    /* Start-up only, before the loop runs: a blocking NSS lookup is fine here. */
+    const struct passwd *pw = getpwnam(c->run_user);
+    if (!pw) {
+        snprintf(err, err_len, "[server] user %s: no such user", c->run_user);
+        return false;
+    }
+    gid_t gid = pw->pw_gid;
+    if (c->run_group[0]) {
+        const struct group *gr = getgrnam(c->run_group);
+        if (!gr) {
+            snprintf(err, err_len, "[server] group %s: no such group", c->run_group);
+            return false;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
+        snprintf(err, err_len, "dropping privileges to %s: %s", c->run_user, strerror(errno));
+        return false;
+    }
+    /* Make sure there is no way back. */
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        snprintf(err, err_len, "privileges could be regained after dropping them");
+        return false;
+    }
+    return true;
 }

@@ -11,6 +11,7 @@
 
 #include <ev.h>
 
+#include "addr_limit.h"
 #include "config.h"
 #include "redis_store.h"
 
@@ -26,6 +27,7 @@ struct gateway {
     ev_io listen_watchers[CONFIG_MAX_LISTENERS];
     unsigned n_listen;
 
+    struct addr_limit per_addr;      /* live connections per client address */
     struct session *sessions;        /* intrusive doubly-linked list */
     unsigned n_sessions;
     unsigned long long sessions_total;
@@ -43,6 +45,10 @@ void gateway_run(struct gateway *gw);
 void gateway_deinit(struct gateway *gw);
 
 void gateway_session_started(struct gateway *gw, struct session *s);
-void gateway_session_ended(struct gateway *gw, struct session *s);
+/* peer: the address the session counted against max_connections_per_addr. */
+void gateway_session_ended(struct gateway *gw, struct session *s, const struct sockaddr *peer);
+
+/* Drop root to [server] user/group once the ports are bound. */
+bool gateway_drop_privileges(const struct config *c, char *err, size_t err_len);
 
 #endif

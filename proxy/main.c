@@ -67,7 +67,13 @@ int main(int argc, char **argv)
         config_unref(config);
         return 1;
     }
-    log_event(LOG_LEVEL_INFO, NULL, "started", "config", config_path, LOG_END);
+    if (!gateway_drop_privileges(config, err, sizeof err)) {
+        log_event(LOG_LEVEL_ERROR, NULL, "privileges", "error", err, LOG_END);
+        gateway_deinit(&gw);
+        return 1;
+    }
+    log_event(LOG_LEVEL_INFO, NULL, "started", "config", config_path,
+              "user", config->run_user[0] ? config->run_user : NULL, LOG_END);
     gateway_run(&gw);
     gateway_deinit(&gw);
     log_event(LOG_LEVEL_INFO, NULL, "stopped", LOG_END);

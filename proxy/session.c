@@ -140,22 +140,22 @@ void session_reply_after(struct session *s, double delay, const char *line)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+static void format_peer(struct session *s, const struct sockaddr *sa)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
+    snprintf(s->peer_addr, sizeof s->peer_addr, "unix");
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        inet_ntop(AF_INET, &a->sin_addr, s->peer_addr, sizeof s->peer_addr);
         port = ntohs(a->sin_port);
-        snprintf(out, cap, "%s:%u", host, port);
+        snprintf(s->peer, sizeof s->peer, "%s:%u", s->peer_addr, port);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        inet_ntop(AF_INET6, &a->sin6_addr, s->peer_addr, sizeof s->peer_addr);
         port = ntohs(a->sin6_port);
-        snprintf(out, cap, "[%s]:%u", host, port);
+        snprintf(s->peer, sizeof s->peer, "[%s]:%u", s->peer_addr, port);
     } else {
-        snprintf(out, cap, "unix");
+        snprintf(s->peer, sizeof s->peer, "unix");
     }
 }
 
@@ -181,16 +181,18 @@ void session_greet(struct session *s)
 void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, socklen_t peerlen,
                    bool implicit_tls)
 {
-    (void)peerlen;
     struct session *s = calloc(1, sizeof *s);
-    if (!s) {
+    if (!s || peerlen > sizeof s->peer_sa) {
+        addr_limit_release(&gw->per_addr, peer);
+        free(s);
         close(fd);
         return;
     }
+    memcpy(&s->peer_sa, peer, peerlen);
     s->gw = gw;
     s->cfg = config_ref(gw->config);
     make_session_id(s->id);
-    format_peer(peer, s->peer, sizeof s->peer);
+    format_peer(s, peer);
     pop3_line_reader_init(&s->reader);
     maildrop_init(&s->drop, 0);
     ev_timer_init(&s->idle_timer, on_idle_timeout, 0., 0.);
@@ -201,6 +203,7 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
 
     s->client = net_stream_from_fd(gw->loop, fd, &client_callbacks, s);
     if (!s->client) {
+        addr_limit_release(&gw->per_addr, peer);
         close(fd);
         config_unref(s->cfg);
         free(s);
@@ -237,11 +240,12 @@ static void session_destroy(struct session *s, const char *reason)
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     session_device_release(s);
+    auth_throttle_cancel(s->throttle);
     imap_client_free(s->imap);
     net_stream_free(s->client);
     session_wipe_password(s);
     maildrop_free(&s->drop);
-    gateway_session_ended(s->gw, s);
+    gateway_session_ended(s->gw, s, (const struct sockaddr *)&s->peer_sa);
     config_unref(s->cfg);
     free(s);
 }

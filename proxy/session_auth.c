@@ -184,6 +184,9 @@ static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
     struct session *s = arg;
     session_wipe_password(s);
     if (r != IMAP_RESULT_OK) {
+        if (r == IMAP_RESULT_AUTH_FAILED)
+            auth_throttle_record_failure(s->gw->redis, s->device.login.state_user, s->peer_addr,
+                                         s->cfg->auth_throttle.window);
         login_failed(s, r, "login");
         return;
     }
@@ -199,6 +202,23 @@ static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
         return;
     }
     imap_login(c, s->device.login.user, s->password, on_logged_in, s);
+}
+
+static void on_throttle_verdict(enum auth_throttle_verdict v, void *arg)
+{
+    struct session *s = arg;
+    s->throttle = NULL;
+    if (v == AUTH_THROTTLE_BLOCK) {
+        session_login_failed_with(s, "-ERR [AUTH] Too many failed logins; try again later.", "throttled",
+                                  true);
+        return;
+    }
+    if (v == AUTH_THROTTLE_UNAVAILABLE) {
+        session_login_failed_with(s, "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.",
+                                  "redis", false);
+        return;
+    }
+    imap_connect(s->imap, on_connected, s);
 }
 
 /* Takes user and password; the password is copied and wiped after use. */
@@ -224,7 +244,11 @@ static void begin_login(struct session *s, const char *user, size_t user_len,
     s->password[password_len] = '\0';
     s->busy = true;
     session_set_state(s, SESSION_LOGIN);
-    imap_connect(s->imap, on_connected, s);
+    /* Guessing is slowed before the upstream server sees the attempt. */
+    s->throttle = auth_throttle_check(s->gw->redis, s->device.login.state_user, s->peer_addr,
+                                      &s->cfg->auth_throttle, on_throttle_verdict, s);
+    if (!s->throttle)
+        on_throttle_verdict(AUTH_THROTTLE_UNAVAILABLE, s);
 }
 
 /* ---- USER / PASS -------------------------------------------------------- */

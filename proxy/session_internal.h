@@ -11,6 +11,7 @@
 
 #include <ev.h>
 
+#include "auth_throttle.h"
 #include "config.h"
 #include "device_state.h"
 #include "dot_stream.h"
@@ -91,7 +92,10 @@ struct session {
     struct gateway *gw;
     struct config *cfg;              /* reference held for the session's life */
     char id[17];
-    char peer[64];
+    char peer[64];                   /* "address:port", for logs */
+    char peer_addr[48];              /* address only: throttling key */
+    struct sockaddr_storage peer_sa; /* counted against max_connections_per_addr */
+    struct auth_throttle_check *throttle;
     enum session_state state;
 
     struct net_stream *client;
