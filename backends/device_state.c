@@ -249,6 +249,38 @@ struct redis_request *device_state_load(struct redis_store *store, const struct 
 
 /* ---- commit ------------------------------------------------------------- */
 
+/* The commit script, then (when replicas must acknowledge) WAIT on the same
+ * connection: a QUIT answers +OK only when its state would survive a
+ * failover to one of those replicas. */
+struct commit_call {
+    device_done_cb *done;
+    void *arg;
+    enum device_result eval_result;
+    unsigned replicas;
+    struct redis_request *wait_req;
+};
+
+static void on_commit_wait(const redisReply *r, const char *error, void *arg)
+{
+    struct commit_call *call = arg;
+    enum device_result result = call->eval_result;
+    if (result == DEVICE_OK && (!r || r->type != REDIS_REPLY_INTEGER || r->integer < (long long)call->replicas)) {
+        log_event(LOG_LEVEL_WARN, NULL, "redis-wait", "error", error ? error : "too few replicas acknowledged",
+                  LOG_END);
+        result = DEVICE_UNAVAILABLE;
+    }
+    device_done_cb *done = call->done;
+    void *done_arg = call->arg;
+    free(call);
+    done(result, done_arg);
+}
+
+static void on_commit_eval(enum device_result r, void *arg)
+{
+    struct commit_call *call = arg;
+    call->eval_result = r;
+}
+
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
                                           const struct device_commit *c, device_done_cb *done, void *arg)
 {
@@ -270,5 +302,28 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     argvlen[15] = c->got_ids ? c->got_len : 0;
     argvlen[16] = c->hidden_ids ? c->hidden_len : 0;
     argvlen[17] = c->all_ids ? c->all_len : 0;
-    return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);
+    const struct redis_store_config *cfg = redis_store_config(store);
+    if (cfg->replicas_ack == 0)
+        return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);
+
+    struct commit_call *call = calloc(1, sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct commit_call){ .done = done, .arg = arg, .eval_result = DEVICE_UNAVAILABLE,
+                                  .replicas = cfg->replicas_ack };
+    struct redis_request *eval = result_command(store, on_commit_eval, call, interpret_commit, ARGC, argv,
+                                                argvlen);
+    char n[16], ms[24];
+    snprintf(n, sizeof n, "%u", cfg->replicas_ack);
+    snprintf(ms, sizeof ms, "%.0f", cfg->wait_timeout * 1000);
+    const char *wargv[] = { "WAIT", n, ms };
+    struct redis_request *wait = eval ? redis_store_command(store, on_commit_wait, call, 3, wargv, NULL) : NULL;
+    if (!wait) {
+        redis_request_cancel(eval);
+        free(call);
+        return NULL;
+    }
+    /* Cancelling the WAIT (the session went away) is enough: the EVAL's
+     * callback only records its result in call, which the WAIT's frees. */
+    return wait;
 }

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "log.h"
+#include "redis_sentinel.h"
 
 struct redis_request {
     struct redis_store *store;
@@ -31,15 +32,15 @@ struct redis_store {
     ev_timer reconnect_timer;
     ev_timer connect_deadline;
     struct redis_request *requests;  /* every live request */
+    struct redis_sentinel *sentinel; /* NULL without [redis] sentinels */
+    char current[REDIS_ADDRESS_MAX]; /* the address connected to */
 };
 
 static void connect_now(struct redis_store *store);
 
 /* ---- address ------------------------------------------------------------ */
 
-/* Splits "IP:port" / "[IPv6]:port"; false for anything else (a path is
- * handled by the caller). */
-static bool split_address(const char *address, char *ip, size_t ip_cap, int *port)
+bool redis_split_address(const char *address, char *ip, size_t ip_cap, int *port)
 {
     const char *colon;
     const char *host = address;
@@ -78,7 +79,7 @@ bool redis_store_address_valid(const char *address)
         return strlen(address) < REDIS_ADDRESS_MAX;
     char ip[64];
     int port;
-    return split_address(address, ip, sizeof ip, &port);
+    return redis_split_address(address, ip, sizeof ip, &port);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -133,13 +134,18 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     (void)ac;
     struct redis_request *req = privdata;
     const redisReply *r = reply;
+    bool demoted = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
     if (!r)
         request_finish(req, NULL, "redis unavailable");
     else if (r->type == REDIS_REPLY_ERROR)
         request_finish(req, NULL, r->str);
     else
         request_finish(req, r, NULL);
+    struct redis_store *store = req->store;
     request_free(req);
+    /* Our master became a replica (failover): find the new one. */
+    if (demoted && store->sentinel && store->ac == ac)
+        redisAsyncDisconnect(ac);
 }
 
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
@@ -217,21 +223,45 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+static void on_role(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct redis_store *store = privdata;
+    const redisReply *r = reply;
+    if (!r || store->ac != ac)
+        return;
+    bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                  r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+    if (!master) {
+        log_event(LOG_LEVEL_WARN, NULL, "redis-not-master", "address", store->current, LOG_END);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    store->connected = true;
+    store->backoff = REDIS_BACKOFF_MIN;
+    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->current, "via", "sentinel", LOG_END);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis_store *store = ac->data;
     ev_timer_stop(store->loop, &store->connect_deadline);
     if (status != REDIS_OK) {
-        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->current,
                   "error", ac->errstr, LOG_END);
         store->ac = NULL;  /* hiredis frees the context after this callback */
         store->connected = false;
         schedule_reconnect(store);
         return;
     }
+    if (store->sentinel) {
+        /* A sentinel's answer can lag a failover: trust only ROLE. */
+        const char *argv[] = { "ROLE" };
+        redisAsyncCommandArgv(store->ac, on_role, store, 1, argv, NULL);
+        return;
+    }
     store->connected = true;
     store->backoff = REDIS_BACKOFF_MIN;
-    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->cfg.address, LOG_END);
+    log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", store->current, LOG_END);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -254,7 +284,7 @@ static void on_connect_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     redisAsyncContext *ac = store->ac;
     if (!ac || store->connected)
         return;
-    log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+    log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->current,
               "error", "timeout", LOG_END);
     store->ac = NULL;
     redisAsyncFree(ac);
@@ -267,20 +297,21 @@ static void on_reconnect_timer(struct ev_loop *loop, ev_timer *w, int revents)
     connect_now(w->data);
 }
 
-static void connect_now(struct redis_store *store)
+static void connect_to(struct redis_store *store, const char *address)
 {
+    snprintf(store->current, sizeof store->current, "%s", address);
     redisAsyncContext *ac;
-    if (store->cfg.address[0] == '/') {
-        ac = redisAsyncConnectUnix(store->cfg.address);
+    if (address[0] == '/') {
+        ac = redisAsyncConnectUnix(address);
     } else {
         char ip[64];
         int port;
-        if (!split_address(store->cfg.address, ip, sizeof ip, &port))
+        if (!redis_split_address(address, ip, sizeof ip, &port))
             return;  /* checked at config load */
         ac = redisAsyncConnect(ip, port);
     }
     if (!ac || ac->err) {
-        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", store->cfg.address,
+        log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", address,
                   "error", ac ? ac->errstr : "out of memory", LOG_END);
         if (ac)
             redisAsyncFree(ac);
@@ -306,6 +337,29 @@ static void connect_now(struct redis_store *store)
     ev_timer_start(store->loop, &store->connect_deadline);
 }
 
+static void on_master_found(const char *address, void *arg)
+{
+    struct redis_store *store = arg;
+    if (!address) {
+        schedule_reconnect(store);
+        return;
+    }
+    connect_to(store, address);
+}
+
+static void connect_now(struct redis_store *store)
+{
+    if (store->sentinel)
+        redis_sentinel_query(store->sentinel, on_master_found, store);
+    else
+        connect_to(store, store->cfg.address);
+}
+
+static void on_failover(void *arg)
+{
+    drop_connection(arg, "sentinel +switch-master");
+}
+
 struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_store_config *cfg)
 {
     struct redis_store *store = calloc(1, sizeof *store);
@@ -318,8 +372,24 @@ struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_sto
     store->reconnect_timer.data = store;
     ev_timer_init(&store->connect_deadline, on_connect_deadline, 0., 0.);
     store->connect_deadline.data = store;
+    if (cfg->n_sentinels > 0) {
+        const char *list[REDIS_SENTINEL_SLOTS];
+        for (unsigned i = 0; i < cfg->n_sentinels; i++)
+            list[i] = cfg->sentinels[i];
+        store->sentinel = redis_sentinel_new(loop, list, cfg->n_sentinels, cfg->master_name,
+                                             cfg->timeout, on_failover, store);
+        if (!store->sentinel) {
+            free(store);
+            return NULL;
+        }
+    }
     connect_now(store);
     return store;
+}
+
+const struct redis_store_config *redis_store_config(const struct redis_store *store)
+{
+    return &store->cfg;
 }
 
 bool redis_store_connected(const struct redis_store *store)
@@ -333,6 +403,7 @@ void redis_store_free(struct redis_store *store)
         return;
     ev_timer_stop(store->loop, &store->reconnect_timer);
     ev_timer_stop(store->loop, &store->connect_deadline);
+    redis_sentinel_free(store->sentinel);
     redisAsyncContext *ac = store->ac;
     store->ac = NULL;
     store->connected = false;

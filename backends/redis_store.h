@@ -28,8 +28,17 @@
 #define REDIS_BACKOFF_MIN 0.1
 #define REDIS_BACKOFF_MAX 5.0
 
+#define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX */
+
 struct redis_store_config {
     char address[REDIS_ADDRESS_MAX];   /* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock" */
+    /* With sentinels, address is ignored: the master comes from Sentinel. */
+    char sentinels[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX];
+    unsigned n_sentinels;
+    char master_name[128];
+    /* Commits wait (WAIT) for this many replicas before QUIT answers +OK. */
+    unsigned replicas_ack;
+    double wait_timeout;
     char password[REDIS_PASSWORD_MAX]; /* empty: no AUTH */
     unsigned database;
     double timeout;                    /* seconds per command and for connecting */
@@ -37,6 +46,8 @@ struct redis_store_config {
 
 /* Checks the address syntax (numeric host only). */
 bool redis_store_address_valid(const char *address);
+/* "IP:port" / "[IPv6]:port" into its parts; false for anything else. */
+bool redis_split_address(const char *address, char *ip, size_t ip_cap, int *port);
 
 struct redis_store;
 struct redis_request;
@@ -50,6 +61,7 @@ struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_sto
 /* Pending callbacks run with "redis unavailable" before this returns. */
 void redis_store_free(struct redis_store *store);
 bool redis_store_connected(const struct redis_store *store);
+const struct redis_store_config *redis_store_config(const struct redis_store *store);
 
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);

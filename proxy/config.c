@@ -201,6 +201,29 @@ static bool set_upstream(struct config *c, const char *key, const char *v)
     return false;
 }
 
+/* "10.0.0.1:26379, 10.0.0.2:26379": numeric addresses, comma-separated. */
+static bool parse_sentinels(struct redis_store_config *r, const char *v)
+{
+    r->n_sentinels = 0;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", ");
+        if (r->n_sentinels >= REDIS_SENTINEL_SLOTS || len >= sizeof r->sentinels[0])
+            return false;
+        memcpy(r->sentinels[r->n_sentinels], p, len);
+        r->sentinels[r->n_sentinels][len] = '\0';
+        if (r->sentinels[r->n_sentinels][0] == '/' || !redis_store_address_valid(r->sentinels[r->n_sentinels]))
+            return false;
+        r->n_sentinels++;
+        p += len;
+    }
+    return r->n_sentinels > 0;
+}
+
 static bool set_redis(struct config *c, const char *key, const char *v)
 {
     if (!strcmp(key, "address"))
@@ -211,6 +234,14 @@ static bool set_redis(struct config *c, const char *key, const char *v)
         return parse_uint(v, 0, 1000000, &c->redis.database);
     if (!strcmp(key, "timeout"))
         return parse_seconds(v, 600, &c->redis.timeout) && c->redis.timeout > 0;
+    if (!strcmp(key, "sentinels"))
+        return parse_sentinels(&c->redis, v);
+    if (!strcmp(key, "master_name"))
+        return copy_string(c->redis.master_name, sizeof c->redis.master_name, v) && v[0];
+    if (!strcmp(key, "replicas_ack"))
+        return parse_uint(v, 0, 100, &c->redis.replicas_ack);
+    if (!strcmp(key, "wait_timeout"))
+        return parse_seconds(v, 60, &c->redis.wait_timeout) && c->redis.wait_timeout > 0;
     return false;
 }
 
@@ -286,6 +317,8 @@ static void set_defaults(struct config *c)
     strcpy(c->mailbox, "INBOX");
     strcpy(c->redis.address, "127.0.0.1:6379");
     c->redis.timeout = 2;
+    strcpy(c->redis.master_name, "mymaster");
+    c->redis.wait_timeout = 1;
     c->device_separator = '#';
     c->device_ttl = 180 * 86400;
     c->lock_ttl = 60;

@@ -95,7 +95,8 @@ void session_login_failed_with(struct session *s, const char *reply, const char 
 {
     log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
               "device", s->device.login.device, "result", "failed", "reason", reason,
-              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
+              "upstream_error", s->imap && *imap_client_last_error(s->imap) ? imap_client_last_error(s->imap) : NULL,
+              LOG_END);
     session_wipe_password(s);
     session_device_release(s);
     imap_client_free(s->imap);
