@@ -113,11 +113,6 @@ void auth_throttle_cancel(struct auth_throttle_check *c)
     free(c);
 }
 
-static void ignore_reply(const redisReply *r, const char *error, void *arg)
-{
-    (void)r; (void)error; (void)arg;
-}
-
 void auth_throttle_record_failure(struct redis_store *store, const char *state_user, const char *addr,
                                   uint32_t window)
 {
@@ -127,6 +122,6 @@ void auth_throttle_record_failure(struct redis_store *store, const char *state_u
     snprintf(win, sizeof win, "%" PRIu32, window);
     const char *uargv[] = { "EVAL", incr_script, "1", ukey, win };
     const char *aargv[] = { "EVAL", incr_script, "1", akey, win };
-    redis_store_command(store, ignore_reply, NULL, 5, uargv, NULL);
-    redis_store_command(store, ignore_reply, NULL, 5, aargv, NULL);
+    redis_store_send(store, 5, uargv, NULL);
+    redis_store_send(store, 5, aargv, NULL);
 }

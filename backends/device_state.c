@@ -28,9 +28,10 @@ static const char load_script[] =
     "if redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2]) == 1 then\n"
     "  redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"
     "end\n"
-    "local dev = redis.call('HMGET', KEYS[4], 'first_seen', 'uidvalidity', 'idscheme')\n"
+    "local dev = redis.call('HMGET', KEYS[4], 'first_seen', 'uidvalidity', 'idscheme', 'mark_all')\n"
     "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
-    "        redis.call('SCARD', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3])}\n";
+    "        redis.call('SCARD', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]),\n"
+    "        dev[4] or '0'}\n";
 
 static const char commit_script[] =
     "if redis.call('GET', KEYS[5]) ~= ARGV[1] then return redis.error_reply('LOCKLOST') end\n"
@@ -60,6 +61,7 @@ static const char commit_script[] =
     "redis.call('HSET', KEYS[4], 'last_seen', ARGV[2], 'last_addr', ARGV[3], 'view', ARGV[5],\n"
     "           'uidvalidity', ARGV[6], 'idscheme', ARGV[7])\n"
     "redis.call('HINCRBY', KEYS[4], 'retrieved', ARGV[11])\n"
+    "if ARGV[12] == '1' then redis.call('HDEL', KEYS[4], 'mark_all') end\n"
     "for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end\n"
     "return 'OK'\n";
 
@@ -167,16 +169,11 @@ struct redis_request *device_lock_refresh(struct redis_store *store, const struc
     return result_command(store, done, arg, interpret_refresh, 6, argv, NULL);
 }
 
-static void ignore_reply(const redisReply *r, const char *error, void *arg)
-{
-    (void)r; (void)error; (void)arg;
-}
-
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token)
 {
     const char *argv[] = { "EVAL", release_script, "1", k->lock, token };
     /* If this is lost, the lock's PX expiry frees the device anyway. */
-    redis_store_command(store, ignore_reply, NULL, 5, argv, NULL);
+    redis_store_send(store, 5, argv, NULL);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -211,7 +208,8 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
     free(arg);
     struct device_load_result res = { .result = DEVICE_UNAVAILABLE };
     uint64_t first_seen, uidvalidity;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 7 &&
+    uint64_t mark_all = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 8 && reply_u64(r->element[7], &mark_all) &&
         r->element[0]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_STRING &&
         reply_u64(r->element[1], &first_seen) && reply_u64(r->element[2], &uidvalidity) &&
         uidvalidity <= UINT32_MAX && reply_u64(r->element[4], &res.stored_read) &&
@@ -221,6 +219,7 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
         res.nbits = r->element[0]->len;
         res.first_seen = (int64_t)first_seen;
         res.uidvalidity = (uint32_t)uidvalidity;
+        res.mark_all = mark_all != 0;
         snprintf(res.ids_scheme, sizeof res.ids_scheme, "%s", r->element[3]->str);
     }
     call.done(&res, call.arg);
@@ -293,7 +292,7 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
         "EVAL", commit_script, "5", k->read, k->got, k->hide, k->dev, k->lock,
         c->token, now_s, c->addr, ttl_s, c->view, uv_s, c->ids_scheme,
         c->got_ids ? c->got_ids : "", c->hidden_ids ? c->hidden_ids : "",
-        c->all_ids ? c->all_ids : "", retrieved_s,
+        c->all_ids ? c->all_ids : "", retrieved_s, c->clear_mark_all ? "1" : "0",
     };
     enum { ARGC = sizeof argv / sizeof argv[0] };
     size_t argvlen[ARGC];
@@ -326,4 +325,40 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     /* Cancelling the WAIT (the session went away) is enough: the EVAL's
      * callback only records its result in call, which the WAIT's frees. */
     return wait;
+}
+
+/* ---- per-user policy override ------------------------------------------- */
+
+struct override_call {
+    device_override_cb *done;
+    void *arg;
+};
+
+static void on_override_reply(const redisReply *r, const char *error, void *arg)
+{
+    struct override_call call = *(struct override_call *)arg;
+    free(arg);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+        if (error)
+            log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
+        call.done(DEVICE_UNAVAILABLE, NULL, 0, call.arg);
+        return;
+    }
+    call.done(DEVICE_OK, (const redisReply *const *)r->element, r->elements / 2, call.arg);
+}
+
+struct redis_request *device_override_load(struct redis_store *store, const char *state_user,
+                                           device_override_cb *done, void *arg)
+{
+    struct override_call *call = malloc(sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct override_call){ done, arg };
+    char key[DEVICE_KEY_MAX];
+    snprintf(key, sizeof key, KEY_PREFIX ":map:%s", state_user);
+    const char *argv[] = { "HGETALL", key };
+    struct redis_request *req = redis_store_command(store, on_override_reply, call, 2, argv, NULL);
+    if (!req)
+        free(call);
+    return req;
 }

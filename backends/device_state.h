@@ -7,6 +7,7 @@
  *   pg1:{user}:hide:<device>  set of message ids this device deleted (on_dele = hide)
  *   pg1:{user}:dev:<device>   hash: first_seen, last_seen, last_addr, retrieved, view, uidvalidity, idscheme
  *   pg1:{user}:lock:<device>  random token, PX ttl; refreshed; released by compare-and-delete
+ *   pg1:map:<user>            hash: policy override for the user (popgate-admin map set)
  * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
  *
  * Round trips do not grow with the mailbox: loading the state of every message
@@ -68,6 +69,7 @@ struct device_load_result {
     uint32_t uidvalidity;      /* last UIDVALIDITY this device committed with, 0 if none */
     char ids_scheme[8];
     uint64_t stored_read, stored_got, stored_hide;  /* set sizes, to detect stale ids */
+    bool mark_all;             /* popgate-admin device mark-all is pending */
 };
 typedef void device_load_cb(const struct device_load_result *r, void *arg);
 
@@ -89,9 +91,17 @@ struct device_commit {
     const char *hidden_ids; size_t hidden_len;  /* add to hide:<device> */
     const char *all_ids; size_t all_len;        /* when non-empty: prune ids not in it */
     uint32_t retrieved;            /* RETR count, added to the device's counter */
+    bool clear_mark_all;           /* the mark-all request was carried out */
 };
 
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
                                           const struct device_commit *c, device_done_cb *done, void *arg);
+
+/* The user's policy override, hash pg1:map:<user> (popgate-admin map set):
+ * pairs of field/value replies, valid during the callback; none when absent. */
+typedef void device_override_cb(enum device_result r, const redisReply *const *pairs, size_t n_pairs,
+                                void *arg);
+struct redis_request *device_override_load(struct redis_store *store, const char *state_user,
+                                           device_override_cb *done, void *arg);
 
 #endif

@@ -174,6 +174,16 @@ struct redis_request *redis_store_command(struct redis_store *store, redis_reply
     return req;
 }
 
+static void ignore_reply(const redisReply *r, const char *error, void *arg)
+{
+    (void)r; (void)error; (void)arg;
+}
+
+void redis_store_send(struct redis_store *store, int argc, const char **argv, const size_t *argvlen)
+{
+    redis_store_command(store, ignore_reply, NULL, argc, argv, argvlen);
+}
+
 void redis_request_cancel(struct redis_request *req)
 {
     if (!req)

@@ -66,5 +66,8 @@ const struct redis_store_config *redis_store_config(const struct redis_store *st
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);
 void redis_request_cancel(struct redis_request *req);
+/* Fire and forget: for writes whose loss is harmless (a lock release that
+ * would expire anyway, counters, node stats). */
+void redis_store_send(struct redis_store *store, int argc, const char **argv, const size_t *argvlen);
 
 #endif

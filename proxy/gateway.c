@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -151,6 +152,31 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &gw->drain_deadline);
 }
 
+/* popgate-admin stats reads these: one hash per node, gone 30 s after the
+ * node stops publishing. */
+#define STATS_INTERVAL 5.
+#define STATS_TTL "30"
+
+static void on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct gateway *gw = w->data;
+    char key[160], started[24], updated[24], active[24], total[24], ok[24], failed[24];
+    snprintf(key, sizeof key, "pg1:node:%s", gw->node_id);
+    snprintf(started, sizeof started, "%lld", gw->started);
+    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
+    snprintf(active, sizeof active, "%u", gw->n_sessions);
+    snprintf(total, sizeof total, "%llu", gw->sessions_total);
+    snprintf(ok, sizeof ok, "%llu", gw->logins_ok);
+    snprintf(failed, sizeof failed, "%llu", gw->logins_failed);
+    const char *hset[] = { "HSET", key, "node", gw->node_id, "started", started, "updated", updated,
+                           "sessions_active", active, "sessions_total", total, "logins_ok", ok,
+                           "logins_failed", failed };
+    const char *expire[] = { "EXPIRE", key, STATS_TTL };
+    redis_store_send(gw->redis, sizeof hset / sizeof hset[0], hset, NULL);
+    redis_store_send(gw->redis, 3, expire, NULL);
+}
+
 bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_path,
                   struct config *config)
 {
@@ -182,6 +208,13 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
         stop_listening(gw);
         return false;
     }
+    char host[64] = "unknown";
+    gethostname(host, sizeof host - 1);
+    snprintf(gw->node_id, sizeof gw->node_id, "%s:%ld", host, (long)getpid());
+    gw->started = (long long)time(NULL);
+    ev_timer_init(&gw->stats_timer, on_stats_timer, 0., STATS_INTERVAL);
+    gw->stats_timer.data = gw;
+    ev_timer_start(loop, &gw->stats_timer);
     ev_signal_init(&gw->sighup, on_sighup, SIGHUP);
     ev_signal_init(&gw->sigterm, on_sigterm, SIGTERM);
     ev_signal_init(&gw->sigint, on_sigterm, SIGINT);
@@ -203,6 +236,7 @@ void gateway_deinit(struct gateway *gw)
 {
     stop_listening(gw);
     ev_timer_stop(gw->loop, &gw->drain_deadline);
+    ev_timer_stop(gw->loop, &gw->stats_timer);
     ev_signal_stop(gw->loop, &gw->sighup);
     ev_signal_stop(gw->loop, &gw->sigterm);
     ev_signal_stop(gw->loop, &gw->sigint);

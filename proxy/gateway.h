@@ -31,6 +31,10 @@ struct gateway {
     struct session *sessions;        /* intrusive doubly-linked list */
     unsigned n_sessions;
     unsigned long long sessions_total;
+    unsigned long long logins_ok, logins_failed;
+    char node_id[128];               /* hostname:pid, for pg1:node:<id> */
+    long long started;
+    ev_timer stats_timer;            /* publishes the node's counters to Redis */
 
     bool draining;
     ev_signal sighup, sigterm, sigint;

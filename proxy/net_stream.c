@@ -481,7 +481,8 @@ void net_stream_resume_read(struct net_stream *s)
 /* One write. >0 bytes written, 0 would block, -1 dead. */
 static ssize_t write_some(struct net_stream *s, const char *data, size_t len)
 {
-    if (s->ssl) {
+    /* The reply to STLS/STARTTLS still goes out in plaintext. */
+    if (s->ssl && s->state != NS_TLS_WAIT_FLUSH) {
         ERR_clear_error();
         int n = SSL_write(s->ssl, data, len > INT32_MAX ? INT32_MAX : (int)len);
         if (n > 0)

@@ -191,6 +191,7 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
     memcpy(&s->peer_sa, peer, peerlen);
     s->gw = gw;
     s->cfg = config_ref(gw->config);
+    s->policy = s->cfg->policy;
     make_session_id(s->id);
     format_peer(s, peer);
     pop3_line_reader_init(&s->reader);

@@ -97,6 +97,7 @@ void session_login_failed_with(struct session *s, const char *reply, const char 
               "device", s->device.login.device, "result", "failed", "reason", reason,
               "upstream_error", s->imap && *imap_client_last_error(s->imap) ? imap_client_last_error(s->imap) : NULL,
               LOG_END);
+    s->gw->logins_failed++;
     session_wipe_password(s);
     session_device_release(s);
     imap_client_free(s->imap);
@@ -146,6 +147,7 @@ static void login_complete(struct session *s)
     log_event(LOG_LEVEL_INFO, s->id, "login", "user", s->device.login.user,
               "device", s->device.login.device, "result", "ok", "peer", s->peer,
               "messages", LOG_U64(count), "octets", LOG_U64(octets), LOG_END);
+    s->gw->logins_ok++;
     session_set_state(s, SESSION_TRANSACTION);
     session_reply(s, "+OK Logged in.");
     session_command_done(s);

@@ -25,12 +25,12 @@ struct commit_step {
 
 static bool retr_seen_dele_hide(const struct session *s)
 {
-    return s->cfg->policy.on_retr == ON_RETR_SEEN && s->cfg->policy.on_dele == ON_DELE_HIDE;
+    return s->policy.on_retr == ON_RETR_SEEN && s->policy.on_dele == ON_DELE_HIDE;
 }
 
 static bool retr_seen_dele_removes(const struct session *s)
 {
-    return s->cfg->policy.on_retr == ON_RETR_SEEN && s->cfg->policy.on_dele != ON_DELE_HIDE;
+    return s->policy.on_retr == ON_RETR_SEEN && s->policy.on_dele != ON_DELE_HIDE;
 }
 
 static bool has_cap(const struct session *s, unsigned cap)
@@ -40,7 +40,7 @@ static bool has_cap(const struct session *s, unsigned cap)
 
 static bool dele_trash(const struct session *s)
 {
-    return s->cfg->policy.on_dele == ON_DELE_TRASH;
+    return s->policy.on_dele == ON_DELE_TRASH;
 }
 
 static bool dele_trash_move(const struct session *s)
@@ -61,7 +61,7 @@ static bool dele_trash_copy_expunge(const struct session *s)
 
 static bool dele_expunge(const struct session *s)
 {
-    return s->cfg->policy.on_dele == ON_DELE_EXPUNGE;
+    return s->policy.on_dele == ON_DELE_EXPUNGE;
 }
 
 static bool dele_expunge_uidplus(const struct session *s)

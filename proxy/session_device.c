@@ -70,6 +70,26 @@ static bool make_token(char out[DEVICE_TOKEN_MAX])
     return true;
 }
 
+/* The user's override (popgate-admin map set) applies from this login on. */
+static void on_override_loaded(enum device_result r, const redisReply *const *pairs, size_t n_pairs, void *arg)
+{
+    struct session *s = arg;
+    dev(s)->request = NULL;
+    if (r != DEVICE_OK) {
+        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+                                  "redis", false);
+        return;
+    }
+    for (size_t i = 0; i < n_pairs; i++) {
+        const redisReply *key = pairs[2 * i], *value = pairs[2 * i + 1];
+        if (key->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+            !view_policy_set(&s->policy, key->str, value->str))
+            log_event(LOG_LEVEL_WARN, s->id, "override-ignored", "user", dev(s)->login.user,
+                      "key", key->type == REDIS_REPLY_STRING ? key->str : "?", LOG_END);
+    }
+    continue_with_next(s);
+}
+
 static void on_lock_acquired(enum device_result r, void *arg)
 {
     struct session *s = arg;
@@ -88,7 +108,9 @@ static void on_lock_acquired(enum device_result r, void *arg)
     double every = s->cfg->lock_ttl / 3.0;
     ev_timer_set(&dev(s)->refresh_timer, every, every);
     ev_timer_start(s->gw->loop, &dev(s)->refresh_timer);
-    continue_with_next(s);
+    dev(s)->request = device_override_load(s->gw->redis, dev(s)->login.state_user, on_override_loaded, s);
+    if (!dev(s)->request)
+        on_override_loaded(DEVICE_UNAVAILABLE, NULL, 0, s);
 }
 
 void session_device_lock(struct session *s, void (*next)(struct session *s))
@@ -172,6 +194,13 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
                 state[i] |= VIEW_STATE_READ | VIEW_STATE_GOT;
         }
     }
+    if (res->mark_all) {
+        /* popgate-admin device mark-all: a new phone starts from now. */
+        d->mark_all_downloaded = true;
+        d->mark_all_requested = true;
+        for (uint32_t i = 0; i < count; i++)
+            state[i] |= VIEW_STATE_READ | VIEW_STATE_GOT;
+    }
     bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide;
     if (!stale && !d->mark_all_downloaded) {
         free(d->all_ids);
@@ -179,10 +208,10 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         d->all_ids_len = 0;
     }
     int64_t now = (int64_t)time(NULL);
-    uint32_t shown = view_filter_maildrop(&s->drop, state, &s->cfg->policy, now, res->first_seen);
+    uint32_t shown = view_filter_maildrop(&s->drop, state, &s->policy, now, res->first_seen);
     free(state);
     log_event(LOG_LEVEL_INFO, s->id, "view", "user", d->login.user, "device", d->login.device,
-              "view", view_kind_name(s->cfg->policy.kind), "upstream", LOG_U64(count),
+              "view", view_kind_name(s->policy.kind), "upstream", LOG_U64(count),
               "shown", LOG_U64(shown), "prune", stale ? "yes" : "no", LOG_END);
     continue_with_next(s);
 }
@@ -245,16 +274,16 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
     struct device_session *d = dev(s);
     size_t got_len = 0, hidden_len = 0;
     char *got = d->mark_all_downloaded ? NULL : collect_ids(&s->drop, MAILDROP_RETRIEVED, MAILDROP_GONE, &got_len);
-    char *hidden = s->cfg->policy.on_dele == ON_DELE_HIDE
+    char *hidden = s->policy.on_dele == ON_DELE_HIDE
                        ? collect_ids(&s->drop, MAILDROP_DELETED, MAILDROP_GONE, &hidden_len)
                        : NULL;
-    bool ok = (got || d->mark_all_downloaded) && (hidden || s->cfg->policy.on_dele != ON_DELE_HIDE);
+    bool ok = (got || d->mark_all_downloaded) && (hidden || s->policy.on_dele != ON_DELE_HIDE);
     struct device_commit c = {
         .token = d->lock_token,
         .now = (int64_t)time(NULL),
         .addr = s->peer,
         .ttl_ms = (uint64_t)s->cfg->device_ttl * 1000,
-        .view = view_kind_name(s->cfg->policy.kind),
+        .view = view_kind_name(s->policy.kind),
         .uidvalidity = s->drop.uidvalidity,
         .ids_scheme = d->ids_from_emailid ? "emailid" : "uid",
         .got_ids = d->mark_all_downloaded ? d->all_ids : got,
@@ -264,6 +293,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
         .all_ids = d->all_ids,
         .all_len = d->all_ids_len,
         .retrieved = s->retr_count,
+        .clear_mark_all = d->mark_all_requested,
     };
     d->next = next;
     if (ok)

@@ -22,6 +22,7 @@
 #include "net_stream.h"
 #include "pop3_parse.h"
 #include "session.h"
+#include "view.h"
 
 enum session_state {
     SESSION_TLS_HANDSHAKE,   /* implicit TLS or after STLS: no commands yet */
@@ -79,7 +80,8 @@ struct device_session {
     struct redis_request *refresh;   /* lock refresh in flight */
     ev_timer refresh_timer;
     bool ids_from_emailid;
-    bool mark_all_downloaded;        /* UIDVALIDITY changed: record every message as retrieved */
+    bool mark_all_downloaded;        /* UIDVALIDITY changed or mark-all asked: record every message as retrieved */
+    bool mark_all_requested;         /* popgate-admin device mark-all: clear the request at commit */
     void (*next)(struct session *s); /* where an asynchronous device step continues */
     /* Every upstream id, kept from login to QUIT only when Redis holds ids of
      * messages no longer upstream, so the commit can prune them. */
@@ -116,6 +118,7 @@ struct session {
     struct device_session device;
     char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
 
+    struct view_policy policy;       /* the config's [policy], then the user's Redis override */
     struct maildrop drop;
     struct listing_cursor listing;
     struct transfer xfer;
