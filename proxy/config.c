@@ -146,6 +146,11 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_addr);
     if (!strcmp(key, "auth_failure_window"))
         return view_parse_duration(v, &c->auth_throttle.window) && c->auth_throttle.window > 0;
+    if (!strcmp(key, "proxy_trusted")) {
+        char err[128];
+        return proxy_cidr_list_parse(v, c->proxy_trusted, CONFIG_MAX_TRUSTED, &c->n_proxy_trusted, err,
+                                     sizeof err);
+    }
     if (!strcmp(key, "user"))
         return copy_string(c->run_user, sizeof c->run_user, v);
     if (!strcmp(key, "group"))
@@ -282,6 +287,8 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
         ok = set_redis(st->c, key, value);
     else if (!strcmp(section, "state"))
         ok = set_state(st->c, key, value);
+    else if (!strcmp(section, "metrics"))
+        ok = !strcmp(key, "listen") && copy_string(st->c->metrics_listen, sizeof st->c->metrics_listen, value);
     else if (!strcmp(section, "policy"))
         ok = view_policy_set(&st->c->policy, key, value);
     else

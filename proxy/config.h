@@ -19,11 +19,13 @@
 #include "dot_stream.h"
 #include "imap_client.h"
 #include "log.h"
+#include "proxy_protocol.h"
 #include "redis_store.h"
 #include "view.h"
 
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_NAME_MAX 256      /* host names, mailbox names */
+#define CONFIG_MAX_TRUSTED 32    /* proxy_trusted networks */
 
 struct listen_spec {
     struct sockaddr_storage addr;
@@ -54,6 +56,12 @@ struct config {
     struct auth_throttle_limits auth_throttle;
     char run_user[CONFIG_NAME_MAX];      /* drop privileges to it after binding; empty = stay */
     char run_group[CONFIG_NAME_MAX];
+    /* Networks whose connections start with a PROXY protocol header (HAProxy). */
+    struct proxy_cidr proxy_trusted[CONFIG_MAX_TRUSTED];
+    size_t n_proxy_trusted;
+
+    /* [metrics] */
+    char metrics_listen[CONFIG_NAME_MAX];   /* "127.0.0.1:9110"; empty = off */
     enum dot_stream_nul nul_bytes;
     enum log_level log_level;
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "proxy_accept.h"
 #include "session.h"
 
 /* Accepts per readiness event, so one busy listener cannot starve the loop. */
@@ -42,21 +44,40 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
                 log_event(LOG_LEVEL_WARN, NULL, "accept-failed", "error", strerror(errno), LOG_END);
             return;
         }
-        if (gw->n_sessions >= gw->config->max_connections) {
-            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", LOG_END);
-            refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections, try again later.\r\n");
+        /* Only a trusted balancer may say who the client is. */
+        const struct config *c = gw->config;
+        if (c->n_proxy_trusted > 0 &&
+            proxy_cidr_list_contains(c->proxy_trusted, c->n_proxy_trusted, (struct sockaddr *)&peer)) {
+            if (gw->n_sessions + gw->n_pending >= c->max_connections) {
+                refuse_connection(fd, "");
+                metrics_counter_add(METRIC_CONNECTIONS_REFUSED_TOTAL, "max_connections", 1);
+                continue;
+            }
+            proxy_accept_start(gw, fd, (struct sockaddr *)&peer, peerlen, listener_implicit_tls[index]);
             continue;
         }
-        if (!addr_limit_acquire(&gw->per_addr, (struct sockaddr *)&peer,
-                                gw->config->max_connections_per_addr)) {
-            log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections_per_addr",
-                      LOG_END);
-            refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections from your address.\r\n");
-            continue;
-        }
-        session_start(gw, fd, (struct sockaddr *)&peer, peerlen, listener_implicit_tls[index]);
+        gateway_admit(gw, fd, (struct sockaddr *)&peer, peerlen, listener_implicit_tls[index]);
     }
 }
+
+void gateway_admit(struct gateway *gw, int fd, const struct sockaddr *client, socklen_t clientlen,
+                   bool implicit_tls)
+{
+    if (gw->n_sessions >= gw->config->max_connections) {
+        log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections", LOG_END);
+        metrics_counter_add(METRIC_CONNECTIONS_REFUSED_TOTAL, "max_connections", 1);
+        refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections, try again later.\r\n");
+        return;
+    }
+    if (!addr_limit_acquire(&gw->per_addr, client, gw->config->max_connections_per_addr)) {
+        log_event(LOG_LEVEL_WARN, NULL, "connection-refused", "reason", "max_connections_per_addr", LOG_END);
+        metrics_counter_add(METRIC_CONNECTIONS_REFUSED_TOTAL, "max_connections_per_addr", 1);
+        refuse_connection(fd, "-ERR [SYS/TEMP] Too many connections from your address.\r\n");
+        return;
+    }
+    session_start(gw, fd, client, clientlen, implicit_tls);
+}
+
 
 static int bind_listener(const struct listen_spec *l)
 {
@@ -142,6 +163,7 @@ static void on_sigterm(struct ev_loop *loop, ev_signal *w, int revents)
     if (gw->draining)
         return;
     gw->draining = true;
+    metrics_set_health(false, "draining");
     stop_listening(gw);
     log_event(LOG_LEVEL_INFO, NULL, "shutdown", "sessions", LOG_U64(gw->n_sessions), LOG_END);
     if (gw->n_sessions == 0) {
@@ -173,6 +195,10 @@ static void on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
                            "sessions_active", active, "sessions_total", total, "logins_ok", ok,
                            "logins_failed", failed };
     const char *expire[] = { "EXPIRE", key, STATS_TTL };
+    /* /health: a node without Redis cannot log anyone in. */
+    if (!gw->draining)
+        metrics_set_health(redis_store_connected(gw->redis),
+                           redis_store_connected(gw->redis) ? NULL : "redis unavailable");
     redis_store_send(gw->redis, sizeof hset / sizeof hset[0], hset, NULL);
     redis_store_send(gw->redis, 3, expire, NULL);
 }
@@ -203,6 +229,17 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
         log_event(LOG_LEVEL_INFO, NULL, "listening", "address", l->text,
                   "tls", l->implicit_tls ? "implicit" : "stls", LOG_END);
     }
+    if (config->metrics_listen[0]) {
+        char err[256];
+        if (!metrics_listen(loop, config->metrics_listen, err, sizeof err)) {
+            log_event(LOG_LEVEL_ERROR, NULL, "listen-failed", "address", config->metrics_listen,
+                      "error", err, LOG_END);
+            stop_listening(gw);
+            return false;
+        }
+        log_event(LOG_LEVEL_INFO, NULL, "listening", "address", config->metrics_listen, "tls", "metrics",
+                  LOG_END);
+    }
     gw->redis = redis_store_new(loop, &config->redis);
     if (!gw->redis) {
         stop_listening(gw);
@@ -212,7 +249,7 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
     gethostname(host, sizeof host - 1);
     snprintf(gw->node_id, sizeof gw->node_id, "%s:%ld", host, (long)getpid());
     gw->started = (long long)time(NULL);
-    ev_timer_init(&gw->stats_timer, on_stats_timer, 0., STATS_INTERVAL);
+    ev_timer_init(&gw->stats_timer, on_stats_timer, 1., STATS_INTERVAL);
     gw->stats_timer.data = gw;
     ev_timer_start(loop, &gw->stats_timer);
     ev_signal_init(&gw->sighup, on_sighup, SIGHUP);
@@ -240,6 +277,7 @@ void gateway_deinit(struct gateway *gw)
     ev_signal_stop(gw->loop, &gw->sighup);
     ev_signal_stop(gw->loop, &gw->sigterm);
     ev_signal_stop(gw->loop, &gw->sigint);
+    metrics_stop();
     redis_store_free(gw->redis);
     gw->redis = NULL;
     addr_limit_deinit(&gw->per_addr);
@@ -251,6 +289,7 @@ void gateway_session_started(struct gateway *gw, struct session *s)
 {
     session_link(&gw->sessions, s);
     gw->n_sessions++;
+    metrics_gauge_set(METRIC_SESSIONS_ACTIVE, gw->n_sessions);
     gw->sessions_total++;
 }
 
@@ -259,6 +298,7 @@ void gateway_session_ended(struct gateway *gw, struct session *s, const struct s
     addr_limit_release(&gw->per_addr, peer);
     session_unlink(&gw->sessions, s);
     gw->n_sessions--;
+    metrics_gauge_set(METRIC_SESSIONS_ACTIVE, gw->n_sessions);
     if (gw->draining && gw->n_sessions == 0)
         ev_break(gw->loop, EVBREAK_ALL);
 }

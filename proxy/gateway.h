@@ -30,6 +30,7 @@ struct gateway {
     struct addr_limit per_addr;      /* live connections per client address */
     struct session *sessions;        /* intrusive doubly-linked list */
     unsigned n_sessions;
+    unsigned n_pending;              /* connections still sending their PROXY header */
     unsigned long long sessions_total;
     unsigned long long logins_ok, logins_failed;
     char node_id[128];               /* hostname:pid, for pg1:node:<id> */
@@ -47,6 +48,11 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
 /* Run until drained after SIGTERM/SIGINT. */
 void gateway_run(struct gateway *gw);
 void gateway_deinit(struct gateway *gw);
+
+/* A client connection with its real address (after any PROXY header): apply
+ * the global and per-address caps, then start its session. */
+void gateway_admit(struct gateway *gw, int fd, const struct sockaddr *client, socklen_t clientlen,
+                   bool implicit_tls);
 
 void gateway_session_started(struct gateway *gw, struct session *s);
 /* peer: the address the session counted against max_connections_per_addr. */

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "metrics.h"
 
 const char *const session_state_names[SESSION_STATE_COUNT] = {
     [SESSION_TLS_HANDSHAKE] = "tls-handshake",
@@ -233,6 +234,8 @@ void session_wipe_password(struct session *s)
 
 static void session_destroy(struct session *s, const char *reason)
 {
+    metrics_counter_add(METRIC_SESSIONS_TOTAL, s->close_reason ? s->close_reason : reason, 1);
+    metrics_counter_add(METRIC_BYTES_RELAYED_TOTAL, NULL, s->bytes_out);
     log_event(LOG_LEVEL_INFO, s->id, "disconnect", "reason", reason,
               "state", session_state_names[s->state],
               "user", s->have_user ? s->device.login.user : NULL,
@@ -263,6 +266,7 @@ void session_close(struct session *s, const char *final_reply, const char *reaso
     if (final_reply)
         session_reply(s, final_reply);
     log_event(LOG_LEVEL_DEBUG, s->id, "closing", "reason", reason, LOG_END);
+    s->close_reason = reason;
     session_set_state(s, SESSION_CLOSING);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     /* A slow or stalled reader must not hold the session forever. */

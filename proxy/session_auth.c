@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "reply_code.h"
 #include "size_cache.h"
 
@@ -98,6 +99,7 @@ void session_login_failed_with(struct session *s, const char *reply, const char 
               "upstream_error", s->imap && *imap_client_last_error(s->imap) ? imap_client_last_error(s->imap) : NULL,
               LOG_END);
     s->gw->logins_failed++;
+    metrics_counter_add2(METRIC_LOGINS_TOTAL, "failed", reason, 1);
     session_wipe_password(s);
     session_device_release(s);
     imap_client_free(s->imap);
@@ -148,6 +150,8 @@ static void login_complete(struct session *s)
               "device", s->device.login.device, "result", "ok", "peer", s->peer,
               "messages", LOG_U64(count), "octets", LOG_U64(octets), LOG_END);
     s->gw->logins_ok++;
+    metrics_counter_add2(METRIC_LOGINS_TOTAL, "ok", "none", 1);
+    metrics_observe(METRIC_UPSTREAM_LATENCY, ev_now(s->gw->loop) - s->login_started);
     session_set_state(s, SESSION_TRANSACTION);
     session_reply(s, "+OK Logged in.");
     session_command_done(s);
@@ -246,6 +250,7 @@ static void begin_login(struct session *s, const char *user, size_t user_len,
     memcpy(s->password, password, password_len);
     s->password[password_len] = '\0';
     s->busy = true;
+    s->login_started = ev_now(s->gw->loop);
     session_set_state(s, SESSION_LOGIN);
     /* Guessing is slowed before the upstream server sees the attempt. */
     s->throttle = auth_throttle_check(s->gw->redis, s->device.login.state_user, s->peer_addr,

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "view.h"
 
 static struct device_session *dev(struct session *s)
@@ -167,6 +168,9 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
     struct device_session *d = dev(s);
     d->request = NULL;
     uint32_t count = s->drop.count;
+    metrics_observe(METRIC_REDIS_LATENCY, ev_now(s->gw->loop) - d->request_started);
+    if (res->result != DEVICE_OK)
+        metrics_counter_add(METRIC_REDIS_ERRORS_TOTAL, NULL, 1);
     uint8_t *state = res->result == DEVICE_OK && res->nbits == count ? malloc(count + 1) : NULL;
     if (!state) {
         session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
@@ -221,6 +225,7 @@ void session_device_load(struct session *s, void (*next)(struct session *s))
     struct device_session *d = dev(s);
     d->next = next;
     d->all_ids = collect_ids(&s->drop, 0, 0, &d->all_ids_len);
+    d->request_started = ev_now(s->gw->loop);
     if (d->all_ids)
         d->request = device_state_load(s->gw->redis, &d->keys, d->all_ids, d->all_ids_len,
                                        (int64_t)time(NULL), (uint64_t)s->cfg->device_ttl * 1000,
@@ -262,7 +267,9 @@ static void on_committed(enum device_result r, void *arg)
 {
     struct session *s = arg;
     dev(s)->request = NULL;
+    metrics_observe(METRIC_REDIS_LATENCY, ev_now(s->gw->loop) - dev(s)->request_started);
     if (r != DEVICE_OK) {
+        metrics_counter_add(METRIC_REDIS_ERRORS_TOTAL, NULL, 1);
         session_commit_failed(s, "redis", r == DEVICE_LOCK_LOST ? "lock-lost" : "redis");
         return;
     }
@@ -296,6 +303,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
         .clear_mark_all = d->mark_all_requested,
     };
     d->next = next;
+    d->request_started = ev_now(s->gw->loop);
     if (ok)
         d->request = device_state_commit(s->gw->redis, &d->keys, &c, on_committed, s);
     free(got);

@@ -83,6 +83,7 @@ struct device_session {
     bool mark_all_downloaded;        /* UIDVALIDITY changed or mark-all asked: record every message as retrieved */
     bool mark_all_requested;         /* popgate-admin device mark-all: clear the request at commit */
     void (*next)(struct session *s); /* where an asynchronous device step continues */
+    ev_tstamp request_started;       /* for the Redis latency histogram */
     /* Every upstream id, kept from login to QUIT only when Redis holds ids of
      * messages no longer upstream, so the commit can prune them. */
     char *all_ids;
@@ -124,6 +125,8 @@ struct session {
     struct transfer xfer;
     struct commit_progress commit;
 
+    const char *close_reason;        /* why session_close was called (static text) */
+    ev_tstamp login_started;         /* for the upstream latency histogram */
     unsigned long long bytes_out;
     unsigned retr_count;
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "size_cache.h"
 
 /* One buffer of listing lines or dot-stuffed body per write. */
@@ -222,6 +223,7 @@ static void finish_transfer(struct session *s)
     if (!x->is_top) {
         e->flags |= MAILDROP_RETRIEVED;
         s->retr_count++;
+        metrics_counter_add(METRIC_RETR_TOTAL, NULL, 1);
         /* LIST must match what RETR sends; remember the exact size if the
          * upstream's RFC822.SIZE was off (no final newline, bare CR). */
         if (x->ds.unstuffed_octets != e->size && x->ds.unstuffed_octets <= UINT32_MAX) {
