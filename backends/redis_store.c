@@ -407,6 +407,14 @@ bool redis_store_connected(const struct redis_store *store)
     return store->connected;
 }
 
+unsigned redis_store_pending(const struct redis_store *store)
+{
+    unsigned n = 0;
+    for (const struct redis_request *r = store->requests; r; r = r->next)
+        n++;
+    return n;
+}
+
 void redis_store_free(struct redis_store *store)
 {
     if (!store)

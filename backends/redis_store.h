@@ -61,6 +61,9 @@ struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_sto
 /* Pending callbacks run with "redis unavailable" before this returns. */
 void redis_store_free(struct redis_store *store);
 bool redis_store_connected(const struct redis_store *store);
+/* Requests still waiting for their reply (shutdown waits for these, so lock
+ * releases reach Redis before the process exits). */
+unsigned redis_store_pending(const struct redis_store *store);
 const struct redis_store_config *redis_store_config(const struct redis_store *store);
 
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,

@@ -264,9 +264,25 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
     return true;
 }
 
+/* Bound on waiting for the last Redis writes (lock releases) at exit. */
+#define EXIT_FLUSH_SECONDS 2.
+
+static void on_exit_flush_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w; (void)revents;
+    ev_break(loop, EVBREAK_ONE);
+}
+
 void gateway_run(struct gateway *gw)
 {
     ev_run(gw->loop, 0);
+    /* Sessions are gone; let their lock releases reach Redis. */
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_exit_flush_deadline, EXIT_FLUSH_SECONDS, 0.);
+    ev_timer_start(gw->loop, &deadline);
+    while (gw->redis && redis_store_pending(gw->redis) > 0 && ev_is_active(&deadline))
+        ev_run(gw->loop, EVRUN_ONCE);
+    ev_timer_stop(gw->loop, &deadline);
 }
 
 void gateway_deinit(struct gateway *gw)

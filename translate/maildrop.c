@@ -70,7 +70,7 @@ void maildrop_rset(struct maildrop *m)
 
 size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDROP_UIDL_MAX + 1])
 {
-    int n = snprintf(out, MAILDROP_UIDL_MAX + 1, "%08X%08X", (unsigned)uid, (unsigned)uidvalidity);
+    int n = snprintf(out, MAILDROP_UIDL_MAX + 1, "%08x%08x", (unsigned)uid, (unsigned)uidvalidity);
     return n < 0 ? 0 : (size_t)n;
 }
 

@@ -61,8 +61,10 @@ struct maildrop_entry *maildrop_get(struct maildrop *m, uint32_t msgnum);
 void maildrop_stat(const struct maildrop *m, uint32_t *count, uint64_t *octets);
 /* Clears DELETED everywhere (RFC 1939 RSET). */
 void maildrop_rset(struct maildrop *m);
-/* Dovecot's default UIDL, %08Xu%08Xv: UID then UIDVALIDITY in upper-case hex,
- * 16 characters. Writes a NUL-terminated string; returns its length. */
+/* Dovecot's UIDL with pop3_uidl_format = %08Xu%08Xv: UID then UIDVALIDITY,
+ * 8 hex digits each. Dovecot's %X prints lower-case hex (checked against its
+ * POP3 server by tests/integration/test_differential.py), so we do too.
+ * Writes a NUL-terminated string; returns its length. */
 size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDROP_UIDL_MAX + 1]);
 /* Builds an IMAP UID set ("3,7,9:12", ranges merged) of the entries having all
  * bits of `flags` and none of `without`, starting at entry index *cursor

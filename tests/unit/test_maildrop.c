@@ -106,11 +106,11 @@ static void test_uidl_format(void **state)
     char out[MAILDROP_UIDL_MAX + 1];
 
     assert_int_equal(maildrop_format_uidl(1, 1700000000, out), 16);
-    assert_string_equal(out, "000000016553F100");
+    assert_string_equal(out, "000000016553f100");
     assert_int_equal(maildrop_format_uidl(0xabcdef, 0x1a2b, out), 16);
-    assert_string_equal(out, "00ABCDEF00001A2B");
+    assert_string_equal(out, "00abcdef00001a2b");
     assert_int_equal(maildrop_format_uidl(UINT32_MAX, UINT32_MAX, out), 16);
-    assert_string_equal(out, "FFFFFFFFFFFFFFFF");
+    assert_string_equal(out, "ffffffffffffffff");
 }
 
 /* Builds a maildrop from uids[] with flags[]. */
