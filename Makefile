@@ -96,3 +96,88 @@ bench: popgate bench/pop3load
 bench-smoke: popgate bench/pop3load
 	@bench/install-deps.sh
 	python3 bench/run.py --smoke --out build/bench-smoke
+
+# ---- fuzzing: libFuzzer targets for the parsers (tests/fuzz/README.md) ------
+# Every tests/fuzz/*.c is one target, linked against the library built again
+# with clang and the fuzzer's coverage instrumentation (the gcc objects above
+# have none). `make fuzz FUZZ_SECONDS=60` runs each target in turn for that
+# long from a copy of its seed corpus, so the inputs it finds stay out of the
+# tree; `make fuzz-ci` runs each for 30 s. A crash stops the run and leaves its
+# input in build/fuzz/artifacts/.
+.PHONY: fuzz-ci fuzz-build fuzz-run
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ         := build/fuzz
+FUZZ_SAN     := -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_TARGETS := $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/*.c)))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ)/%)
+# A slow input is a bug too (a parser loop that never ends): 10 s is far above
+# any input's run time and far below libFuzzer's default of 20 minutes.
+FUZZ_FLAGS   := -timeout=10 -print_final_stats=1
+
+$(FUZZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link,address,undefined \
+		$(INCLUDES) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+# The parsers, and the few proxy/ files the config loader needs (the rest is
+# the event loop, which no target reaches).
+FUZZ_LIB_SRC := $(filter translate/% backends/%,$(LIB_SRC)) proxy/config.c proxy/log.c proxy/tls_context.c
+
+$(FUZZ)/libpopgate.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ)/obj/%.o)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BINS): $(FUZZ)/%: $(FUZZ)/obj/tests/fuzz/%.o $(FUZZ)/libpopgate.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+# clang and libclang-rt-14-dev come from deploy/dev/install-deps.sh.
+fuzz: deps
+	$(MAKE) fuzz-build
+	$(MAKE) fuzz-run
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=30
+
+fuzz-run: fuzz-build
+	@set -e; mkdir -p $(FUZZ)/artifacts; \
+	for t in $(FUZZ_TARGETS); do \
+		work=$$(mktemp -d); \
+		cp tests/fuzz/corpus/$$t/* "$$work"/; \
+		dict=; if [ -f tests/fuzz/$$t.dict ]; then dict=-dict=tests/fuzz/$$t.dict; fi; \
+		echo "== $$t: $(FUZZ_SECONDS) s"; \
+		if ! $(FUZZ)/$$t $(FUZZ_FLAGS) $$dict -max_total_time=$(FUZZ_SECONDS) \
+				-artifact_prefix=$(FUZZ)/artifacts/$$t- "$$work"; then \
+			rm -rf "$$work"; exit 1; \
+		fi; \
+		rm -rf "$$work"; \
+	done
+
+# ---- popgate-admin and the manual pages -------------------------------------
+# popgate-admin (admin/*.c) links the same library as popgate: the config
+# loader, view_policy_set, the device key names and login name folding.
+# install-man installs the three pages of deploy/man/; install-admin the
+# program (sbin, beside popgate).
+.PHONY: install-man install-admin
+ADMIN_SRC := $(sort $(wildcard admin/*.c))
+MAN5      := deploy/man/popgate.conf.5
+MAN8      := deploy/man/popgate.8 deploy/man/popgate-admin.8
+
+popgate-admin: $(REL)/popgate-admin
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+$(REL)/popgate-admin: $(ADMIN_SRC:%.c=$(REL)/%.o) $(REL)/libpopgate.a
+	$(CC) $(OPT_CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+$(SAN)/popgate-admin: $(ADMIN_SRC:%.c=$(SAN)/%.o) $(SAN)/libpopgate.a
+	$(CC) $(SAN_CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
+install-man:
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
+
+install-admin: popgate-admin
+	install -d $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 popgate-admin $(DESTDIR)$(PREFIX)/sbin/popgate-admin

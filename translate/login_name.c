@@ -1,7 +1,6 @@
 /* login_name.c: see login_name.h. */
 #include "login_name.h"
 
-#include <ctype.h>
 #include <string.h>
 
 bool device_name_valid(const char *name, size_t len)
@@ -9,8 +8,10 @@ bool device_name_valid(const char *name, size_t len)
     if (len == 0 || len > DEVICE_NAME_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+        /* ASCII only, whatever the locale: a device name lands in Redis keys. */
+        char c = name[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && c != '.' && c != '_' && c != '-')
             return false;
     }
     return true;
@@ -33,7 +34,7 @@ bool login_name_parse(const char *login, size_t len, char separator, struct logi
     memcpy(out->user, login, user_len);
     out->user[user_len] = '\0';
     for (size_t i = 0; i < user_len; i++)
-        out->state_user[i] = (char)tolower((unsigned char)login[i]);
+        out->state_user[i] = login[i] >= 'A' && login[i] <= 'Z' ? (char)(login[i] - 'A' + 'a') : login[i];
     out->state_user[user_len] = '\0';
     memcpy(out->device, device, device_len);
     out->device[device_len] = '\0';
