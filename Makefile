@@ -23,7 +23,11 @@ REL := build/release
 SAN := build/asan
 
 .PHONY: all test unit integration demo install clean bench fuzz deps
-all: popgate
+all: popgate popgate-admin
+
+# Debian's python3 has python3-pytest (deploy/dev/install-deps.sh); a python3
+# earlier on PATH (pyenv and the like) may not.
+PYTHON ?= $(shell command -v python3 >/dev/null 2>&1 && python3 -c 'import pytest' 2>/dev/null && echo python3 || echo /usr/bin/python3)
 
 # Replace by rename: a running ./popgate (a demo, a benchmark) keeps its inode.
 popgate: $(REL)/popgate
@@ -60,23 +64,24 @@ deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(SAN)/popgate
-	POPGATE_BIN=$(CURDIR)/$(SAN)/popgate python3 -m pytest -q -p no:cacheprovider tests/integration
+integration: $(SAN)/popgate $(SAN)/popgate-admin popgate
+	POPGATE_BIN=$(CURDIR)/$(SAN)/popgate POPGATE_RELEASE_BIN=$(CURDIR)/popgate \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
 demo: deps popgate
-	python3 deploy/dev/demo.py
+	$(PYTHON) deploy/dev/demo.py
 
-install: popgate
+install: popgate install-man install-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/popgate
 	install -m 0755 popgate $(DESTDIR)$(PREFIX)/sbin/popgate
 	install -m 0644 deploy/popgate.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/popgate/
 
 clean:
-	rm -rf build popgate
+	rm -rf build popgate popgate-admin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

@@ -1,0 +1,444 @@
+/* admin_uidl.c: `popgate-admin uidl`, the legacy UIDLs of a user migrated
+ * from an old POP3 server, in the hash pg1:{user}:uidl (Message-ID ->
+ * "<uidl> <size>"). popgate serves the legacy UIDL for the upstream message
+ * with that Message-ID, so a migrated client downloads nothing again.
+ *
+ * Import is all or nothing: the whole file is checked first (uidl_file.h),
+ * every bad line reported, and only a clean file is stored, replacing what
+ * was there in one MULTI/EXEC.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "admin_keys.h"
+#include "admin_output.h"
+#include "uidl_file.h"
+
+/* Bound on the file read into memory: ~2 million lines of a typical
+ * export, far more than any one mailbox. */
+#define IMPORT_MAX_BYTES ((size_t)256 << 20)
+/* Field/value pairs per HSET, so no single command is huge. */
+#define HSET_BATCH 1000
+
+/* The whole file, or NULL after reporting why not. "-" is stdin. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        admin_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 64 * 1024, n = 0;
+    char *buf = malloc(cap);
+    bool ok = buf != NULL;
+    while (ok) {
+        if (n == cap) {
+            if (cap >= IMPORT_MAX_BYTES) {
+                admin_error("%s: larger than %zu MiB", path, IMPORT_MAX_BYTES >> 20);
+                ok = false;
+                break;
+            }
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                ok = false;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                admin_error("%s: %s", path, strerror(errno));
+                ok = false;
+            }
+            break;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (!ok) {
+        if (!buf)
+            admin_error("out of memory");
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static void report_errors(const char *name, const struct uidl_file *f)
+{
+    for (size_t i = 0; i < f->n_errors; i++) {
+        const struct uidl_file_error *e = &f->errors[i];
+        if (e->problem == UIDL_FILE_DUPLICATE_UIDL)
+            fprintf(stderr, "%s:%zu: %s (first on line %zu)\n", name, e->line, uidl_file_problem_text(e->problem),
+                    e->other_line);
+        else
+            fprintf(stderr, "%s:%zu: %s\n", name, e->line, uidl_file_problem_text(e->problem));
+    }
+    fprintf(stderr, ADMIN_PROG ": %s: %zu bad line%s, nothing stored\n", name, f->n_errors,
+            f->n_errors == 1 ? "" : "s");
+}
+
+/* Queues MULTI, DEL, the HSETs and EXEC, then reads every reply: the EXEC
+ * reply says whether the transaction ran. False after reporting. */
+static bool store(struct admin *a, const char *key, const struct uidl_file *f)
+{
+    char (*values)[UIDL_VALUE_MAX + 1] = malloc((f->n_matchable ? f->n_matchable : 1) * sizeof *values);
+    const char **argv = malloc((2 + 2 * HSET_BATCH) * sizeof *argv);
+    size_t *argvlen = malloc((2 + 2 * HSET_BATCH) * sizeof *argvlen);
+    if (!values || !argv || !argvlen) {
+        admin_error("out of memory");
+        free(values);
+        free(argv);
+        free(argvlen);
+        return false;
+    }
+
+    size_t queued = 0;
+    const char *multi[] = { "MULTI" };
+    const char *del[] = { "DEL", key };
+    bool ok = redisAppendCommandArgv(a->redis, 1, multi, NULL) == REDIS_OK &&
+              redisAppendCommandArgv(a->redis, 2, del, NULL) == REDIS_OK;
+    queued += 2;
+    size_t next = 0, stored = 0;
+    while (ok && next < f->n_entries) {
+        int argc = 0;
+        argv[argc] = "HSET";
+        argvlen[argc++] = 4;
+        argv[argc] = key;
+        argvlen[argc++] = strlen(key);
+        for (; next < f->n_entries && argc < 2 + 2 * HSET_BATCH; next++) {
+            const struct uidl_file_entry *e = &f->entries[next];
+            if (!uidl_file_entry_matchable(e))
+                continue;
+            argv[argc] = e->msgid;
+            argvlen[argc++] = e->msgid_len;
+            argv[argc] = values[stored];
+            argvlen[argc++] = uidl_value_format(e, values[stored], sizeof values[stored]);
+            stored++;
+        }
+        if (argc > 2) {
+            ok = redisAppendCommandArgv(a->redis, argc, argv, argvlen) == REDIS_OK;
+            queued++;
+        }
+    }
+    const char *exec[] = { "EXEC" };
+    ok = ok && redisAppendCommandArgv(a->redis, 1, exec, NULL) == REDIS_OK;
+    queued++;
+
+    /* Every queued reply must be read, even after a failure, to find EXEC's. */
+    const char *failure = NULL;
+    char failure_text[256] = "";
+    for (size_t i = 0; ok && i < queued; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(a->redis, (void **)&r) != REDIS_OK || !r) {
+            failure = a->redis->errstr[0] ? a->redis->errstr : "no reply";
+            ok = false;
+            break;
+        }
+        bool last = i + 1 == queued;
+        if (r->type == REDIS_REPLY_ERROR && !failure_text[0])
+            snprintf(failure_text, sizeof failure_text, "%s", r->str);
+        else if (last && r->type != REDIS_REPLY_ARRAY && !failure_text[0])
+            snprintf(failure_text, sizeof failure_text, "EXEC: transaction not run");
+        else if (last)
+            for (size_t k = 0; k < r->elements && !failure_text[0]; k++)
+                if (r->element[k]->type == REDIS_REPLY_ERROR)
+                    snprintf(failure_text, sizeof failure_text, "%s", r->element[k]->str);
+        freeReplyObject(r);
+    }
+    if (ok && failure_text[0]) {
+        failure = failure_text;
+        ok = false;
+    }
+    if (!ok)
+        admin_error("redis: %s", failure ? failure : a->redis->errstr);
+    free(values);
+    free(argv);
+    free(argvlen);
+    return ok;
+}
+
+static void report_stored(struct admin *a, const char *user, const char *name, const struct uidl_file *f)
+{
+    size_t unmatched = f->n_entries - f->n_matchable;
+    if (a->json) {
+        struct json_writer w;
+        json_init(&w, a->out);
+        json_object_begin(&w);
+        json_key(&w, "user");
+        json_cstring(&w, user);
+        json_key(&w, "entries");
+        json_u64(&w, f->n_entries);
+        json_key(&w, "stored");
+        json_u64(&w, f->n_matchable);
+        json_key(&w, "unmatched");
+        json_array_begin(&w);
+        for (size_t i = 0; i < f->n_entries; i++) {
+            const struct uidl_file_entry *e = &f->entries[i];
+            if (uidl_file_entry_matchable(e))
+                continue;
+            json_object_begin(&w);
+            json_key(&w, "line");
+            json_u64(&w, e->line);
+            json_key(&w, "uidl");
+            json_string(&w, e->uidl, e->uidl_len);
+            json_key(&w, "message_id");
+            if (e->msgid_len)
+                json_string(&w, e->msgid, e->msgid_len);
+            else
+                json_null(&w);
+            json_key(&w, "reason");
+            json_cstring(&w, e->msgid_len ? "duplicate message-id" : "no message-id");
+            if (e->msgid_len) {
+                json_key(&w, "other_line");
+                json_u64(&w, e->same_msgid_line);
+            }
+            json_object_end(&w);
+        }
+        json_array_end(&w);
+        json_object_end(&w);
+        json_finish(&w);
+        return;
+    }
+    text_write(a->out, user, strlen(user));
+    fprintf(a->out, ": %zu legacy UIDL%s stored\n", f->n_matchable, f->n_matchable == 1 ? "" : "s");
+    if (unmatched == 0)
+        return;
+    fprintf(a->out, "%zu cannot be matched by Message-ID (a client downloads those messages again):\n",
+            unmatched);
+    for (size_t i = 0; i < f->n_entries; i++) {
+        const struct uidl_file_entry *e = &f->entries[i];
+        if (uidl_file_entry_matchable(e))
+            continue;
+        fprintf(a->out, "  %s:%zu: uidl %.*s: ", name, e->line, (int)e->uidl_len, e->uidl);
+        if (e->msgid_len)
+            fprintf(a->out, "Message-ID %.*s also on line %zu\n", (int)e->msgid_len, e->msgid,
+                    e->same_msgid_line);
+        else
+            fputs("no Message-ID\n", a->out);
+    }
+}
+
+static int uidl_import(struct admin *a, int argc, char **argv)
+{
+    if (argc != 3)
+        return admin_usage_error("uidl", "uidl import needs USER and FILE");
+    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    if (!admin_user_parse(argv[1], user))
+        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+    admin_uidl_key(user, key);
+    const char *path = argv[2];
+    const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
+
+    size_t len;
+    char *data = read_file(path, &len);
+    if (!data)
+        return ADMIN_USAGE;
+    struct uidl_file f;
+    if (!uidl_file_parse(data, len, &f)) {
+        admin_error("out of memory");
+        free(data);
+        return ADMIN_USAGE;
+    }
+    int status = ADMIN_OK;
+    if (f.n_errors > 0) {
+        report_errors(name, &f);
+        status = ADMIN_USAGE;
+    } else if (f.n_entries == 0) {
+        admin_error("%s: no entries, nothing stored", name);
+        status = ADMIN_USAGE;
+    }
+    if (status == ADMIN_OK)
+        status = admin_connect(a);
+    if (status == ADMIN_OK)
+        status = store(a, key, &f) ? ADMIN_OK : ADMIN_UNAVAILABLE;
+    if (status == ADMIN_OK)
+        report_stored(a, user, name, &f);
+    uidl_file_free(&f);
+    free(data);
+    return status;
+}
+
+/* One stored entry, checked by writing it as an import line and parsing that:
+ * export prints only what import takes back. */
+struct exported {
+    const char *uidl;
+    size_t uidl_len;
+    uint32_t size;
+    const char *msgid;
+    size_t msgid_len;
+};
+
+static bool check_entry(const struct admin_field *field, struct exported *out)
+{
+    size_t uidl_len;
+    uint32_t size;
+    if (!uidl_value_parse(field->value, field->value_len, &uidl_len, &size))
+        return false;
+    char line[UIDL_VALUE_MAX + 1 + UIDL_MSGID_MAX + 1];
+    if (field->name_len > UIDL_MSGID_MAX)
+        return false;
+    int n = snprintf(line, sizeof line, "%.*s %.*s", (int)field->value_len, field->value,
+                     (int)field->name_len, field->name);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return false;
+    struct uidl_file f;
+    if (!uidl_file_parse(line, (size_t)n, &f))
+        return false;
+    bool ok = f.n_errors == 0 && f.n_entries == 1 && f.entries[0].msgid_len == field->name_len;
+    uidl_file_free(&f);
+    if (ok)
+        *out = (struct exported){ field->value, uidl_len, size, field->name, field->name_len };
+    return ok;
+}
+
+static int by_uidl(const void *pa, const void *pb)
+{
+    const struct exported *a = pa, *b = pb;
+    int c = memcmp(a->uidl, b->uidl, a->uidl_len < b->uidl_len ? a->uidl_len : b->uidl_len);
+    return c ? c : (a->uidl_len > b->uidl_len) - (a->uidl_len < b->uidl_len);
+}
+
+static int uidl_export(struct admin *a, int argc, char **argv)
+{
+    if (argc != 2)
+        return admin_usage_error("uidl", "uidl export needs exactly one USER");
+    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    if (!admin_user_parse(argv[1], user))
+        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+    admin_uidl_key(user, key);
+    int status = admin_connect(a);
+    if (status != ADMIN_OK)
+        return status;
+
+    const char *cmd[] = { "HGETALL", key };
+    redisReply *r = admin_command(a, 2, cmd, NULL);
+    if (!r)
+        return ADMIN_UNAVAILABLE;
+    struct admin_field *fields;
+    size_t n;
+    if (!admin_hash_fields(r, &fields, &n)) {
+        freeReplyObject(r);
+        return ADMIN_UNAVAILABLE;
+    }
+    struct exported *rows = n ? malloc(n * sizeof *rows) : NULL;
+    if (n == 0) {
+        admin_error("no legacy UIDLs stored for user %s", user);
+        status = ADMIN_NOT_FOUND;
+    } else if (!rows) {
+        admin_error("out of memory");
+        status = ADMIN_UNAVAILABLE;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; status == ADMIN_OK && i < n; i++) {
+        if (check_entry(&fields[i], &rows[kept]))
+            kept++;
+        else
+            admin_error("skipping a malformed entry in %s (field of %zu bytes)", key, fields[i].name_len);
+    }
+    if (status == ADMIN_OK) {
+        qsort(rows, kept, sizeof *rows, by_uidl);
+        struct json_writer w;
+        json_init(&w, a->out);
+        if (a->json) {
+            json_object_begin(&w);
+            json_key(&w, "user");
+            json_cstring(&w, user);
+            json_key(&w, "entries");
+            json_array_begin(&w);
+        }
+        for (size_t i = 0; i < kept; i++) {
+            if (a->json) {
+                json_object_begin(&w);
+                json_key(&w, "uidl");
+                json_string(&w, rows[i].uidl, rows[i].uidl_len);
+                json_key(&w, "size");
+                json_u64(&w, rows[i].size);
+                json_key(&w, "message_id");
+                json_string(&w, rows[i].msgid, rows[i].msgid_len);
+                json_object_end(&w);
+            } else {
+                fprintf(a->out, "%.*s %lu %.*s\n", (int)rows[i].uidl_len, rows[i].uidl,
+                        (unsigned long)rows[i].size, (int)rows[i].msgid_len, rows[i].msgid);
+            }
+        }
+        if (a->json) {
+            json_array_end(&w);
+            json_object_end(&w);
+            json_finish(&w);
+        }
+    }
+    free(rows);
+    free(fields);
+    freeReplyObject(r);
+    return status;
+}
+
+static int uidl_del(struct admin *a, int argc, char **argv)
+{
+    if (argc != 2)
+        return admin_usage_error("uidl", "uidl del needs exactly one USER");
+    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    if (!admin_user_parse(argv[1], user))
+        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+    admin_uidl_key(user, key);
+    int status = admin_connect(a);
+    if (status != ADMIN_OK)
+        return status;
+
+    const char *hlen[] = { "HLEN", key };
+    redisReply *r = admin_command(a, 2, hlen, NULL);
+    if (!r)
+        return ADMIN_UNAVAILABLE;
+    unsigned long long entries = 0;
+    bool ok = admin_reply_u64(r, &entries);
+    freeReplyObject(r);
+    if (!ok) {
+        admin_error("redis: HLEN: unexpected reply");
+        return ADMIN_UNAVAILABLE;
+    }
+    if (entries == 0) {
+        admin_error("no legacy UIDLs stored for user %s", user);
+        return ADMIN_NOT_FOUND;
+    }
+    const char *del[] = { "DEL", key };
+    r = admin_command(a, 2, del, NULL);
+    if (!r)
+        return ADMIN_UNAVAILABLE;
+    freeReplyObject(r);
+    if (a->json) {
+        struct json_writer w;
+        json_init(&w, a->out);
+        json_object_begin(&w);
+        json_key(&w, "user");
+        json_cstring(&w, user);
+        json_key(&w, "removed");
+        json_u64(&w, entries);
+        json_object_end(&w);
+        json_finish(&w);
+    } else {
+        text_write(a->out, user, strlen(user));
+        fprintf(a->out, ": %llu legacy UIDL%s removed\n", entries, entries == 1 ? "" : "s");
+    }
+    return ADMIN_OK;
+}
+
+int admin_uidl_main(struct admin *a, int argc, char **argv)
+{
+    if (argc == 0)
+        return admin_usage_error("uidl", "uidl needs a subcommand");
+    if (strcmp(argv[0], "import") == 0)
+        return uidl_import(a, argc, argv);
+    if (strcmp(argv[0], "export") == 0)
+        return uidl_export(a, argc, argv);
+    if (strcmp(argv[0], "del") == 0)
+        return uidl_del(a, argc, argv);
+    return admin_usage_error("uidl", "unknown subcommand uidl %s", argv[0]);
+}

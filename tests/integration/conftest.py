@@ -1,0 +1,181 @@
+"""Fixtures for the integration suite: one test bed (Dovecot + Redis) for the
+whole run, a fresh mailbox (a new user) per test, and popgate processes started
+per test with a config built from keyword overrides.
+
+The popgate binary is POPGATE_BIN (`make integration` points it at the ASan
+build), default ./popgate. A popgate that exits non-zero after SIGTERM, has to
+be killed, or leaves a sanitizer report in its log fails the test that started
+it (at teardown).
+"""
+
+import itertools
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "deploy" / "dev"))
+
+import testbed as testbed_mod  # noqa: E402
+from pop3client import POP3  # noqa: E402
+
+_user_ids = itertools.count(1)
+
+
+class Mailbox:
+    """One user of the test bed with an INBOX nobody else touches."""
+
+    def __init__(self, testbed, user, password):
+        self.testbed = testbed
+        self.user = user
+        self.password = password
+
+    def seed(self, messages, flags=""):
+        """messages: bytes or messages.Message objects, delivered in order."""
+        data = [m if isinstance(m, (bytes, bytearray)) else m.data for m in messages]
+        return self.testbed.seed(self.user, data, flags)
+
+    def imap(self):
+        return self.testbed.imap(self.user, self.password)
+
+    def upstream(self):
+        """{uid: (flags set without \\Recent, RFC822.SIZE)} of the INBOX, read
+        over IMAP without changing anything (EXAMINE is read-only)."""
+        conn = self.imap()
+        try:
+            typ, _ = conn.select("INBOX", readonly=True)
+            assert typ == "OK"
+            typ, data = conn.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE)")
+            assert typ == "OK"
+            out = {}
+            for item in data:
+                if not item:
+                    continue
+                text = item.decode() if isinstance(item, bytes) else item[0].decode()
+                m = re.search(r"UID (\d+)", text)
+                if not m:
+                    continue
+                # \Recent only says which session saw the message first.
+                flags = set(re.search(r"FLAGS \(([^)]*)\)", text).group(1).split()) - {"\\Recent"}
+                size = int(re.search(r"RFC822\.SIZE (\d+)", text).group(1))
+                out[int(m.group(1))] = (flags, size)
+            return out
+        finally:
+            conn.logout()
+
+    def uidvalidity(self):
+        conn = self.imap()
+        try:
+            typ, data = conn.status("INBOX", "(UIDVALIDITY)")
+            assert typ == "OK"
+            return int(re.search(rb"UIDVALIDITY (\d+)", data[0]).group(1))
+        finally:
+            conn.logout()
+
+
+@pytest.fixture(scope="session")
+def testbed(request):
+    tb = testbed_mod.Testbed()
+    tb.start()
+    try:
+        yield tb
+    finally:
+        if request.session.testsfailed:
+            # The directory goes away with stop(): keep Dovecot's view of the
+            # failures in the test output.
+            print(testbed_mod.log_tail(tb.dovecot_log, 60))
+        tb.stop()
+
+
+def new_mailbox(testbed, password=None):
+    n = next(_user_ids)
+    user = f"user{n}"
+    pw = password if password is not None else f"pw{n}secret"
+    testbed.add_user(user, pw)
+    return Mailbox(testbed, user, pw)
+
+
+@pytest.fixture(scope="session")
+def new_user(testbed):
+    """new_user(password=None) -> Mailbox; for fixtures wider than one test."""
+    return lambda password=None: new_mailbox(testbed, password)
+
+
+@pytest.fixture
+def mailbox(testbed):
+    """A fresh, empty INBOX for a new user."""
+    return new_mailbox(testbed)
+
+
+def popgate_binary():
+    return os.path.abspath(os.environ.get("POPGATE_BIN", "./popgate"))
+
+
+@pytest.fixture(scope="session")
+def popgate_bin():
+    """Path of the popgate binary under test (POPGATE_BIN, default ./popgate)."""
+    return popgate_binary()
+
+
+@pytest.fixture
+def start_popgate(testbed):
+    """start_popgate(server={...}, upstream={...}, binary=...) -> started Popgate.
+    Every popgate started is stopped (and checked) at teardown."""
+    started = []
+
+    def start(**kwargs):
+        kwargs.setdefault("binary", popgate_binary())
+        pg = testbed.popgate(**kwargs)
+        started.append(pg)
+        return pg.start()
+
+    yield start
+    problems = []
+    for pg in started:
+        try:
+            pg.stop(check=True)
+        except AssertionError as e:
+            problems.append(str(e))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def popgate(start_popgate):
+    """popgate with the default test config (see testbed.Popgate)."""
+    return start_popgate()
+
+
+@pytest.fixture
+def connect(testbed):
+    """connect(port, tls=False, **kw) -> POP3 on 127.0.0.1, closed at teardown.
+    TLS is verified against the test bed's certificate as "localhost"."""
+    conns = []
+
+    def conn(port, tls=False, host="127.0.0.1", **kw):
+        c = POP3(host, port, tls=tls, cafile=testbed.cert, **kw)
+        conns.append(c)
+        return c
+
+    yield conn
+    for c in conns:
+        c.close()
+
+
+@pytest.fixture
+def session(connect):
+    """session(pg, mailbox, tls=True, device=None) -> POP3 logged in over
+    implicit TLS (or STLS on the plain port with tls="stls"), as user#device
+    when a device is named (DESIGN.md "Devices")."""
+    def open_session(pg, mb, tls=True, device=None):
+        if tls == "stls":
+            c = connect(pg.port)
+            c.stls()
+        else:
+            c = connect(pg.tls_port if tls else pg.port, tls=bool(tls))
+        c.login(f"{mb.user}#{device}" if device else mb.user, mb.password)
+        return c
+    return open_session
