@@ -58,7 +58,7 @@ static bool reader_reserve(struct imap_reader *r, size_t n)
 static bool ends_with_literal(const struct imap_reader *r, uint64_t *n,
                               bool *literal8, size_t *marker)
 {
-    if (r->len < 3 || r->buf[r->len - 1] != '}')
+    if (r->len < 3 || r->len - r->segment_start < 3 || r->buf[r->len - 1] != '}')
         return false;
     size_t i = r->len - 1;
     uint64_t v = 0, mul = 1;
@@ -73,7 +73,7 @@ static bool ends_with_literal(const struct imap_reader *r, uint64_t *n,
         if (digits < 19)
             mul *= 10;
     }
-    if (digits == 0 || i == 0 || r->buf[i - 1] != '{' || v > IMAP_LITERAL_MAX)
+    if (digits == 0 || i <= r->segment_start || r->buf[i - 1] != '{' || v > IMAP_LITERAL_MAX)
         return false;
     i--;
     *literal8 = (i > 0 && r->buf[i - 1] == '~');
@@ -87,6 +87,7 @@ static bool ends_with_literal(const struct imap_reader *r, uint64_t *n,
 static void reader_reset_line(struct imap_reader *r)
 {
     r->len = 0;
+    r->segment_start = 0;
     r->line_done = false;
     if (r->cap > IMAP_LINE_KEEP) {
         free(r->buf);
@@ -123,6 +124,9 @@ size_t imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
                     r->buf[r->len++] = '"';
                 r->absorbing = false;
                 r->state = IMAP_READER_TEXT;
+                /* A handed-out literal leaves its "{N}" at the end of buf:
+                 * only text read after it may announce the next literal. */
+                r->segment_start = r->len;
                 continue;
             }
             size_t n = len - i;

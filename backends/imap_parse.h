@@ -74,6 +74,7 @@ struct imap_reader {
     size_t len;
     size_t cap;               /* <= IMAP_LINE_MAX */
     size_t marker_start;      /* offset of the current literal's marker in buf */
+    size_t segment_start;     /* offset where the text after the last literal began */
     uint64_t literal_left;    /* octets of the current literal not yet consumed */
     bool absorbing;           /* copying the current literal into buf, quoted */
     bool pending_cr;          /* text ended in CR, LF expected next */

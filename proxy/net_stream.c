@@ -48,6 +48,7 @@ struct net_stream {
 
     bool read_paused;         /* by the user, or because input is left over */
     bool corked;              /* writes queue until net_stream_uncork */
+    bool drain_owed;          /* a quiet flush crossed the low-water mark: tell on_drain from the loop */
     bool read_wants_write;    /* SSL_read returned WANT_WRITE */
     bool write_wants_read;    /* SSL_write returned WANT_READ */
     enum net_stream_error close_reason;
@@ -551,8 +552,15 @@ static void write_queue(struct net_stream *s, bool notify_drain)
         output_flushed(s);
         return;
     }
-    if (notify_drain && before > NET_STREAM_OUT_LOW_WATER && s->out_len <= NET_STREAM_OUT_LOW_WATER &&
-        s->state == NS_OPEN && s->cbs->on_drain) {
+    bool crossed = before > NET_STREAM_OUT_LOW_WATER && s->out_len <= NET_STREAM_OUT_LOW_WATER &&
+                   s->state == NS_OPEN && s->cbs->on_drain;
+    if (crossed && !notify_drain) {
+        /* The producer stopped at the high-water mark and waits for on_drain;
+         * it must get it, but not inside the call that uncorked. */
+        s->drain_owed = true;
+        ev_feed_event(s->loop, &s->wio, EV_WRITE);
+    } else if (crossed) {
+        s->drain_owed = false;
         enter_callback(s);
         s->cbs->on_drain(s, s->arg);
         leave_callback(s);
@@ -703,7 +711,11 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     case NS_OPEN:
         enter_callback(s);
-        if ((revents & EV_WRITE) && s->read_wants_write)
+        if (s->drain_owed && s->out_len <= NET_STREAM_OUT_LOW_WATER) {
+            s->drain_owed = false;
+            s->cbs->on_drain(s, s->arg);
+        }
+        if (s->state == NS_OPEN && (revents & EV_WRITE) && s->read_wants_write)
             read_input(s);
         if (s->state == NS_OPEN && s->out_len > 0 &&
             ((revents & EV_WRITE) || (s->write_wants_read && (revents & EV_READ))))

@@ -102,18 +102,35 @@ static bool accepting_commands(const struct session *s)
 
 /* ---- timers ------------------------------------------------------------- */
 
-void session_touch(struct session *s)
+static void arm_timer(struct session *s, double seconds)
 {
-    double timeout = s->state == SESSION_TRANSACTION ? s->cfg->idle_timeout : s->cfg->preauth_timeout;
     ev_timer_stop(s->gw->loop, &s->idle_timer);
-    ev_timer_set(&s->idle_timer, timeout, 0.);
+    ev_timer_set(&s->idle_timer, seconds, 0.);
     ev_timer_start(s->gw->loop, &s->idle_timer);
 }
+
+/* After login, activity restarts the idle timeout. Before it, nothing does:
+ * preauth_timeout is the time a connection has to log in at all, so a client
+ * sending CAPA forever is still cut off. */
+void session_touch(struct session *s)
+{
+    if (s->state == SESSION_TRANSACTION || s->state == SESSION_UPDATE)
+        arm_timer(s, s->cfg->idle_timeout);
+    else if (!ev_is_active(&s->idle_timer))
+        arm_timer(s, s->cfg->preauth_timeout);
+}
+
+static void session_destroy(struct session *s, const char *reason);
 
 static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct session *s = w->data;
+    if (s->state == SESSION_CLOSING) {
+        /* The final reply never drained: the client stopped reading. */
+        session_destroy(s, "close-timeout");
+        return;
+    }
     session_close(s, "-ERR Disconnected for inactivity.", "timeout");
 }
 
@@ -263,14 +280,17 @@ void session_close(struct session *s, const char *final_reply, const char *reaso
 {
     if (s->state == SESSION_CLOSING)
         return;
-    if (final_reply)
+    /* Inside a multi-line reply a status line would read as message text or
+     * a listing line: a cut reply ends with the hang-up alone. */
+    bool mid_reply = (s->xfer.active && s->xfer.started) || s->listing.active;
+    if (final_reply && !mid_reply)
         session_reply(s, final_reply);
     log_event(LOG_LEVEL_DEBUG, s->id, "closing", "reason", reason, LOG_END);
     s->close_reason = reason;
     session_set_state(s, SESSION_CLOSING);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     /* A slow or stalled reader must not hold the session forever. */
-    session_touch(s);
+    arm_timer(s, s->cfg->preauth_timeout);
     imap_client_free(s->imap);
     s->imap = NULL;
     net_stream_close_after_flush(s->client);
@@ -278,7 +298,12 @@ void session_close(struct session *s, const char *final_reply, const char *reaso
 
 void session_abort(struct session *s, const char *reason)
 {
-    session_close(s, "-ERR [SYS/TEMP] Server shutting down.", reason);
+    /* The drain deadline passed: end now, flush or not, so the device lock
+     * is released before the process exits. */
+    bool mid_reply = (s->xfer.active && s->xfer.started) || s->listing.active;
+    if (!mid_reply && s->state != SESSION_CLOSING)
+        session_reply(s, "-ERR [SYS/TEMP] Server shutting down.");
+    session_destroy(s, reason);
 }
 
 static void on_client_close(struct net_stream *ns, enum net_stream_error err, void *arg)

@@ -18,7 +18,8 @@ struct session;
 void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, socklen_t peerlen,
                    bool implicit_tls);
 
-/* Close now without committing (drain deadline passed). */
+/* Close now without committing (drain deadline passed): the session is freed
+ * before this returns. Never call it from inside the session's own callbacks. */
 void session_abort(struct session *s, const char *reason);
 
 /* The next session on the gateway's list (for iteration). */

@@ -99,6 +99,9 @@ def session(tb, pg, proxy, user):
     p.pass_(PASSWORD)
     count, _ = p.stat()
     t1 = time.monotonic()
+    # The whole listing streams out, far past the output high-water mark.
+    assert len(p.uidl()[1]) == count
+    assert len(p.list()[1]) == count
     p.retr(1)
     p.dele(2)
     t2 = time.monotonic()
