@@ -22,7 +22,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 REL := build/release
 SAN := build/asan
 
-.PHONY: all test unit integration demo install clean bench fuzz deps
+.PHONY: all test unit integration demo install clean bench fuzz deps test-valgrind
 all: popgate popgate-admin
 
 # Debian's python3 has python3-pytest (deploy/dev/install-deps.sh); a python3
@@ -67,6 +67,19 @@ unit: $(UNIT_BINS)
 integration: $(SAN)/popgate $(SAN)/popgate-admin popgate
 	POPGATE_BIN=$(CURDIR)/$(SAN)/popgate POPGATE_RELEASE_BIN=$(CURDIR)/popgate \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The integration tests with popgate under valgrind memcheck (by hand: slow).
+# A plain -O1 build: valgrind and the sanitizers do not mix.
+VG := build/valgrind
+$(VG)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+$(VG)/popgate: $(VG)/proxy/main.o $(LIB_SRC:%.c=$(VG)/%.o)
+	$(CC) -g $^ $(PKG_LIBS) $(LDFLAGS) -o $@
+
+test-valgrind: deps $(VG)/popgate $(SAN)/popgate-admin popgate
+	POPGATE_BIN=$(CURDIR)/tests/valgrind/popgate.sh POPGATE_RELEASE_BIN=$(CURDIR)/popgate \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) unit

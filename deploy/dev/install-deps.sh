@@ -11,7 +11,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libcmocka-dev
 libinih-dev redis-server dovecot-imapd dovecot-pop3d dovecot-lmtpd fetchmail mpop
-curl python3 python3-pytest openssl procps clang libclang-rt-14-dev haproxy"
+curl python3 python3-pytest openssl procps clang libclang-rt-14-dev haproxy valgrind"
 
 # One dpkg-query for all packages; it exits non-zero when some are unknown.
 # shellcheck disable=SC2086 # word splitting of the package list is intended
