@@ -12,6 +12,8 @@ set -eu
 PACKAGES="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libcmocka-dev
 libinih-dev redis-server dovecot-imapd dovecot-pop3d dovecot-lmtpd fetchmail mpop
 curl python3 python3-pytest openssl procps clang libclang-rt-14-dev haproxy valgrind"
+# Callers with needs of their own (bench/install-deps.sh) add to the list.
+PACKAGES="$PACKAGES ${EXTRA_PACKAGES:-}"
 
 # One dpkg-query for all packages; it exits non-zero when some are unknown.
 # shellcheck disable=SC2086 # word splitting of the package list is intended

@@ -85,6 +85,16 @@ def port_free(port, host="127.0.0.1"):
     return True
 
 
+def wait_for(predicate, timeout, what):
+    """Poll predicate() every 0.2 s until it is true; AssertionError after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def port_accepts(host, port, timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -39,13 +39,7 @@ def metric(text, name, **labels):
     return total
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = testbed.wait_for
 
 
 @pytest.fixture

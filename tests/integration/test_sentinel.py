@@ -6,7 +6,6 @@ import os
 import poplib
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -22,13 +21,7 @@ def redis_cli(port, *args):
                           timeout=10).stdout.strip()
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = testbed.wait_for
 
 
 @pytest.fixture
