@@ -266,6 +266,7 @@ static void session_destroy(struct session *s, const char *reason)
     net_stream_free(s->client);
     session_wipe_password(s);
     maildrop_free(&s->drop);
+    free(s->commit);
     gateway_session_ended(s->gw, s, (const struct sockaddr *)&s->peer_sa);
     config_unref(s->cfg);
     free(s);

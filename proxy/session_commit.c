@@ -10,6 +10,8 @@
  * marked \Deleted; UID EXPUNGE touches only our UIDs. */
 #include "session_internal.h"
 
+#include <stdlib.h>
+
 #include "log.h"
 #include "view.h"
 
@@ -113,19 +115,19 @@ static void on_commit_step_done(struct imap_client *c, enum imap_result r, void 
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
-        session_commit_failed(s, commit_steps[s->commit.step].name, imap_result_name(r));
+        session_commit_failed(s, commit_steps[s->commit->step].name, imap_result_name(r));
         return;
     }
-    if (commit_steps[s->commit.step].action == COMMIT_FIND_TRASH) {
-        s->commit.step++;
-        s->commit.cursor = 0;
+    if (commit_steps[s->commit->step].action == COMMIT_FIND_TRASH) {
+        s->commit->step++;
+        s->commit->cursor = 0;
     }
     commit_next(s);
 }
 
 static void commit_next(struct session *s)
 {
-    struct commit_progress *p = &s->commit;
+    struct commit_progress *p = s->commit;
     while (p->step < COMMIT_STEP_COUNT) {
         const struct commit_step *step = &commit_steps[p->step];
         size_t len = 0;
@@ -172,8 +174,12 @@ void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
         session_close(s, "+OK Logging out.", "quit");
         return;
     }
+    s->commit = calloc(1, sizeof *s->commit);
+    if (!s->commit) {
+        session_close(s, "-ERR [SYS/TEMP] Out of resources; nothing was removed.", "commit-failed");
+        return;
+    }
     s->busy = true;
     session_set_state(s, SESSION_UPDATE);
-    s->commit = (struct commit_progress){ .step = 0, .cursor = 0 };
     session_device_precheck(s, begin_upstream_steps);
 }

@@ -46,7 +46,7 @@ static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct session *s = w->data;
     if (!dev(s)->lock_held || dev(s)->refresh)
         return;
-    dev(s)->refresh = device_lock_refresh(s->gw->redis, &dev(s)->keys, dev(s)->lock_token,
+    dev(s)->refresh = device_lock_refresh(s->gw->redis, dev(s)->keys, dev(s)->lock_token,
                                           s->cfg->lock_ttl * 1000, on_lock_refreshed, s);
 }
 
@@ -117,10 +117,16 @@ static void on_lock_acquired(enum device_result r, void *arg)
 void session_device_lock(struct session *s, void (*next)(struct session *s))
 {
     struct device_session *d = dev(s);
-    device_keys_init(&d->keys, d->login.state_user, d->login.device);
     d->next = next;
+    if (!d->keys)
+        d->keys = malloc(sizeof *d->keys);
+    if (!d->keys) {
+        on_lock_acquired(DEVICE_UNAVAILABLE, s);
+        return;
+    }
+    device_keys_init(d->keys, d->login.state_user, d->login.device);
     if (make_token(d->lock_token))
-        d->request = device_lock_acquire(s->gw->redis, &d->keys, d->lock_token,
+        d->request = device_lock_acquire(s->gw->redis, d->keys, d->lock_token,
                                          s->cfg->lock_ttl * 1000, on_lock_acquired, s);
     if (!d->request)
         on_lock_acquired(DEVICE_UNAVAILABLE, s);
@@ -134,11 +140,13 @@ void session_device_release(struct session *s)
     d->request = d->refresh = NULL;
     ev_timer_stop(s->gw->loop, &d->refresh_timer);
     if (d->lock_held)
-        device_lock_release(s->gw->redis, &d->keys, d->lock_token);
+        device_lock_release(s->gw->redis, d->keys, d->lock_token);
     d->lock_held = false;
     free(d->all_ids);
     d->all_ids = NULL;
     d->all_ids_len = 0;
+    free(d->keys);
+    d->keys = NULL;
 }
 
 /* ---- load and view ------------------------------------------------------ */
@@ -227,7 +235,7 @@ void session_device_load(struct session *s, void (*next)(struct session *s))
     d->all_ids = collect_ids(&s->drop, 0, 0, &d->all_ids_len);
     d->request_started = ev_now(s->gw->loop);
     if (d->all_ids)
-        d->request = device_state_load(s->gw->redis, &d->keys, d->all_ids, d->all_ids_len,
+        d->request = device_state_load(s->gw->redis, d->keys, d->all_ids, d->all_ids_len,
                                        (int64_t)time(NULL), (uint64_t)s->cfg->device_ttl * 1000,
                                        on_state_loaded, s);
     if (!d->request) {
@@ -257,7 +265,7 @@ void session_device_precheck(struct session *s, void (*next)(struct session *s))
         return;
     }
     d->next = next;
-    d->request = device_lock_refresh(s->gw->redis, &d->keys, d->lock_token, s->cfg->lock_ttl * 1000,
+    d->request = device_lock_refresh(s->gw->redis, d->keys, d->lock_token, s->cfg->lock_ttl * 1000,
                                      on_precheck, s);
     if (!d->request)
         on_precheck(DEVICE_UNAVAILABLE, s);
@@ -305,7 +313,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
     d->next = next;
     d->request_started = ev_now(s->gw->loop);
     if (ok)
-        d->request = device_state_commit(s->gw->redis, &d->keys, &c, on_committed, s);
+        d->request = device_state_commit(s->gw->redis, d->keys, &c, on_committed, s);
     free(got);
     free(hidden);
     if (!d->request)

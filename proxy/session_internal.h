@@ -72,7 +72,7 @@ struct commit_progress {
 /* The device this session speaks for, and its lock and state in Redis. */
 struct device_session {
     struct login_name login;
-    struct device_keys keys;
+    struct device_keys *keys;        /* allocated when the lock is taken (1.5 KiB) */
     char lock_token[DEVICE_TOKEN_MAX];
     bool lock_held;
     bool lock_lost;                  /* a refresh found the lock gone: QUIT must fail */
@@ -123,7 +123,7 @@ struct session {
     struct maildrop drop;
     struct listing_cursor listing;
     struct transfer xfer;
-    struct commit_progress commit;
+    struct commit_progress *commit;  /* allocated at QUIT: most of a session's size */
 
     const char *close_reason;        /* why session_close was called (static text) */
     ev_tstamp login_started;         /* for the upstream latency histogram */
