@@ -509,7 +509,8 @@ def wait_refused(port, timeout=5.0):
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # Reset: the attempt sat in the backlog of a listener that closed.
             return True
         time.sleep(0.05)
     return False
