@@ -81,7 +81,7 @@ static void time_field(const struct admin_field *f, size_t n, const char *name, 
 
 static bool read_device(struct admin *a, const char *user, const char *device, struct device_row *row)
 {
-    struct device_keys k;
+    struct device_keys k = { .read = "" };  /* filled by device_keys_init; zeroed for cppcheck */
     device_keys_init(&k, user, device);
     memset(row, 0, sizeof *row);
 
@@ -175,7 +175,7 @@ static int device_list(struct admin *a, int argc, char **argv)
         return status;
 
     /* The dev key of the device named "" is the prefix of every dev key. */
-    struct device_keys prefix;
+    struct device_keys prefix = { .read = "" };  /* filled by device_keys_init; zeroed for cppcheck */
     device_keys_init(&prefix, user, "");
     size_t prefix_len = strlen(prefix.dev);
     char pattern[ADMIN_PATTERN_MAX];
