@@ -49,6 +49,15 @@ void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns ADMIN_USAGE. */
 int admin_usage_error(const char *group, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A command group's subcommands ("map set", "device list", ...). */
+struct admin_subcommand {
+    const char *name;
+    int (*run)(struct admin *a, int argc, char **argv);
+};
+/* Runs the subcommand argv[0] names, or reports a usage error. */
+int admin_dispatch(struct admin *a, const char *group, const struct admin_subcommand *table, size_t n,
+                   int argc, char **argv);
+
 /* Prints the synopsis of one command group ("map", "device", "uidl", "stats"),
  * or of all of them when group is NULL or unknown. */
 void admin_usage(FILE *f, const char *group);

@@ -363,17 +363,15 @@ static int device_forget(struct admin *a, int argc, char **argv)
     return ADMIN_OK;
 }
 
+static const struct admin_subcommand device_commands[] = {
+    { "list", device_list },
+    { "reset", device_reset },
+    { "mark-all", device_mark_all },
+    { "forget", device_forget },
+};
+
 int admin_device_main(struct admin *a, int argc, char **argv)
 {
-    if (argc == 0)
-        return admin_usage_error("device", "device needs a subcommand");
-    if (strcmp(argv[0], "list") == 0)
-        return device_list(a, argc, argv);
-    if (strcmp(argv[0], "reset") == 0)
-        return device_reset(a, argc, argv);
-    if (strcmp(argv[0], "mark-all") == 0)
-        return device_mark_all(a, argc, argv);
-    if (strcmp(argv[0], "forget") == 0)
-        return device_forget(a, argc, argv);
-    return admin_usage_error("device", "unknown subcommand device %s", argv[0]);
+    return admin_dispatch(a, "device", device_commands, sizeof device_commands / sizeof device_commands[0],
+                          argc, argv);
 }

@@ -328,17 +328,15 @@ static int map_list(struct admin *a, int argc, char **argv)
     return status;
 }
 
+static const struct admin_subcommand map_commands[] = {
+    { "set", map_set },
+    { "get", map_get },
+    { "del", map_del },
+    { "list", map_list },
+};
+
 int admin_map_main(struct admin *a, int argc, char **argv)
 {
-    if (argc == 0)
-        return admin_usage_error("map", "map needs a subcommand");
-    if (strcmp(argv[0], "set") == 0)
-        return map_set(a, argc, argv);
-    if (strcmp(argv[0], "get") == 0)
-        return map_get(a, argc, argv);
-    if (strcmp(argv[0], "del") == 0)
-        return map_del(a, argc, argv);
-    if (strcmp(argv[0], "list") == 0)
-        return map_list(a, argc, argv);
-    return admin_usage_error("map", "unknown subcommand map %s", argv[0]);
+    return admin_dispatch(a, "map", map_commands, sizeof map_commands / sizeof map_commands[0],
+                          argc, argv);
 }

@@ -430,15 +430,14 @@ static int uidl_del(struct admin *a, int argc, char **argv)
     return ADMIN_OK;
 }
 
+static const struct admin_subcommand uidl_commands[] = {
+    { "import", uidl_import },
+    { "export", uidl_export },
+    { "del", uidl_del },
+};
+
 int admin_uidl_main(struct admin *a, int argc, char **argv)
 {
-    if (argc == 0)
-        return admin_usage_error("uidl", "uidl needs a subcommand");
-    if (strcmp(argv[0], "import") == 0)
-        return uidl_import(a, argc, argv);
-    if (strcmp(argv[0], "export") == 0)
-        return uidl_export(a, argc, argv);
-    if (strcmp(argv[0], "del") == 0)
-        return uidl_del(a, argc, argv);
-    return admin_usage_error("uidl", "unknown subcommand uidl %s", argv[0]);
+    return admin_dispatch(a, "uidl", uidl_commands, sizeof uidl_commands / sizeof uidl_commands[0],
+                          argc, argv);
 }

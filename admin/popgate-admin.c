@@ -167,3 +167,14 @@ int main(int argc, char **argv)
     free(output);
     return status;
 }
+
+int admin_dispatch(struct admin *a, const char *group, const struct admin_subcommand *table, size_t n,
+                   int argc, char **argv)
+{
+    if (argc == 0)
+        return admin_usage_error(group, "%s needs a subcommand", group);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(argv[0], table[i].name) == 0)
+            return table[i].run(a, argc, argv);
+    return admin_usage_error(group, "unknown subcommand %s %s", group, argv[0]);
+}
