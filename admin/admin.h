@@ -49,6 +49,9 @@ void admin_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns ADMIN_USAGE. */
 int admin_usage_error(const char *group, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The usage error for a USER argument admin_user_parse() refused. */
+int admin_bad_user(const char *group);
+
 /* A command group's subcommands ("map set", "device list", ...). */
 struct admin_subcommand {
     const char *name;

@@ -29,7 +29,7 @@ static int parse_device_args(int argc, char **argv, struct device_args *d)
     if (argc != 3)
         return admin_usage_error("device", "device %s needs USER and DEVICE", argv[0]);
     if (!admin_user_parse(argv[1], d->user))
-        return admin_usage_error("device", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("device");
     if (!device_name_valid(argv[2], strlen(argv[2])))
         return admin_usage_error("device", "invalid device name (1 to 32 of A-Z a-z 0-9 . _ -)");
     d->device = argv[2];
@@ -169,7 +169,7 @@ static int device_list(struct admin *a, int argc, char **argv)
         return admin_usage_error("device", "device list needs exactly one USER");
     char user[LOGIN_USER_MAX + 1];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("device", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("device");
     int status = admin_connect(a);
     if (status != ADMIN_OK)
         return status;

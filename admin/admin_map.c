@@ -70,7 +70,7 @@ static int map_set(struct admin *a, int argc, char **argv)
         return admin_usage_error("map", "map set needs USER and at least one KEY=VALUE");
     char user[LOGIN_USER_MAX + 1];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("map", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("map");
 
     const char *cmd[2 + 2 * N_POLICY_KEYS];
     char key[ADMIN_KEY_MAX];
@@ -161,7 +161,7 @@ static int map_get(struct admin *a, int argc, char **argv)
         return admin_usage_error("map", "map get needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("map", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("map");
     admin_map_key(user, key);
 
     int status = admin_connect(a);
@@ -199,7 +199,7 @@ static int map_del(struct admin *a, int argc, char **argv)
         return admin_usage_error("map", "map del needs USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("map", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("map");
     admin_map_key(user, key);
 
     const char *cmd[2 + N_POLICY_KEYS];

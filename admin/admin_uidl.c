@@ -232,7 +232,7 @@ static int uidl_import(struct admin *a, int argc, char **argv)
         return admin_usage_error("uidl", "uidl import needs USER and FILE");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("uidl");
     admin_uidl_key(user, key);
     const char *path = argv[2];
     const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
@@ -312,7 +312,7 @@ static int uidl_export(struct admin *a, int argc, char **argv)
         return admin_usage_error("uidl", "uidl export needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("uidl");
     admin_uidl_key(user, key);
     int status = admin_connect(a);
     if (status != ADMIN_OK)
@@ -387,7 +387,7 @@ static int uidl_del(struct admin *a, int argc, char **argv)
         return admin_usage_error("uidl", "uidl del needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
-        return admin_usage_error("uidl", "invalid user name (1 to 255 characters, no spaces)");
+        return admin_bad_user("uidl");
     admin_uidl_key(user, key);
     int status = admin_connect(a);
     if (status != ADMIN_OK)

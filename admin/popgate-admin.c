@@ -178,3 +178,8 @@ int admin_dispatch(struct admin *a, const char *group, const struct admin_subcom
             return table[i].run(a, argc, argv);
     return admin_usage_error(group, "unknown subcommand %s %s", group, argv[0]);
 }
+
+int admin_bad_user(const char *group)
+{
+    return admin_usage_error(group, "invalid user name (1 to 255 characters, no spaces)");
+}
