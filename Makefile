@@ -140,7 +140,7 @@ $(FUZZ)/obj/%.o: %.c
 
 # The parsers, and the few proxy/ files the config loader needs (the rest is
 # the event loop, which no target reaches).
-FUZZ_LIB_SRC := $(filter translate/% backends/%,$(LIB_SRC)) proxy/config.c proxy/log.c proxy/tls_context.c
+FUZZ_LIB_SRC := $(filter translate/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c proxy/log.c proxy/tls_context.c
 
 $(FUZZ)/libpopgate.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ)/obj/%.o)
 	rm -f $@

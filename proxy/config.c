@@ -13,60 +13,30 @@
 #include <ini.h>
 #include <openssl/crypto.h>
 
+#include "config_value.h"
 #include "login_name.h"
 #include "tls_context.h"
+
+/* A [mapping NAME] section's lines are kept as written until the whole file
+ * is read: a mapping inherits from [upstream] and [policy], which may come
+ * later in the file. */
+struct mapping_line {
+    size_t mapping;                  /* index into config.mappings */
+    char *key, *value;
+};
 
 struct parse_state {
     struct config *c;
     char *err;
     size_t err_len;
     bool failed;
+    struct mapping_line *lines;
+    size_t n_lines;
 };
 
-static bool parse_bool(const char *v, bool *out)
-{
-    if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on")) {
-        *out = true;
-        return true;
-    }
-    if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "off")) {
-        *out = false;
-        return true;
-    }
-    return false;
-}
-
-static bool parse_uint(const char *v, unsigned min, unsigned max, unsigned *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || n < min || n > max)
-        return false;
-    *out = (unsigned)n;
-    return true;
-}
-
-/* Seconds, fractions allowed: "0.5", "60". */
-static bool parse_seconds(const char *v, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || d < 0 || d > max)
-        return false;
-    *out = d;
-    return true;
-}
-
-static bool copy_string(char *dst, size_t cap, const char *v)
-{
-    size_t n = strlen(v);
-    if (n >= cap)
-        return false;
-    memcpy(dst, v, n + 1);
-    return true;
-}
+#define MAPPING_SECTION "mapping "
+#define CONFIG_MAX_MAPPINGS 10000
+#define CONFIG_MAX_INDEX 1000000     /* users and domains listed, all mappings */
 
 /* "127.0.0.1:110", "[::1]:110", "*:110" (all IPv4), "[::]:110". Numeric only:
  * a listener must not depend on DNS. */
@@ -92,7 +62,7 @@ static bool parse_listen(const char *v, bool implicit_tls, struct listen_spec *o
             strcpy(host, "0.0.0.0");
     }
     unsigned portnum;
-    if (!parse_uint(port, 1, 65535, &portnum))
+    if (!config_parse_uint(port, 1, 65535, &portnum))
         return false;
     memset(out, 0, sizeof *out);
     struct sockaddr_in *a4 = (struct sockaddr_in *)&out->addr;
@@ -109,7 +79,7 @@ static bool parse_listen(const char *v, bool implicit_tls, struct listen_spec *o
         return false;
     }
     out->implicit_tls = implicit_tls;
-    copy_string(out->text, sizeof out->text, v);
+    config_copy_string(out->text, sizeof out->text, v);
     return true;
 }
 
@@ -121,29 +91,29 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return parse_listen(v, !strcmp(key, "listen_tls"), &c->listeners[c->n_listeners++]);
     }
     if (!strcmp(key, "tls_cert"))
-        return copy_string(c->tls_cert, sizeof c->tls_cert, v);
+        return config_copy_string(c->tls_cert, sizeof c->tls_cert, v);
     if (!strcmp(key, "tls_key"))
-        return copy_string(c->tls_key, sizeof c->tls_key, v);
+        return config_copy_string(c->tls_key, sizeof c->tls_key, v);
     if (!strcmp(key, "allow_plaintext_auth"))
-        return parse_bool(v, &c->allow_plaintext_auth);
+        return config_parse_bool(v, &c->allow_plaintext_auth);
     if (!strcmp(key, "max_connections"))
-        return parse_uint(v, 1, 10000000, &c->max_connections);
+        return config_parse_uint(v, 1, 10000000, &c->max_connections);
     if (!strcmp(key, "preauth_timeout"))
-        return parse_seconds(v, 86400, &c->preauth_timeout) && c->preauth_timeout > 0;
+        return config_parse_seconds(v, 86400, &c->preauth_timeout) && c->preauth_timeout > 0;
     if (!strcmp(key, "idle_timeout"))
-        return parse_seconds(v, 86400, &c->idle_timeout) && c->idle_timeout > 0;
+        return config_parse_seconds(v, 86400, &c->idle_timeout) && c->idle_timeout > 0;
     if (!strcmp(key, "shutdown_timeout"))
-        return parse_seconds(v, 86400, &c->shutdown_timeout);
+        return config_parse_seconds(v, 86400, &c->shutdown_timeout);
     if (!strcmp(key, "max_bad_commands"))
-        return parse_uint(v, 1, 1000, &c->max_bad_commands);
+        return config_parse_uint(v, 1, 1000, &c->max_bad_commands);
     if (!strcmp(key, "auth_failure_delay"))
-        return parse_seconds(v, 60, &c->auth_failure_delay);
+        return config_parse_seconds(v, 60, &c->auth_failure_delay);
     if (!strcmp(key, "max_connections_per_addr"))
-        return parse_uint(v, 0, 10000000, &c->max_connections_per_addr);
+        return config_parse_uint(v, 0, 10000000, &c->max_connections_per_addr);
     if (!strcmp(key, "max_auth_failures_per_user"))
-        return parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_user);
+        return config_parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_user);
     if (!strcmp(key, "max_auth_failures_per_addr"))
-        return parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_addr);
+        return config_parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_addr);
     if (!strcmp(key, "auth_failure_window"))
         return view_parse_duration(v, &c->auth_throttle.window) && c->auth_throttle.window > 0;
     if (!strcmp(key, "proxy_trusted")) {
@@ -152,9 +122,9 @@ static bool set_server(struct config *c, const char *key, const char *v)
                                      sizeof err);
     }
     if (!strcmp(key, "user"))
-        return copy_string(c->run_user, sizeof c->run_user, v);
+        return config_copy_string(c->run_user, sizeof c->run_user, v);
     if (!strcmp(key, "group"))
-        return copy_string(c->run_group, sizeof c->run_group, v);
+        return config_copy_string(c->run_group, sizeof c->run_group, v);
     if (!strcmp(key, "nul_bytes")) {
         if (!strcmp(v, "replace"))
             c->nul_bytes = DOT_STREAM_NUL_REPLACE;
@@ -171,38 +141,6 @@ static bool set_server(struct config *c, const char *key, const char *v)
         c->log_level = (enum log_level)level;
         return true;
     }
-    return false;
-}
-
-static bool set_upstream(struct config *c, const char *key, const char *v)
-{
-    if (!strcmp(key, "host"))
-        return copy_string(c->upstream_host, sizeof c->upstream_host, v);
-    if (!strcmp(key, "port"))
-        return parse_uint(v, 1, 65535, &c->upstream_port);
-    if (!strcmp(key, "tls")) {
-        if (!strcmp(v, "implicit"))
-            c->upstream.tls = IMAP_TLS_IMPLICIT;
-        else if (!strcmp(v, "starttls"))
-            c->upstream.tls = IMAP_TLS_STARTTLS;
-        else if (!strcmp(v, "none"))
-            c->upstream.tls = IMAP_TLS_NONE;
-        else
-            return false;
-        return true;
-    }
-    if (!strcmp(key, "ca_file"))
-        return copy_string(c->upstream_ca_file, sizeof c->upstream_ca_file, v);
-    if (!strcmp(key, "verify"))
-        return parse_bool(v, &c->upstream_verify);
-    if (!strcmp(key, "verify_name"))
-        return copy_string(c->upstream_verify_name, sizeof c->upstream_verify_name, v);
-    if (!strcmp(key, "connect_timeout"))
-        return parse_seconds(v, 3600, &c->upstream.connect_timeout) && c->upstream.connect_timeout > 0;
-    if (!strcmp(key, "command_timeout"))
-        return parse_seconds(v, 3600, &c->upstream.command_timeout) && c->upstream.command_timeout > 0;
-    if (!strcmp(key, "mailbox"))
-        return copy_string(c->mailbox, sizeof c->mailbox, v) && v[0] != '\0';
     return false;
 }
 
@@ -232,21 +170,21 @@ static bool parse_sentinels(struct redis_store_config *r, const char *v)
 static bool set_redis(struct config *c, const char *key, const char *v)
 {
     if (!strcmp(key, "address"))
-        return copy_string(c->redis.address, sizeof c->redis.address, v) && redis_store_address_valid(v);
+        return config_copy_string(c->redis.address, sizeof c->redis.address, v) && redis_store_address_valid(v);
     if (!strcmp(key, "password"))
-        return copy_string(c->redis.password, sizeof c->redis.password, v);
+        return config_copy_string(c->redis.password, sizeof c->redis.password, v);
     if (!strcmp(key, "database"))
-        return parse_uint(v, 0, 1000000, &c->redis.database);
+        return config_parse_uint(v, 0, 1000000, &c->redis.database);
     if (!strcmp(key, "timeout"))
-        return parse_seconds(v, 600, &c->redis.timeout) && c->redis.timeout > 0;
+        return config_parse_seconds(v, 600, &c->redis.timeout) && c->redis.timeout > 0;
     if (!strcmp(key, "sentinels"))
         return parse_sentinels(&c->redis, v);
     if (!strcmp(key, "master_name"))
-        return copy_string(c->redis.master_name, sizeof c->redis.master_name, v) && v[0];
+        return config_copy_string(c->redis.master_name, sizeof c->redis.master_name, v) && v[0];
     if (!strcmp(key, "replicas_ack"))
-        return parse_uint(v, 0, 100, &c->redis.replicas_ack);
+        return config_parse_uint(v, 0, 100, &c->redis.replicas_ack);
     if (!strcmp(key, "wait_timeout"))
-        return parse_seconds(v, 60, &c->redis.wait_timeout) && c->redis.wait_timeout > 0;
+        return config_parse_seconds(v, 60, &c->redis.wait_timeout) && c->redis.wait_timeout > 0;
     return false;
 }
 
@@ -275,22 +213,102 @@ static bool set_state(struct config *c, const char *key, const char *v)
     return false;
 }
 
+/* The mapping named by a section, added on its first line. */
+static bool find_or_add_mapping(struct config *c, const char *name, size_t *index)
+{
+    for (size_t i = 1; i < c->n_mappings; i++)
+        if (!strcmp(c->mappings[i].name, name)) {
+            *index = i;
+            return true;
+        }
+    size_t len = strlen(name);
+    if (len == 0 || len >= MAPPING_NAME_MAX || c->n_mappings >= CONFIG_MAX_MAPPINGS)
+        return false;
+    struct mapping *grown = realloc(c->mappings, (c->n_mappings + 1) * sizeof *grown);
+    if (!grown)
+        return false;
+    c->mappings = grown;
+    mapping_defaults(&c->mappings[c->n_mappings]);
+    memcpy(c->mappings[c->n_mappings].name, name, len + 1);
+    *index = c->n_mappings++;
+    return true;
+}
+
+/* users = a@x.org, b@x.org / domains = x.org: appends to the index. Names
+ * are single words of printable ASCII. */
+static bool add_index_entries(struct mapping_index **list, size_t *n, size_t mapping, const char *v)
+{
+    const char *p = v;
+    bool any = false;
+    for (;;) {
+        p += strspn(p, " \t,");
+        if (!*p)
+            return any;
+        size_t len = strcspn(p, " \t,");
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)p[i] <= ' ' || (unsigned char)p[i] >= 0x7f)
+                return false;
+        if (len > LOGIN_USER_MAX || *n >= CONFIG_MAX_INDEX)
+            return false;
+        struct mapping_index *grown = realloc(*list, (*n + 1) * sizeof *grown);
+        if (!grown)
+            return false;
+        *list = grown;
+        grown[*n].name = strndup(p, len);
+        if (!grown[*n].name)
+            return false;
+        grown[*n].mapping = mapping;
+        (*n)++;
+        any = true;
+        p += len;
+    }
+}
+
+static bool set_mapping_line(struct parse_state *st, const char *name, const char *key, const char *value)
+{
+    struct config *c = st->c;
+    size_t index;
+    if (!find_or_add_mapping(c, name, &index))
+        return false;
+    if (!strcmp(key, "users"))
+        return add_index_entries(&c->users, &c->n_users, index, value);
+    if (!strcmp(key, "domains"))
+        return add_index_entries(&c->domains, &c->n_domains, index, value);
+    /* Checked now, against a scratch mapping, so an error names its line. */
+    struct mapping *scratch = malloc(sizeof *scratch);
+    bool ok = scratch != NULL;
+    if (ok) {
+        mapping_defaults(scratch);
+        ok = mapping_set(scratch, key, value);
+        free(scratch);
+    }
+    struct mapping_line *grown = ok ? realloc(st->lines, (st->n_lines + 1) * sizeof *grown) : NULL;
+    if (!grown)
+        return false;
+    st->lines = grown;
+    grown[st->n_lines] = (struct mapping_line){ index, strdup(key), strdup(value) };
+    st->n_lines++;
+    return grown[st->n_lines - 1].key && grown[st->n_lines - 1].value;
+}
+
 static int on_ini_entry(void *user, const char *section, const char *key, const char *value)
 {
     struct parse_state *st = user;
     bool ok;
-    if (!strcmp(section, "server"))
+    if (!strncmp(section, MAPPING_SECTION, strlen(MAPPING_SECTION)))
+        ok = set_mapping_line(st, section + strlen(MAPPING_SECTION), key, value);
+    else if (!strcmp(section, "server"))
         ok = set_server(st->c, key, value);
     else if (!strcmp(section, "upstream"))
-        ok = set_upstream(st->c, key, value);
+        ok = mapping_set_upstream(&st->c->mappings[0], key, value);
     else if (!strcmp(section, "redis"))
         ok = set_redis(st->c, key, value);
     else if (!strcmp(section, "state"))
         ok = set_state(st->c, key, value);
     else if (!strcmp(section, "metrics"))
-        ok = !strcmp(key, "listen") && copy_string(st->c->metrics_listen, sizeof st->c->metrics_listen, value);
+        ok = !strcmp(key, "listen") && config_copy_string(st->c->metrics_listen, sizeof st->c->metrics_listen, value);
     else if (!strcmp(section, "policy"))
-        ok = view_policy_set(&st->c->policy, key, value);
+        ok = mapping_set_policy(&st->c->mappings[0], key, value);
     else
         ok = false;
     if (!ok && !st->failed) {
@@ -301,7 +319,7 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
     return ok;
 }
 
-static void set_defaults(struct config *c)
+static bool set_defaults(struct config *c)
 {
     c->refs = 1;
     c->allow_plaintext_auth = false;
@@ -316,12 +334,6 @@ static void set_defaults(struct config *c)
                                                       .window = 15 * 60 };
     c->nul_bytes = DOT_STREAM_NUL_REPLACE;
     c->log_level = LOG_LEVEL_INFO;
-    c->upstream_port = 0;
-    c->upstream.tls = IMAP_TLS_STARTTLS;
-    c->upstream_verify = true;
-    c->upstream.connect_timeout = 10;
-    c->upstream.command_timeout = 60;
-    strcpy(c->mailbox, "INBOX");
     strcpy(c->redis.address, "127.0.0.1:6379");
     c->redis.timeout = 2;
     strcpy(c->redis.master_name, "mymaster");
@@ -330,42 +342,128 @@ static void set_defaults(struct config *c)
     c->device_ttl = 180 * 86400;
     c->lock_ttl = 60;
     c->uidvalidity_policy = UIDVALIDITY_MARK_ALL_DOWNLOADED;
-    view_policy_defaults(&c->policy);
-}
-
-/* Resolve the upstream once, here; sessions only ever use the address. */
-static bool resolve_upstream(struct config *c, char *err, size_t err_len)
-{
-    char port[8];
-    snprintf(port, sizeof port, "%u", c->upstream_port);
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(c->upstream_host, port, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, err_len, "[upstream] host %s: %s", c->upstream_host, gai_strerror(rc));
+    c->mappings = malloc(sizeof *c->mappings);
+    if (!c->mappings)
         return false;
-    }
-    memcpy(&c->upstream.addr, res->ai_addr, res->ai_addrlen);
-    c->upstream.addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
+    mapping_defaults(&c->mappings[0]);
+    c->n_mappings = 1;
     return true;
 }
 
-static bool finish(struct config *c, char *err, size_t err_len)
+static int index_order(const void *a, const void *b)
+{
+    return strcasecmp(((const struct mapping_index *)a)->name, ((const struct mapping_index *)b)->name);
+}
+
+/* Sorts the index; a name listed by two mappings is an error. */
+static bool sort_index(const struct config *c, struct mapping_index *list, size_t n, const char *what,
+                       char *err, size_t err_len)
+{
+    qsort(list, n, sizeof *list, index_order);
+    for (size_t i = 1; i < n; i++)
+        if (!strcasecmp(list[i - 1].name, list[i].name) && list[i - 1].mapping != list[i].mapping) {
+            snprintf(err, err_len, "%s %s is in both [mapping %s] and [mapping %s]", what, list[i].name,
+                     c->mappings[list[i - 1].mapping].name, c->mappings[list[i].mapping].name);
+            return false;
+        }
+    return true;
+}
+
+/* Every named mapping: [upstream] and [policy] as written, then its own lines. */
+static bool build_mappings(struct config *c, const struct parse_state *st, char *err, size_t err_len)
+{
+    for (size_t i = 1; i < c->n_mappings; i++) {
+        struct mapping *m = &c->mappings[i];
+        char name[MAPPING_NAME_MAX];
+        memcpy(name, m->name, sizeof name);
+        *m = c->mappings[0];
+        memcpy(m->name, name, sizeof name);
+        bool listed = false;
+        for (size_t k = 0; k < c->n_users && !listed; k++)
+            listed = c->users[k].mapping == i;
+        for (size_t k = 0; k < c->n_domains && !listed; k++)
+            listed = c->domains[k].mapping == i;
+        if (!listed) {
+            snprintf(err, err_len, "[mapping %s] needs users = or domains =", name);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < st->n_lines; i++)
+        mapping_set(&c->mappings[st->lines[i].mapping], st->lines[i].key, st->lines[i].value);
+    if (!sort_index(c, c->users, c->n_users, "user", err, err_len) ||
+        !sort_index(c, c->domains, c->n_domains, "domain", err, err_len))
+        return false;
+    for (size_t i = 0; i < c->n_mappings; i++)
+        if (!mapping_finish(&c->mappings[i], i > 0 ? &c->mappings[0] : NULL, err, err_len)) {
+            /* Only finished mappings hold TLS contexts: release those. */
+            c->n_finished = i;
+            return false;
+        }
+    c->n_finished = c->n_mappings;
+    return true;
+}
+
+/* RFC 2449 section 6: before login, the smallest value any user may have,
+ * tagged USER when users differ; after login, the user's own. */
+static void set_preauth_capa(struct config *c)
+{
+    bool any_delay = false, any_expire = false, delay_differs = false, expire_differs = false;
+    const struct mapping *min_delay = &c->mappings[0], *min_expire = &c->mappings[0];
+    for (size_t i = 0; i < c->n_mappings; i++) {
+        const struct mapping *m = &c->mappings[i];
+        any_delay |= m->login_delay > 0;
+        any_expire |= m->expire != EXPIRE_UNSET;
+        delay_differs |= m->login_delay != c->mappings[0].login_delay;
+        expire_differs |= m->expire != c->mappings[0].expire || m->expire_days != c->mappings[0].expire_days;
+        if (m->login_delay < min_delay->login_delay)
+            min_delay = m;
+        if (m->expire == EXPIRE_DAYS && (min_expire->expire != EXPIRE_DAYS || m->expire_days < min_expire->expire_days))
+            min_expire = m;
+    }
+    if (any_delay) {
+        snprintf(c->capa_login_delay, sizeof c->capa_login_delay, "LOGIN-DELAY %u%s",
+                 (unsigned)min_delay->login_delay, delay_differs ? " USER" : "");
+    }
+    if (any_expire) {
+        if (min_expire->expire == EXPIRE_DAYS)
+            snprintf(c->capa_expire, sizeof c->capa_expire, "EXPIRE %u%s", (unsigned)min_expire->expire_days,
+                     expire_differs ? " USER" : "");
+        else
+            snprintf(c->capa_expire, sizeof c->capa_expire, "EXPIRE NEVER%s", expire_differs ? " USER" : "");
+    }
+}
+
+const struct mapping *config_mapping_named(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_mappings; i++)
+        if (!strcmp(c->mappings[i].name, name))
+            return &c->mappings[i];
+    return NULL;
+}
+
+static const struct mapping *index_lookup(const struct config *c, const struct mapping_index *list, size_t n,
+                                          const char *name)
+{
+    struct mapping_index key = { .name = (char *)name };
+    const struct mapping_index *hit = bsearch(&key, list, n, sizeof *list, index_order);
+    return hit ? &c->mappings[hit->mapping] : NULL;
+}
+
+const struct mapping *config_find_mapping(const struct config *c, const char *user)
+{
+    const struct mapping *m = index_lookup(c, c->users, c->n_users, user);
+    const char *at = strrchr(user, '@');
+    if (!m && at)
+        m = index_lookup(c, c->domains, c->n_domains, at + 1);
+    return m ? m : &c->mappings[0];
+}
+
+static bool finish(struct config *c, const struct parse_state *st, char *err, size_t err_len)
 {
     if (c->n_listeners == 0) {
         snprintf(err, err_len, "[server] needs at least one listen or listen_tls");
         return false;
     }
-    if (!c->upstream_host[0]) {
-        snprintf(err, err_len, "[upstream] host is required");
-        return false;
-    }
-    if (c->upstream_port == 0)
-        c->upstream_port = c->upstream.tls == IMAP_TLS_IMPLICIT ? 993 : 143;
-    if (!c->upstream_verify_name[0])
-        copy_string(c->upstream_verify_name, sizeof c->upstream_verify_name, c->upstream_host);
-    c->upstream.verify_name = c->upstream_verify_name;
 
     bool wants_tls = false;
     for (unsigned i = 0; i < c->n_listeners; i++)
@@ -382,13 +480,21 @@ static bool finish(struct config *c, char *err, size_t err_len)
         snprintf(err, err_len, "[server] listen_tls needs tls_cert and tls_key");
         return false;
     }
-    if (c->upstream.tls != IMAP_TLS_NONE) {
-        c->upstream.tls_ctx = tls_client_context_new(c->upstream_verify, c->upstream_ca_file,
-                                                     err, err_len);
-        if (!c->upstream.tls_ctx)
-            return false;
+    if (!build_mappings(c, st, err, err_len))
+        return false;
+    set_preauth_capa(c);
+    return true;
+}
+
+static void free_lines(struct parse_state *st)
+{
+    for (size_t i = 0; i < st->n_lines; i++) {
+        free(st->lines[i].key);
+        if (st->lines[i].value)
+            OPENSSL_cleanse(st->lines[i].value, strlen(st->lines[i].value));
+        free(st->lines[i].value);
     }
-    return resolve_upstream(c, err, err_len);
+    free(st->lines);
 }
 
 struct config *config_load(const char *path, char *err, size_t err_len)
@@ -398,9 +504,15 @@ struct config *config_load(const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    set_defaults(c);
     struct parse_state st = { .c = c, .err = err, .err_len = err_len };
+    if (!set_defaults(c)) {
+        snprintf(err, err_len, "out of memory");
+        config_unref(c);
+        return NULL;
+    }
     int rc = ini_parse(path, on_ini_entry, &st);
+    bool finished = rc == 0 && finish(c, &st, err, err_len);
+    free_lines(&st);
     if (rc != 0) {
         if (rc < 0) {
             snprintf(err, err_len, "cannot read: %s", strerror(errno));
@@ -415,7 +527,7 @@ struct config *config_load(const char *path, char *err, size_t err_len)
         config_unref(c);
         return NULL;
     }
-    if (!finish(c, err, err_len)) {
+    if (!finished) {
         config_unref(c);
         return NULL;
     }
@@ -433,7 +545,15 @@ void config_unref(struct config *c)
     if (!c || --c->refs > 0)
         return;
     SSL_CTX_free(c->server_tls);
-    SSL_CTX_free(c->upstream.tls_ctx);
+    for (size_t i = 0; i < c->n_finished; i++)
+        mapping_release(&c->mappings[i]);
+    free(c->mappings);
+    for (size_t i = 0; i < c->n_users; i++)
+        free(c->users[i].name);
+    free(c->users);
+    for (size_t i = 0; i < c->n_domains; i++)
+        free(c->domains[i].name);
+    free(c->domains);
     OPENSSL_cleanse(c->redis.password, sizeof c->redis.password);
     free(c);
 }
@@ -457,12 +577,28 @@ unsigned config_warnings(const struct config *c, void (*warn)(const char *msg, v
         warn("[server] max_auth_failures_per_user/addr = 0: password guessing is not throttled", arg);
         n++;
     }
-    if (c->upstream.tls == IMAP_TLS_NONE) {
-        warn("[upstream] tls = none: user passwords go to the IMAP server unencrypted", arg);
-        n++;
-    } else if (!c->upstream_verify) {
-        warn("[upstream] verify = no: the IMAP server's certificate is not checked", arg);
-        n++;
+    for (size_t i = 0; i < c->n_mappings; i++) {
+        const struct mapping *m = &c->mappings[i];
+        char where[MAPPING_NAME_MAX + 16] = "[upstream]";
+        char msg[MAPPING_NAME_MAX + 128];
+        if (m->name[0])
+            snprintf(where, sizeof where, "[mapping %s]", m->name);
+        const char *problem = NULL;
+        if (m->imap.tls == IMAP_TLS_NONE)
+            problem = "tls = none: user passwords go to the IMAP server unencrypted";
+        else if (!m->imap.verify)
+            problem = "verify = no: the IMAP server's certificate is not checked";
+        if (problem) {
+            snprintf(msg, sizeof msg, "%s %s", where, problem);
+            warn(msg, arg);
+            n++;
+        }
+        if (m->has_legacy && m->legacy.tls == IMAP_TLS_NONE) {
+            snprintf(msg, sizeof msg, "%s legacy_tls = none: user passwords go to the legacy POP3 server "
+                     "unencrypted", where);
+            warn(msg, arg);
+            n++;
+        }
     }
     return n;
 }

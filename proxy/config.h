@@ -19,6 +19,7 @@
 #include "dot_stream.h"
 #include "imap_client.h"
 #include "log.h"
+#include "mapping.h"
 #include "proxy_protocol.h"
 #include "redis_store.h"
 #include "view.h"
@@ -36,6 +37,12 @@ struct listen_spec {
 
 /* What to do when UIDVALIDITY changed and message ids are not EMAILIDs. */
 enum uidvalidity_policy { UIDVALIDITY_MARK_ALL_DOWNLOADED = 0, UIDVALIDITY_REDOWNLOAD };
+
+/* One entry of a mapping's users = or domains = list. */
+struct mapping_index {
+    char *name;                      /* owned */
+    size_t mapping;                  /* index into config.mappings */
+};
 
 struct config {
     int refs;
@@ -65,14 +72,19 @@ struct config {
     enum dot_stream_nul nul_bytes;
     enum log_level log_level;
 
-    /* [upstream] */
-    char upstream_host[CONFIG_NAME_MAX];
-    unsigned upstream_port;
-    char upstream_ca_file[PATH_MAX];
-    bool upstream_verify;
-    char upstream_verify_name[CONFIG_NAME_MAX];
-    char mailbox[CONFIG_NAME_MAX];
-    struct imap_upstream upstream;   /* resolved address and TLS context */
+    /* [upstream] and [policy] are mappings[0], the default; each [mapping
+     * NAME] section is one more (mapping.h). */
+    struct mapping *mappings;
+    size_t n_mappings;
+    size_t n_finished;               /* mappings holding TLS contexts (config_unref) */
+    struct mapping_index *users;     /* exact logins, sorted for bsearch */
+    size_t n_users;
+    struct mapping_index *domains;   /* domains, sorted for bsearch */
+    size_t n_domains;
+    /* CAPA before login: the smallest value any mapping has, and " USER"
+     * when mappings differ (RFC 2449 section 6); "" = not advertised. */
+    char capa_login_delay[40];
+    char capa_expire[40];
 
     /* [redis] */
     struct redis_store_config redis;
@@ -83,9 +95,6 @@ struct config {
     uint32_t lock_ttl;               /* seconds */
     enum uidvalidity_policy uidvalidity_policy;
 
-    /* [policy]: the default view and dispositions */
-    struct view_policy policy;
-
     SSL_CTX *server_tls;             /* NULL when no certificate is configured */
 };
 
@@ -94,6 +103,12 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t err_len);
 
 struct config *config_ref(struct config *c);
+
+/* The mapping for a login (without its #device suffix): exact user, then
+ * domain, then the default. Never NULL. */
+const struct mapping *config_find_mapping(const struct config *c, const char *user);
+/* A mapping by section name ("" is the default); NULL when there is none. */
+const struct mapping *config_mapping_named(const struct config *c, const char *name);
 void config_unref(struct config *c);
 
 /* Settings that work but weaken security, one line each, for `popgate -t`.

@@ -112,6 +112,28 @@ static void arm_timer(struct session *s, double seconds)
 /* After login, activity restarts the idle timeout. Before it, nothing does:
  * preauth_timeout is the time a connection has to log in at all, so a client
  * sending CAPA forever is still cut off. */
+static void on_folder_selected(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    imap_done_cb *done = s->select_done;
+    s->select_done = NULL;
+    /* After a failed SELECT no mailbox is selected upstream (RFC 3501 6.3.1). */
+    if (r != IMAP_RESULT_OK)
+        s->selected_folder = -1;
+    done(c, r, s);
+}
+
+void session_select_folder(struct session *s, uint8_t folder, imap_done_cb *done)
+{
+    if (s->selected_folder == folder) {
+        done(s->imap, IMAP_RESULT_OK, s);
+        return;
+    }
+    s->selected_folder = folder;
+    s->select_done = done;
+    imap_select(s->imap, s->mapping->folders[folder], on_folder_selected, s);
+}
+
 void session_touch(struct session *s)
 {
     if (s->state == SESSION_TRANSACTION || s->state == SESSION_UPDATE)
@@ -209,7 +231,9 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
     memcpy(&s->peer_sa, peer, peerlen);
     s->gw = gw;
     s->cfg = config_ref(gw->config);
-    s->policy = s->cfg->policy;
+    s->mapping = &s->cfg->mappings[0];
+    s->selected_folder = -1;
+    s->policy = s->mapping->policy;
     make_session_id(s->id);
     format_peer(s, peer);
     pop3_line_reader_init(&s->reader);

@@ -45,6 +45,11 @@ void session_cmd_capa(struct session *s, const struct pop3_command *cmd)
     }
     if (pre_auth && !net_stream_is_tls(s->client) && s->cfg->server_tls)
         session_reply(s, "STLS");
+    char line[40];
+    if (pre_auth ? s->cfg->capa_login_delay[0] != '\0' : mapping_capa_login_delay(s->mapping, line, sizeof line))
+        session_reply(s, pre_auth ? s->cfg->capa_login_delay : line);
+    if (pre_auth ? s->cfg->capa_expire[0] != '\0' : mapping_capa_expire(s->mapping, line, sizeof line))
+        session_reply(s, pre_auth ? s->cfg->capa_expire : line);
     session_reply(s, ".");
 }
 
@@ -121,10 +126,11 @@ static void login_failed(struct session *s, enum imap_result r, const char *step
 static void on_listing_item(const struct imap_listing_item *item, void *arg)
 {
     struct session *s = arg;
+    uint8_t folder = (uint8_t)(s->drop.n_folders - 1);
+    uint32_t uidvalidity = s->drop.folder_uidvalidity[folder];
     uint32_t size = item->size;
     uint32_t exact;
-    uint64_t key = size_cache_key(s->device.login.state_user, s->cfg->mailbox, s->drop.uidvalidity,
-                                  item->uid);
+    uint64_t key = size_cache_key(s->device.login.state_user, s->mapping->folders[folder], uidvalidity, item->uid);
     bool learned = size_cache_lookup(key, &exact);
     if (learned)
         size = exact;
@@ -133,7 +139,12 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
         return;
     struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
     e->internaldate = item->internaldate;
-    e->state_id = message_state_id(item->emailid, item->emailid_len, s->drop.uidvalidity, item->uid);
+    e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
+    if (folder > 0 && !item->emailid) {
+        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs do not. */
+        uint32_t tag = s->drop.folder_tag[folder];
+        e->state_id = hash64(e->state_id, &tag, sizeof tag);
+    }
     s->device.ids_from_emailid = item->emailid != NULL;
     if (learned)
         e->flags |= MAILDROP_SIZE_EXACT;
@@ -157,12 +168,20 @@ static void login_complete(struct session *s)
     session_command_done(s);
 }
 
+static void on_selected(struct imap_client *c, enum imap_result r, void *arg);
+
+/* A mapping's folders form one maildrop: list each in turn. */
 static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
 {
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
         login_failed(s, r, "listing");
+        return;
+    }
+    unsigned next = (unsigned)s->selected_folder + 1;
+    if (next < s->mapping->n_folders) {
+        session_select_folder(s, (uint8_t)next, on_selected);
         return;
     }
     session_device_load(s, login_complete);
@@ -175,14 +194,21 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
         login_failed(s, r, "select");
         return;
     }
-    maildrop_free(&s->drop);
-    maildrop_init(&s->drop, imap_client_uidvalidity(c));
+    uint32_t uidvalidity = imap_client_uidvalidity(c);
+    if (s->selected_folder == 0) {
+        maildrop_free(&s->drop);
+        maildrop_init(&s->drop, uidvalidity);
+    } else if (!maildrop_add_folder(&s->drop, uidvalidity,
+                                    maildrop_folder_tag(s->mapping->folders[s->selected_folder]))) {
+        login_failed(s, IMAP_RESULT_INVALID_ARGUMENT, "select");
+        return;
+    }
     imap_fetch_listing(c, on_listing_item, on_listed, s);
 }
 
 static void select_mailbox(struct session *s)
 {
-    imap_select(s->imap, s->cfg->mailbox, on_selected, s);
+    session_select_folder(s, 0, on_selected);
 }
 
 static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
@@ -208,7 +234,24 @@ static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
         login_failed(s, r, "connect");
         return;
     }
-    imap_login(c, s->device.login.user, s->password, on_logged_in, s);
+    char upstream_user[LOGIN_USER_MAX + 1];
+    if (!login_transform_apply(&s->mapping->login, s->device.login.user, upstream_user)) {
+        session_wipe_password(s);
+        session_login_failed_with(s, "-ERR [AUTH] Authentication failed.", "login-transform", true);
+        return;
+    }
+    imap_login(c, upstream_user, s->password, on_logged_in, s);
+}
+
+/* The mapping is known: connect to its upstream. */
+static void connect_upstream(struct session *s)
+{
+    s->imap = imap_client_new(s->gw->loop, &s->mapping->upstream);
+    if (!s->imap) {
+        session_login_failed_with(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
+        return;
+    }
+    imap_connect(s->imap, on_connected, s);
 }
 
 static void on_throttle_verdict(enum auth_throttle_verdict v, void *arg)
@@ -225,7 +268,7 @@ static void on_throttle_verdict(enum auth_throttle_verdict v, void *arg)
                                   "redis", false);
         return;
     }
-    imap_connect(s->imap, on_connected, s);
+    session_resolve_mapping(s, connect_upstream);
 }
 
 /* Takes user and password; the password is copied and wiped after use. */
@@ -241,9 +284,7 @@ static void begin_login(struct session *s, const char *user, size_t user_len,
     s->user[user_len] = '\0';
     s->have_user = true;
     s->password = malloc(password_len + 1);
-    s->imap = s->password ? imap_client_new(s->gw->loop, &s->cfg->upstream) : NULL;
-    if (!s->imap) {
-        session_wipe_password(s);
+    if (!s->password) {
         session_reply(s, "-ERR [SYS/TEMP] Out of resources.");
         return;
     }

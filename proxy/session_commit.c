@@ -125,41 +125,70 @@ static void on_commit_step_done(struct imap_client *c, enum imap_result r, void 
     commit_next(s);
 }
 
+static void run_step(struct session *s);
+
+static void on_folder_selected(struct imap_client *c, enum imap_result r, void *arg)
+{
+    (void)c;
+    struct session *s = arg;
+    if (r != IMAP_RESULT_OK) {
+        session_commit_failed(s, "select", imap_result_name(r));
+        return;
+    }
+    run_step(s);
+}
+
+/* The steps run folder by folder (UID sets belong to one mailbox); a folder
+ * with nothing to change is never selected. */
 static void commit_next(struct session *s)
 {
     struct commit_progress *p = s->commit;
-    while (p->step < COMMIT_STEP_COUNT) {
+    while (p->folder < s->drop.n_folders) {
+        if (p->step == COMMIT_STEP_COUNT) {
+            p->folder++;
+            p->step = 0;
+            p->cursor = 0;
+            continue;
+        }
         const struct commit_step *step = &commit_steps[p->step];
         size_t len = 0;
-        if (step->applies(s))
-            len = maildrop_uidset(&s->drop, step->with, step->without, &p->cursor, p->uidset,
+        bool trash_known = step->action == COMMIT_FIND_TRASH && p->trash[0] != '\0';
+        if (step->applies(s) && !trash_known)
+            len = maildrop_uidset(&s->drop, p->folder, step->with, step->without, &p->cursor, p->uidset,
                                   sizeof p->uidset);
         if (len == 0) {
             p->step++;
             p->cursor = 0;
             continue;
         }
-        switch (step->action) {
-        case COMMIT_STORE:
-            imap_store_add_flags(s->imap, p->uidset, step->flags, on_commit_step_done, s);
-            break;
-        case COMMIT_UID_EXPUNGE:
-            imap_uid_expunge(s->imap, p->uidset, on_commit_step_done, s);
-            break;
-        case COMMIT_FIND_TRASH:
-            /* Runs once, only when there is something to put there. */
-            imap_find_special_use(s->imap, "\\Trash", p->trash, sizeof p->trash, on_commit_step_done, s);
-            break;
-        case COMMIT_MOVE:
-            imap_uid_move(s->imap, p->uidset, p->trash, on_commit_step_done, s);
-            break;
-        case COMMIT_COPY:
-            imap_uid_copy(s->imap, p->uidset, p->trash, on_commit_step_done, s);
-            break;
-        }
+        session_select_folder(s, p->folder, on_folder_selected);
         return;
     }
     session_device_commit(s, commit_finished);
+}
+
+static void run_step(struct session *s)
+{
+    struct commit_progress *p = s->commit;
+    const struct commit_step *step = &commit_steps[p->step];
+    switch (step->action) {
+    case COMMIT_STORE:
+        imap_store_add_flags(s->imap, p->uidset, step->flags, on_commit_step_done, s);
+        break;
+    case COMMIT_UID_EXPUNGE:
+        imap_uid_expunge(s->imap, p->uidset, on_commit_step_done, s);
+        break;
+    case COMMIT_FIND_TRASH:
+        /* Runs once, only when there is something to put there. */
+        imap_find_special_use(s->imap, "\\Trash", p->trash, sizeof p->trash, on_commit_step_done, s);
+        break;
+    case COMMIT_MOVE:
+        imap_uid_move(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+        break;
+    case COMMIT_COPY:
+        imap_uid_copy(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+        break;
+    }
 }
 
 static void begin_upstream_steps(struct session *s)

@@ -71,26 +71,6 @@ static bool make_token(char out[DEVICE_TOKEN_MAX])
     return true;
 }
 
-/* The user's override (popgate-admin map set) applies from this login on. */
-static void on_override_loaded(enum device_result r, const redisReply *const *pairs, size_t n_pairs, void *arg)
-{
-    struct session *s = arg;
-    dev(s)->request = NULL;
-    if (r != DEVICE_OK) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
-                                  "redis", false);
-        return;
-    }
-    for (size_t i = 0; i < n_pairs; i++) {
-        const redisReply *key = pairs[2 * i], *value = pairs[2 * i + 1];
-        if (key->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
-            !view_policy_set(&s->policy, key->str, value->str))
-            log_event(LOG_LEVEL_WARN, s->id, "override-ignored", "user", dev(s)->login.user,
-                      "key", key->type == REDIS_REPLY_STRING ? key->str : "?", LOG_END);
-    }
-    continue_with_next(s);
-}
-
 static void on_lock_acquired(enum device_result r, void *arg)
 {
     struct session *s = arg;
@@ -109,9 +89,7 @@ static void on_lock_acquired(enum device_result r, void *arg)
     double every = s->cfg->lock_ttl / 3.0;
     ev_timer_set(&dev(s)->refresh_timer, every, every);
     ev_timer_start(s->gw->loop, &dev(s)->refresh_timer);
-    dev(s)->request = device_override_load(s->gw->redis, dev(s)->login.state_user, on_override_loaded, s);
-    if (!dev(s)->request)
-        on_override_loaded(DEVICE_UNAVAILABLE, NULL, 0, s);
+    continue_with_next(s);
 }
 
 void session_device_lock(struct session *s, void (*next)(struct session *s))

@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "imap_client.h"
 #include "login_name.h"
+#include "login_transform.h"
 #include "maildrop.h"
 #include "net_stream.h"
 #include "pop3_parse.h"
@@ -63,6 +64,7 @@ struct transfer {
 
 /* QUIT's walk through the upstream changes. */
 struct commit_progress {
+    uint8_t folder;          /* the maildrop folder whose steps run */
     int step;                /* index into the commit step table */
     uint32_t cursor;         /* maildrop cursor inside a step */
     char uidset[4096];       /* one bounded UID set per IMAP command */
@@ -119,7 +121,10 @@ struct session {
     struct device_session device;
     char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
 
-    struct view_policy policy;       /* the config's [policy], then the user's Redis override */
+    const struct mapping *mapping;   /* the login's mapping, inside cfg */
+    int selected_folder;             /* index in mapping->folders SELECTed upstream; -1 = none */
+    imap_done_cb *select_done;       /* session_select_folder's continuation */
+    struct view_policy policy;       /* the mapping's policy, then the user's Redis override */
     struct maildrop drop;
     struct listing_cursor listing;
     struct transfer xfer;
@@ -132,6 +137,9 @@ struct session {
 };
 
 /* session.c */
+/* SELECT the mapping's folder (a no-op when it is selected already), then
+ * done(imap, result, s). */
+void session_select_folder(struct session *s, uint8_t folder, imap_done_cb *done);
 void session_reply(struct session *s, const char *line);
 void session_replyf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void session_set_state(struct session *s, enum session_state st);
@@ -174,6 +182,10 @@ void session_output_drained(struct session *s);
 
 /* session_commit.c */
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
+
+/* session_mapping.c: the user's Redis override and the mapping it selects;
+ * sets s->mapping and s->policy, then calls next(s) or fails the login. */
+void session_resolve_mapping(struct session *s, void (*next)(struct session *s));
 
 /* session_device.c */
 void session_device_init(struct session *s);

@@ -68,7 +68,7 @@ static size_t format_listing_line(const struct session *s, uint32_t msgnum,
     if (!uidl)
         return (size_t)snprintf(out, cap, "%" PRIu32 " %" PRIu32 "\r\n", msgnum, e->size);
     char id[MAILDROP_UIDL_MAX + 1];
-    maildrop_format_uidl(e->uid, s->drop.uidvalidity, id);
+    maildrop_uidl(&s->drop, e, id);
     return (size_t)snprintf(out, cap, "%" PRIu32 " %s\r\n", msgnum, id);
 }
 
@@ -159,13 +159,22 @@ static void fetch_next_section(struct session *s)
                         on_section_fetched, s);
 }
 
+static void on_transfer_folder_selected(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    if (r != IMAP_RESULT_OK)
+        on_section_fetched(c, r, s);
+    else
+        fetch_next_section(s);
+}
+
 static void start_transfer(struct session *s, uint32_t msgnum, bool is_top, uint32_t top_lines)
 {
     s->xfer = (struct transfer){ .active = true, .is_top = is_top, .msgnum = msgnum,
                                  .top_lines = top_lines };
     dot_stream_init(&s->xfer.ds, s->cfg->nul_bytes);
     s->busy = true;
-    fetch_next_section(s);
+    session_select_folder(s, maildrop_get(&s->drop, msgnum)->folder, on_transfer_folder_selected);
 }
 
 static void on_section_start(uint64_t literal_len, void *arg)
@@ -230,7 +239,8 @@ static void finish_transfer(struct session *s)
             log_event(LOG_LEVEL_DEBUG, s->id, "size-learned", "uid", LOG_U64(e->uid),
                       "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), LOG_END);
             e->size = (uint32_t)x->ds.unstuffed_octets;
-            size_cache_store(size_cache_key(s->device.login.state_user, s->cfg->mailbox, s->drop.uidvalidity, e->uid),
+            size_cache_store(size_cache_key(s->device.login.state_user, s->mapping->folders[e->folder],
+                                            s->drop.folder_uidvalidity[e->folder], e->uid),
                              e->size);
         }
         e->flags |= MAILDROP_SIZE_EXACT;

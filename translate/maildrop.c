@@ -1,6 +1,8 @@
 /* Session maildrop snapshot; the contract is in maildrop.h. */
 #include "maildrop.h"
 
+#include "login_name.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,31 @@ void maildrop_init(struct maildrop *m, uint32_t uidvalidity)
     m->count = 0;
     m->cap = 0;
     m->entries = NULL;
+    m->n_folders = 1;
+    m->folder_uidvalidity[0] = uidvalidity;
+    m->folder_tag[0] = 0;
+}
+
+bool maildrop_add_folder(struct maildrop *m, uint32_t uidvalidity, uint32_t tag)
+{
+    if (m->n_folders >= MAILDROP_MAX_FOLDERS || tag == 0)
+        return false;
+    m->folder_uidvalidity[m->n_folders] = uidvalidity;
+    m->folder_tag[m->n_folders] = tag;
+    m->n_folders++;
+    uint64_t h = HASH64_SEED;
+    for (unsigned f = 0; f < m->n_folders; f++) {
+        uint32_t words[2] = { m->folder_uidvalidity[f], m->folder_tag[f] };
+        h = hash64(h, words, sizeof words);
+    }
+    m->uidvalidity = (uint32_t)(h ^ (h >> 32)) | 1;
+    return true;
+}
+
+uint32_t maildrop_folder_tag(const char *name)
+{
+    uint64_t h = hash64(HASH64_SEED, name, strlen(name));
+    return (uint32_t)(h ^ (h >> 32)) | 1;
 }
 
 bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size)
@@ -30,7 +57,8 @@ bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size)
         m->entries = e;
         m->cap = cap;
     }
-    m->entries[m->count++] = (struct maildrop_entry){ .uid = uid, .size = size, .flags = 0 };
+    m->entries[m->count++] = (struct maildrop_entry){ .uid = uid, .size = size, .flags = 0,
+                                                      .folder = (uint8_t)(m->n_folders - 1) };
     return true;
 }
 
@@ -74,12 +102,22 @@ size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDRO
     return n < 0 ? 0 : (size_t)n;
 }
 
-static bool entry_matches(const struct maildrop_entry *e, uint8_t flags, uint8_t without)
+size_t maildrop_uidl(const struct maildrop *m, const struct maildrop_entry *e, char out[MAILDROP_UIDL_MAX + 1])
 {
-    return (e->flags & flags) == flags && (e->flags & without) == 0;
+    uint32_t uidvalidity = e->folder < m->n_folders ? m->folder_uidvalidity[e->folder] : m->uidvalidity;
+    if (e->folder == 0)
+        return maildrop_format_uidl(e->uid, uidvalidity, out);
+    int n = snprintf(out, MAILDROP_UIDL_MAX + 1, "%08x%08x-%08x", (unsigned)e->uid, (unsigned)uidvalidity,
+                     (unsigned)m->folder_tag[e->folder]);
+    return n < 0 ? 0 : (size_t)n;
 }
 
-size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
+static bool entry_matches(const struct maildrop_entry *e, uint8_t folder, uint8_t flags, uint8_t without)
+{
+    return e->folder == folder && (e->flags & flags) == flags && (e->flags & without) == 0;
+}
+
+size_t maildrop_uidset(const struct maildrop *m, uint8_t folder, uint8_t flags, uint8_t without,
                        uint32_t *cursor, char *out, size_t out_cap)
 {
     size_t len = 0;
@@ -89,7 +127,7 @@ size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
         return 0;
     out[0] = '\0';
     while (i < m->count) {
-        if (!entry_matches(&m->entries[i], flags, without)) {
+        if (!entry_matches(&m->entries[i], folder, flags, without)) {
             i++;
             continue;
         }
@@ -97,7 +135,7 @@ size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
          * snapshot between two matches must not be touched upstream. */
         uint32_t first = m->entries[i].uid, last = first, next = i + 1;
         while (next < m->count && last != UINT32_MAX && m->entries[next].uid == last + 1 &&
-               entry_matches(&m->entries[next], flags, without)) {
+               entry_matches(&m->entries[next], folder, flags, without)) {
             last++;
             next++;
         }

@@ -30,13 +30,26 @@ struct maildrop_entry {
     uint32_t size;           /* octets LIST reports */
     uint32_t internaldate;   /* arrival time, seconds since the epoch */
     uint8_t flags;
+    uint8_t folder;          /* index of the upstream folder holding it */
 };
 
+/* A maildrop may gather several upstream folders (a mapping's folders =):
+ * their messages follow each other, folder by folder. */
+#define MAILDROP_MAX_FOLDERS 8
+
 struct maildrop {
+    /* The maildrop's identity in device state: the folder's UIDVALIDITY for
+     * one folder; with several, a hash of every folder's, so a change in any
+     * of them is seen as a change. */
     uint32_t uidvalidity;
     uint32_t count;
     uint32_t cap;
     struct maildrop_entry *entries;  /* count used of cap allocated; owned */
+    uint8_t n_folders;
+    uint32_t folder_uidvalidity[MAILDROP_MAX_FOLDERS];
+    /* Tells folders apart in UIDLs: 0 for the first folder, whose UIDLs are
+     * Dovecot's; a hash of the folder's name for the others. */
+    uint32_t folder_tag[MAILDROP_MAX_FOLDERS];
 };
 
 /* Bound on the snapshot, so one huge mailbox cannot take the node's memory. */
@@ -47,7 +60,15 @@ struct maildrop {
  * and its NUL always fit, so every call with something left makes progress. */
 #define MAILDROP_UIDSET_MIN_CAP 22
 
+/* An empty maildrop of one folder with this UIDVALIDITY. */
 void maildrop_init(struct maildrop *m, uint32_t uidvalidity);
+
+/* Starts the next folder: later appends belong to it. tag must be nonzero
+ * (the folder's name hashed). False when MAILDROP_MAX_FOLDERS are in use. */
+bool maildrop_add_folder(struct maildrop *m, uint32_t uidvalidity, uint32_t tag);
+
+/* The tag of a folder by name: nonzero, the same on every node and restart. */
+uint32_t maildrop_folder_tag(const char *name);
 /* Adds message count+1. UIDs must be appended in ascending order (IMAP
  * mailbox order); maildrop_uidset() relies on it only to merge ranges, never
  * for correctness. Grows geometrically; false, changing nothing, when the
@@ -66,14 +87,20 @@ void maildrop_rset(struct maildrop *m);
  * POP3 server by tests/integration/test_differential.py), so we do too.
  * Writes a NUL-terminated string; returns its length. */
 size_t maildrop_format_uidl(uint32_t uid, uint32_t uidvalidity, char out[MAILDROP_UIDL_MAX + 1]);
-/* Builds an IMAP UID set ("3,7,9:12", ranges merged) of the entries having all
+
+/* The UIDL of an entry: maildrop_format_uidl() with its folder's UIDVALIDITY,
+ * then "-" and the folder's tag in 8 hex digits for every folder but the
+ * first, so two folders never give two messages one UIDL. */
+size_t maildrop_uidl(const struct maildrop *m, const struct maildrop_entry *e, char out[MAILDROP_UIDL_MAX + 1]);
+/* Builds an IMAP UID set ("3,7,9:12", ranges merged) of the entries of one
+ * folder having all
  * bits of `flags` and none of `without`, starting at entry index *cursor
  * (0-based; start with 0). Writes at most out_cap - 1 characters and a NUL,
  * stopping before a UID or range that would not fit, and advances *cursor past
  * what it wrote, so a caller can send several bounded commands by calling again
  * until it returns 0 (nothing left). out_cap must be at least
  * MAILDROP_UIDSET_MIN_CAP. */
-size_t maildrop_uidset(const struct maildrop *m, uint8_t flags, uint8_t without,
+size_t maildrop_uidset(const struct maildrop *m, uint8_t folder, uint8_t flags, uint8_t without,
                        uint32_t *cursor, char *out, size_t out_cap);
 
 #endif

@@ -127,12 +127,12 @@ static void expect_uidset(const struct maildrop *m, uint8_t flags, uint8_t witho
 {
     char out[512];
     uint32_t cursor = 0;
-    size_t n = maildrop_uidset(m, flags, without, &cursor, out, sizeof(out));
+    size_t n = maildrop_uidset(m, 0, flags, without, &cursor, out, sizeof(out));
 
     assert_string_equal(out, want);
     assert_int_equal(n, strlen(want));
     assert_int_equal(cursor, m->count);
-    assert_int_equal(maildrop_uidset(m, flags, without, &cursor, out, sizeof(out)), 0);
+    assert_int_equal(maildrop_uidset(m, 0, flags, without, &cursor, out, sizeof(out)), 0);
     assert_string_equal(out, "");
 }
 
@@ -224,7 +224,7 @@ static void test_uidset_chunks_cover_exactly(void **state)
         uint32_t cursor = 0;
         size_t n;
         int chunks = 0;
-        while ((n = maildrop_uidset(&m, MAILDROP_DELETED, MAILDROP_GONE, &cursor, out, caps[c])) > 0) {
+        while ((n = maildrop_uidset(&m, 0, MAILDROP_DELETED, MAILDROP_GONE, &cursor, out, caps[c])) > 0) {
             assert_true(n < caps[c]);
             assert_int_equal(strlen(out), n);
             mark_set(out, seen, MAX_UID);
@@ -259,14 +259,60 @@ static void test_uidset_largest_range_fits_min_cap(void **state)
     uint32_t cursor = 0;
 
     build(&m, uids, fl, 3);
-    assert_int_equal(maildrop_uidset(&m, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 1);
+    assert_int_equal(maildrop_uidset(&m, 0, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 1);
     assert_string_equal(out, "1");
     assert_int_equal(cursor, 1);
-    assert_int_equal(maildrop_uidset(&m, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 21);
+    assert_int_equal(maildrop_uidset(&m, 0, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 21);
     assert_string_equal(out, "4294967294:4294967295");
     assert_int_equal(cursor, 3);
-    assert_int_equal(maildrop_uidset(&m, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 0);
+    assert_int_equal(maildrop_uidset(&m, 0, MAILDROP_DELETED, 0, &cursor, out, sizeof(out)), 0);
     maildrop_free(&m);
+}
+
+/* Several folders in one maildrop: UID sets never mix folders (each goes
+ * to its own SELECTed mailbox), UIDLs differ even where UID and UIDVALIDITY
+ * are equal, and the first folder keeps Dovecot's UIDL. */
+static void test_folders(void **state)
+{
+    (void)state;
+    struct maildrop m;
+    maildrop_init(&m, 1700000000);
+    assert_true(maildrop_append(&m, 1, 10));
+    assert_true(maildrop_append(&m, 2, 10));
+    uint32_t single = m.uidvalidity;
+    assert_true(maildrop_add_folder(&m, 1700000000, 0xabcdef01));
+    assert_int_not_equal(m.uidvalidity, single);
+    assert_true(maildrop_append(&m, 2, 10));
+    assert_true(maildrop_append(&m, 3, 10));
+    for (uint32_t i = 1; i <= 4; i++)
+        maildrop_get(&m, i)->flags |= MAILDROP_DELETED;
+
+    char out[64];
+    uint32_t cursor = 0;
+    assert_int_equal(maildrop_uidset(&m, 0, MAILDROP_DELETED, 0, &cursor, out, sizeof out), 3);
+    assert_string_equal(out, "1:2");
+    assert_int_equal(maildrop_uidset(&m, 0, MAILDROP_DELETED, 0, &cursor, out, sizeof out), 0);
+    cursor = 0;
+    assert_int_equal(maildrop_uidset(&m, 1, MAILDROP_DELETED, 0, &cursor, out, sizeof out), 3);
+    assert_string_equal(out, "2:3");
+
+    char a[MAILDROP_UIDL_MAX + 1], b[MAILDROP_UIDL_MAX + 1];
+    maildrop_uidl(&m, maildrop_get(&m, 2), a);
+    maildrop_uidl(&m, maildrop_get(&m, 3), b);
+    assert_string_equal(a, "000000026553f100");
+    assert_string_equal(b, "000000026553f100-abcdef01");
+
+    /* A folder's UIDVALIDITY change changes the maildrop's identity. */
+    struct maildrop other;
+    maildrop_init(&other, 1700000000);
+    assert_true(maildrop_add_folder(&other, 1700000001, 0xabcdef01));
+    assert_int_not_equal(other.uidvalidity, m.uidvalidity);
+    assert_false(maildrop_add_folder(&other, 1, 0));
+    for (int f = 2; f < MAILDROP_MAX_FOLDERS; f++)
+        assert_true(maildrop_add_folder(&other, 1, (uint32_t)f));
+    assert_false(maildrop_add_folder(&other, 1, 99));
+    maildrop_free(&m);
+    maildrop_free(&other);
 }
 
 int main(void)
@@ -276,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_append_bound),
         cmocka_unit_test(test_stat_and_rset),
         cmocka_unit_test(test_uidl_format),
+        cmocka_unit_test(test_folders),
         cmocka_unit_test(test_uidset_ranges),
         cmocka_unit_test(test_uidset_chunks_cover_exactly),
         cmocka_unit_test(test_uidset_largest_range_fits_min_cap),
