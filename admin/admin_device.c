@@ -283,9 +283,9 @@ static int device_reset(struct admin *a, int argc, char **argv)
     }
     const char *scard_got[] = { "SCARD", d.keys.got };
     const char *scard_hide[] = { "SCARD", d.keys.hide };
-    const char *del[] = { "DEL", d.keys.got, d.keys.hide };
+    const char *del[] = { "DEL", d.keys.got, d.keys.hide, d.keys.rtime };
     if (!command_u64(a, 2, scard_got, &got) || !command_u64(a, 2, scard_hide, &hidden) ||
-        !command_u64(a, 3, del, &deleted))
+        !command_u64(a, 4, del, &deleted))
         return ADMIN_UNAVAILABLE;
     if (a->json) {
         json_result(a, &d, "reset", got, hidden);
@@ -347,8 +347,8 @@ static int device_forget(struct admin *a, int argc, char **argv)
         return status;
 
     unsigned long long deleted;
-    const char *del[] = { "DEL", d.keys.dev, d.keys.got, d.keys.hide };
-    if (!command_u64(a, 4, del, &deleted))
+    const char *del[] = { "DEL", d.keys.dev, d.keys.got, d.keys.hide, d.keys.rtime, d.keys.delay };
+    if (!command_u64(a, 6, del, &deleted))
         return ADMIN_UNAVAILABLE;
     if (deleted == 0) {
         not_found(&d);

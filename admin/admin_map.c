@@ -25,9 +25,12 @@ static const struct policy_key policy_keys[] = {
     { "max_messages", "a number up to 4294967295 (0 is off)" },
     { "on_retr", "seen or keep" },
     { "on_dele", "hide, trash or expunge" },
+    { "mapping", "the NAME of a [mapping NAME] section in the config" },
 };
 #define N_POLICY_KEYS (sizeof policy_keys / sizeof policy_keys[0])
-#define KEY_LIST "view, since, from_first_login, max_age, max_messages, on_retr, on_dele"
+#define KEY_LIST "view, since, from_first_login, max_age, max_messages, on_retr, on_dele, mapping"
+/* Not a [policy] key: routes the user to a named mapping of the config. */
+#define MAPPING_KEY "mapping"
 
 /* Keys match as view_policy_set() matches them: ignoring ASCII case. */
 static const struct policy_key *find_key(const char *name, size_t len)
@@ -81,6 +84,7 @@ static int map_set(struct admin *a, int argc, char **argv)
     struct view_policy scratch;
     view_policy_defaults(&scratch);
     bool given[N_POLICY_KEYS] = { false };
+    const char *mapping_value = NULL;
     for (int i = 2; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         if (!eq || eq == argv[i])
@@ -96,7 +100,9 @@ static int map_set(struct admin *a, int argc, char **argv)
             return ADMIN_USAGE;
         }
         given[idx] = true;
-        if (!view_policy_set(&scratch, k->name, eq + 1)) {
+        if (!strcmp(k->name, MAPPING_KEY))
+            mapping_value = eq + 1;
+        else if (!view_policy_set(&scratch, k->name, eq + 1)) {
             admin_error("%s: invalid value \"%s\" (expected %s)", k->name, eq + 1, k->expected);
             return ADMIN_USAGE;
         }
@@ -107,6 +113,11 @@ static int map_set(struct admin *a, int argc, char **argv)
     int status = admin_connect(a);
     if (status != ADMIN_OK)
         return status;
+    /* The config is loaded now: a mapping popgate does not know is refused. */
+    if (mapping_value && (!mapping_value[0] || !config_mapping_named(a->config, mapping_value))) {
+        admin_error("mapping: no [mapping %s] section in %s", mapping_value, a->config_path);
+        return ADMIN_USAGE;
+    }
     redisReply *r = admin_command(a, n, cmd, NULL);
     if (!r)
         return ADMIN_UNAVAILABLE;

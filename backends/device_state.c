@@ -15,13 +15,18 @@
  * batches of 1000. Ids are fixed-width (16 hex digits), concatenated. */
 static const char load_script[] =
     "local ids = ARGV[1]\n"
+    "local expire_before = tonumber(ARGV[4])\n"
     "local out, n = {}, 0\n"
     "for i = 1, #ids, 16 do\n"
     "  local id = string.sub(ids, i, i + 15)\n"
     "  local b = 48\n"
     "  if redis.call('SISMEMBER', KEYS[1], id) == 1 then b = b + 1 end\n"
     "  if redis.call('SISMEMBER', KEYS[2], id) == 1 then b = b + 2 end\n"
-    "  if redis.call('SISMEMBER', KEYS[3], id) == 1 then b = b + 4 end\n"
+    "  if redis.call('SISMEMBER', KEYS[3], id) == 1 then b = b + 4\n"
+    "  elseif expire_before > 0 then\n"
+    "    local at = redis.call('ZSCORE', KEYS[5], id)\n"
+    "    if at and tonumber(at) <= expire_before then b = b + 4 end\n"
+    "  end\n"
     "  n = n + 1\n"
     "  out[n] = string.char(b)\n"
     "end\n"
@@ -45,6 +50,13 @@ static const char commit_script[] =
     "end\n"
     "each_batch(ARGV[8], function(b) redis.call('SADD', KEYS[2], unpack(b)); redis.call('SADD', KEYS[1], unpack(b)) end)\n"
     "each_batch(ARGV[9], function(b) redis.call('SADD', KEYS[3], unpack(b)) end)\n"
+    "if ARGV[13] == '1' then\n"
+    "  each_batch(ARGV[8], function(b)\n"
+    "    local args = {}\n"
+    "    for _, id in ipairs(b) do args[#args + 1] = ARGV[2]; args[#args + 1] = id end\n"
+    "    redis.call('ZADD', KEYS[6], 'NX', unpack(args))\n"
+    "  end)\n"
+    "end\n"
     "if #ARGV[10] > 0 then\n"
     "  local current = {}\n"
     "  for i = 1, #ARGV[10], 16 do current[string.sub(ARGV[10], i, i + 15)] = true end\n"
@@ -56,6 +68,12 @@ static const char commit_script[] =
     "    end\n"
     "    if #stale > 0 then redis.call('SREM', KEYS[k], unpack(stale)) end\n"
     "  end\n"
+    "  local stale = {}\n"
+    "  for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do\n"
+    "    if not current[id] then stale[#stale + 1] = id end\n"
+    "    if #stale == 1000 then redis.call('ZREM', KEYS[6], unpack(stale)); stale = {} end\n"
+    "  end\n"
+    "  if #stale > 0 then redis.call('ZREM', KEYS[6], unpack(stale)) end\n"
     "end\n"
     "redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2])\n"
     "redis.call('HSET', KEYS[4], 'last_seen', ARGV[2], 'last_addr', ARGV[3], 'view', ARGV[5],\n"
@@ -63,15 +81,36 @@ static const char commit_script[] =
     "redis.call('HINCRBY', KEYS[4], 'retrieved', ARGV[11])\n"
     "if ARGV[12] == '1' then redis.call('HDEL', KEYS[4], 'mark_all') end\n"
     "for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end\n"
+    "redis.call('PEXPIRE', KEYS[6], ARGV[4])\n"
+    "return 'OK'\n";
+
+/* The lock, and the limits checked with it: the user's session count (a
+ * sorted set of lock tokens scored by when each expires, so a node that died
+ * leaves nothing behind) and the device's LOGIN-DELAY marker. */
+static const char acquire_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 'IN-USE' end\n"
+    "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[2])\n"
+    "if tonumber(ARGV[5]) > 0 and redis.call('EXISTS', KEYS[3]) == 1 then return 'LOGIN-DELAY' end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then\n"
+    "  return 'TOO-MANY'\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
+    "redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[2], ttl)\n"
+    "if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[5]) end\n"
     "return 'OK'\n";
 
 static const char refresh_script[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])\n"
+    "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
     "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "end\n"
     "return 0\n";
 
 static const char release_script[] =
+    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
     "return 0\n";
 
@@ -82,6 +121,9 @@ void device_keys_init(struct device_keys *k, const char *state_user, const char 
     snprintf(k->hide, sizeof k->hide, KEY_PREFIX ":{%s}:hide:%s", state_user, device);
     snprintf(k->dev, sizeof k->dev, KEY_PREFIX ":{%s}:dev:%s", state_user, device);
     snprintf(k->lock, sizeof k->lock, KEY_PREFIX ":{%s}:lock:%s", state_user, device);
+    snprintf(k->sessions, sizeof k->sessions, KEY_PREFIX ":{%s}:sessions", state_user);
+    snprintf(k->delay, sizeof k->delay, KEY_PREFIX ":{%s}:delay:%s", state_user, device);
+    snprintf(k->rtime, sizeof k->rtime, KEY_PREFIX ":{%s}:rtime:%s", state_user, device);
 }
 
 void device_id_format(uint64_t id, char *out)
@@ -100,11 +142,18 @@ struct result_call {
     enum device_result (*interpret)(const redisReply *r);
 };
 
-static enum device_result interpret_lock_set(const redisReply *r)
+static enum device_result interpret_acquire(const redisReply *r)
 {
-    if (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "OK") == 0)
-        return DEVICE_OK;
-    return r->type == REDIS_REPLY_NIL ? DEVICE_IN_USE : DEVICE_UNAVAILABLE;
+    static const struct { const char *text; enum device_result result; } answers[] = {
+        { "OK", DEVICE_OK }, { "IN-USE", DEVICE_IN_USE }, { "LOGIN-DELAY", DEVICE_LOGIN_DELAY },
+        { "TOO-MANY", DEVICE_TOO_MANY_SESSIONS },
+    };
+    if (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_STRING)
+        return DEVICE_UNAVAILABLE;
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+        if (strcmp(r->str, answers[i].text) == 0)
+            return answers[i].result;
+    return DEVICE_UNAVAILABLE;
 }
 
 static enum device_result interpret_refresh(const redisReply *r)
@@ -150,30 +199,35 @@ static struct redis_request *result_command(struct redis_store *store, device_do
 }
 
 struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms,
+                                          const char *token, uint32_t ttl_ms, const struct device_limits *lim,
                                           device_done_cb *done, void *arg)
 {
-    char ttl[16];
+    char ttl[16], now[24], max[16], delay[16];
     snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
-    const char *argv[] = { "SET", k->lock, token, "NX", "PX", ttl };
-    return result_command(store, done, arg, interpret_lock_set, 6, argv, NULL);
+    snprintf(now, sizeof now, "%" PRId64, lim->now_ms);
+    snprintf(max, sizeof max, "%u", lim->max_sessions);
+    snprintf(delay, sizeof delay, "%" PRIu64, (uint64_t)lim->login_delay * 1000);
+    const char *argv[] = { "EVAL", acquire_script, "3", k->lock, k->sessions, k->delay,
+                           token, ttl, now, max, delay };
+    return result_command(store, done, arg, interpret_acquire, 11, argv, NULL);
 }
 
 struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms,
+                                          const char *token, uint32_t ttl_ms, int64_t now_ms,
                                           device_done_cb *done, void *arg)
 {
-    char ttl[16];
+    char ttl[16], now[24];
     snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
-    const char *argv[] = { "EVAL", refresh_script, "1", k->lock, token, ttl };
-    return result_command(store, done, arg, interpret_refresh, 6, argv, NULL);
+    snprintf(now, sizeof now, "%" PRId64, now_ms);
+    const char *argv[] = { "EVAL", refresh_script, "2", k->lock, k->sessions, token, ttl, now };
+    return result_command(store, done, arg, interpret_refresh, 8, argv, NULL);
 }
 
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token)
 {
-    const char *argv[] = { "EVAL", release_script, "1", k->lock, token };
+    const char *argv[] = { "EVAL", release_script, "2", k->lock, k->sessions, token };
     /* If this is lost, the lock's PX expiry frees the device anyway. */
-    redis_store_send(store, 5, argv, NULL);
+    redis_store_send(store, 6, argv, NULL);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -227,20 +281,23 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
 
 struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
                                         const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
-                                        device_load_cb *done, void *arg)
+                                        int64_t expire_before, device_load_cb *done, void *arg)
 {
     struct load_call *call = malloc(sizeof *call);
     if (!call)
         return NULL;
     *call = (struct load_call){ done, arg };
-    char now_s[24], ttl_s[24];
+    char now_s[24], ttl_s[24], expire_s[24];
     snprintf(now_s, sizeof now_s, "%" PRId64, now);
     snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
-    const char *argv[] = { "EVAL", load_script, "4", k->read, k->got, k->hide, k->dev, ids, now_s, ttl_s };
-    size_t argvlen[10];
-    for (int i = 0; i < 10; i++)
-        argvlen[i] = i == 7 ? ids_len : strlen(argv[i]);  /* ids need not end in NUL */
-    struct redis_request *req = redis_store_command(store, on_load_reply, call, 10, argv, argvlen);
+    snprintf(expire_s, sizeof expire_s, "%" PRId64, expire_before);
+    const char *argv[] = { "EVAL", load_script, "5", k->read, k->got, k->hide, k->dev, k->rtime,
+                           ids, now_s, ttl_s, expire_s };
+    enum { ARGC = sizeof argv / sizeof argv[0], IDS = 8 };
+    size_t argvlen[ARGC];
+    for (int i = 0; i < ARGC; i++)
+        argvlen[i] = i == IDS ? ids_len : strlen(argv[i]);  /* ids need not end in NUL */
+    struct redis_request *req = redis_store_command(store, on_load_reply, call, ARGC, argv, argvlen);
     if (!req)
         free(call);
     return req;
@@ -289,18 +346,19 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     snprintf(uv_s, sizeof uv_s, "%" PRIu32, c->uidvalidity);
     snprintf(retrieved_s, sizeof retrieved_s, "%" PRIu32, c->retrieved);
     const char *argv[] = {
-        "EVAL", commit_script, "5", k->read, k->got, k->hide, k->dev, k->lock,
+        "EVAL", commit_script, "6", k->read, k->got, k->hide, k->dev, k->lock, k->rtime,
         c->token, now_s, c->addr, ttl_s, c->view, uv_s, c->ids_scheme,
         c->got_ids ? c->got_ids : "", c->hidden_ids ? c->hidden_ids : "",
         c->all_ids ? c->all_ids : "", retrieved_s, c->clear_mark_all ? "1" : "0",
+        c->record_retrieval_time ? "1" : "0",
     };
     enum { ARGC = sizeof argv / sizeof argv[0] };
     size_t argvlen[ARGC];
     for (int i = 0; i < ARGC; i++)
-        argvlen[i] = i >= 15 && i <= 17 ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
-    argvlen[15] = c->got_ids ? c->got_len : 0;
-    argvlen[16] = c->hidden_ids ? c->hidden_len : 0;
-    argvlen[17] = c->all_ids ? c->all_len : 0;
+        argvlen[i] = i >= 16 && i <= 18 ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
+    argvlen[16] = c->got_ids ? c->got_len : 0;
+    argvlen[17] = c->hidden_ids ? c->hidden_len : 0;
+    argvlen[18] = c->all_ids ? c->all_len : 0;
     const struct redis_store_config *cfg = redis_store_config(store);
     if (cfg->replicas_ack == 0)
         return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);

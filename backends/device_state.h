@@ -7,6 +7,10 @@
  *   pg1:{user}:hide:<device>  set of message ids this device deleted (on_dele = hide)
  *   pg1:{user}:dev:<device>   hash: first_seen, last_seen, last_addr, retrieved, view, uidvalidity, idscheme
  *   pg1:{user}:lock:<device>  random token, PX ttl; refreshed; released by compare-and-delete
+ *   pg1:{user}:sessions       sorted set: lock tokens of the user's sessions, scored by expiry (ms)
+ *   pg1:{user}:delay:<device> present for login_delay after a login (LOGIN-DELAY)
+ *   pg1:{user}:rtime:<device> sorted set: message id -> when this device first retrieved it
+ *                             (written only where EXPIRE is configured)
  *   pg1:map:<user>            hash: policy override for the user (popgate-admin map set)
  * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
  *
@@ -37,6 +41,9 @@ struct device_keys {
     char hide[DEVICE_KEY_MAX];
     char dev[DEVICE_KEY_MAX];
     char lock[DEVICE_KEY_MAX];
+    char sessions[DEVICE_KEY_MAX];
+    char delay[DEVICE_KEY_MAX];
+    char rtime[DEVICE_KEY_MAX];
 };
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
@@ -48,14 +55,25 @@ enum device_result {
     DEVICE_IN_USE,        /* lock held by another session (any node) */
     DEVICE_LOCK_LOST,     /* our lock expired or was taken: do not commit */
     DEVICE_UNAVAILABLE,   /* Redis down, timeout, or an unexpected reply */
+    DEVICE_LOGIN_DELAY,   /* the device logged in less than login_delay ago */
+    DEVICE_TOO_MANY_SESSIONS,  /* the user has max_sessions sessions already */
 };
 typedef void device_done_cb(enum device_result r, void *arg);
 
+/* Checked atomically with taking the lock (a mapping's limits). */
+struct device_limits {
+    int64_t now_ms;
+    unsigned max_sessions;     /* the user's sessions on every node; 0 = no cap */
+    uint32_t login_delay;      /* seconds between the device's logins; 0 = off */
+};
+
+/* DEVICE_OK (lock taken, session counted, delay started), DEVICE_IN_USE,
+ * DEVICE_LOGIN_DELAY or DEVICE_TOO_MANY_SESSIONS (nothing changed). */
 struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms,
+                                          const char *token, uint32_t ttl_ms, const struct device_limits *lim,
                                           device_done_cb *done, void *arg);
 struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms,
+                                          const char *token, uint32_t ttl_ms, int64_t now_ms,
                                           device_done_cb *done, void *arg);
 /* Fire and forget: compare-and-delete. */
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token);
@@ -74,10 +92,12 @@ struct device_load_result {
 typedef void device_load_cb(const struct device_load_result *r, void *arg);
 
 /* Reads the state bits of every id; registers the device (first_seen = now,
- * expiring after ttl_ms) if it is new, and changes nothing else. */
+ * expiring after ttl_ms) if it is new, and changes nothing else. With
+ * expire_before > 0 (EXPIRE), an id this device first retrieved at or before
+ * that time (epoch seconds) reads as hidden. */
 struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
                                         const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
-                                        device_load_cb *done, void *arg);
+                                        int64_t expire_before, device_load_cb *done, void *arg);
 
 struct device_commit {
     const char *token;             /* our lock token: the commit fails if it is not held */
@@ -92,6 +112,7 @@ struct device_commit {
     const char *all_ids; size_t all_len;        /* when non-empty: prune ids not in it */
     uint32_t retrieved;            /* RETR count, added to the device's counter */
     bool clear_mark_all;           /* the mark-all request was carried out */
+    bool record_retrieval_time;    /* EXPIRE: note when got ids were first retrieved */
 };
 
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,

@@ -208,6 +208,12 @@ void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
         session_close(s, "-ERR [SYS/TEMP] Out of resources; nothing was removed.", "commit-failed");
         return;
     }
+    /* EXPIRE 0 (RFC 2449 6.7): what was retrieved is deleted at QUIT, by the
+     * mapping's on_dele. */
+    if (s->mapping->expire == EXPIRE_DAYS && s->mapping->expire_days == 0)
+        for (uint32_t i = 1; i <= s->drop.count; i++)
+            if (maildrop_get(&s->drop, i)->flags & MAILDROP_RETRIEVED)
+                maildrop_get(&s->drop, i)->flags |= MAILDROP_DELETED;
     s->busy = true;
     session_set_state(s, SESSION_UPDATE);
     session_device_precheck(s, begin_upstream_steps);

@@ -19,6 +19,14 @@ static struct device_session *dev(struct session *s)
     return &s->device;
 }
 
+/* Wall-clock milliseconds: lock and session expiry are compared across nodes. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void continue_with_next(struct session *s)
 {
     void (*next)(struct session *) = s->device.next;
@@ -47,7 +55,7 @@ static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (!dev(s)->lock_held || dev(s)->refresh)
         return;
     dev(s)->refresh = device_lock_refresh(s->gw->redis, dev(s)->keys, dev(s)->lock_token,
-                                          s->cfg->lock_ttl * 1000, on_lock_refreshed, s);
+                                          s->cfg->lock_ttl * 1000, wall_ms(), on_lock_refreshed, s);
 }
 
 void session_device_init(struct session *s)
@@ -80,6 +88,16 @@ static void on_lock_acquired(enum device_result r, void *arg)
                                      "log in as user#otherdevice to use another.", "in-use", false);
         return;
     }
+    if (r == DEVICE_TOO_MANY_SESSIONS) {
+        session_login_failed_with(s, "-ERR [IN-USE] Too many sessions for this user; "
+                                     "close one and try again.", "max-sessions", false);
+        return;
+    }
+    if (r == DEVICE_LOGIN_DELAY) {
+        session_login_failed_with(s, "-ERR [LOGIN-DELAY] Logged in too recently; try again later.",
+                                  "login-delay", false);
+        return;
+    }
     if (r != DEVICE_OK) {
         session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
@@ -103,9 +121,11 @@ void session_device_lock(struct session *s, void (*next)(struct session *s))
         return;
     }
     device_keys_init(d->keys, d->login.state_user, d->login.device);
+    struct device_limits limits = { .now_ms = wall_ms(), .max_sessions = s->mapping->max_sessions_per_user,
+                                    .login_delay = s->mapping->login_delay };
     if (make_token(d->lock_token))
         d->request = device_lock_acquire(s->gw->redis, d->keys, d->lock_token,
-                                         s->cfg->lock_ttl * 1000, on_lock_acquired, s);
+                                         s->cfg->lock_ttl * 1000, &limits, on_lock_acquired, s);
     if (!d->request)
         on_lock_acquired(DEVICE_UNAVAILABLE, s);
 }
@@ -206,6 +226,16 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
     continue_with_next(s);
 }
 
+/* EXPIRE n (n > 0): what this device retrieved n days ago or earlier is no
+ * longer in its maildrop. 0 = nothing expires this way. */
+static int64_t expire_before(const struct session *s)
+{
+    const struct mapping *m = s->mapping;
+    if (m->expire != EXPIRE_DAYS || m->expire_days == 0)
+        return 0;
+    return (int64_t)time(NULL) - (int64_t)m->expire_days * 86400;
+}
+
 void session_device_load(struct session *s, void (*next)(struct session *s))
 {
     struct device_session *d = dev(s);
@@ -215,7 +245,7 @@ void session_device_load(struct session *s, void (*next)(struct session *s))
     if (d->all_ids)
         d->request = device_state_load(s->gw->redis, d->keys, d->all_ids, d->all_ids_len,
                                        (int64_t)time(NULL), (uint64_t)s->cfg->device_ttl * 1000,
-                                       on_state_loaded, s);
+                                       expire_before(s), on_state_loaded, s);
     if (!d->request) {
         struct device_load_result failed = { .result = DEVICE_UNAVAILABLE };
         on_state_loaded(&failed, s);
@@ -244,7 +274,7 @@ void session_device_precheck(struct session *s, void (*next)(struct session *s))
     }
     d->next = next;
     d->request = device_lock_refresh(s->gw->redis, d->keys, d->lock_token, s->cfg->lock_ttl * 1000,
-                                     on_precheck, s);
+                                     wall_ms(), on_precheck, s);
     if (!d->request)
         on_precheck(DEVICE_UNAVAILABLE, s);
 }
@@ -287,6 +317,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
         .all_len = d->all_ids_len,
         .retrieved = s->retr_count,
         .clear_mark_all = d->mark_all_requested,
+        .record_retrieval_time = s->mapping->expire == EXPIRE_DAYS && s->mapping->expire_days > 0,
     };
     d->next = next;
     d->request_started = ev_now(s->gw->loop);
