@@ -359,6 +359,8 @@ static int index_order(const void *a, const void *b)
 static bool sort_index(const struct config *c, struct mapping_index *list, size_t n, const char *what,
                        char *err, size_t err_len)
 {
+    if (n < 2)
+        return true;
     qsort(list, n, sizeof *list, index_order);
     for (size_t i = 1; i < n; i++)
         if (!strcasecmp(list[i - 1].name, list[i].name) && list[i - 1].mapping != list[i].mapping) {
@@ -444,6 +446,8 @@ const struct mapping *config_mapping_named(const struct config *c, const char *n
 static const struct mapping *index_lookup(const struct config *c, const struct mapping_index *list, size_t n,
                                           const char *name)
 {
+    if (n == 0)
+        return NULL;
     struct mapping_index key = { .name = (char *)name };
     const struct mapping_index *hit = bsearch(&key, list, n, sizeof *list, index_order);
     return hit ? &c->mappings[hit->mapping] : NULL;

@@ -26,6 +26,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "config_value.h"
 #include "fuzz_input.h"
 #include "login_name.h"
 
@@ -90,10 +91,17 @@ static int scan_entry(void *user, const char *section, const char *key, const ch
 {
     struct scan *s = user;
 
-    if (!strcmp(section, "upstream") && !strcmp(key, "host") && !loopback_host(value))
+    /* [upstream] and every [mapping NAME] name hosts popgate resolves. */
+    bool names_hosts = !strcmp(section, "upstream") || !strncmp(section, "mapping ", 8);
+    if (names_hosts && !strcmp(key, "host") && !loopback_host(value))
         s->unsafe = true;
+    if (names_hosts && !strcmp(key, "legacy_pop3")) {
+        char host[256];
+        unsigned port;
+        s->unsafe |= config_parse_host_port(value, host, sizeof host, &port) && !loopback_host(host);
+    }
     if ((!strcmp(section, "server") && (!strcmp(key, "tls_cert") || !strcmp(key, "tls_key"))) ||
-        (!strcmp(section, "upstream") && !strcmp(key, "ca_file")))
+        (names_hosts && (!strcmp(key, "ca_file") || !strcmp(key, "legacy_ca_file"))))
         s->unsafe |= !safe_file(value);
 
     fuzz_log_put(&s->others, section, strlen(section));
@@ -136,21 +144,32 @@ static void check_config(const struct config *c)
         if (l->implicit_tls)
             FUZZ_CHECK(c->server_tls != NULL);
     }
-    FUZZ_CHECK(c->upstream_host[0] != '\0' && memchr(c->upstream_host, '\0', sizeof c->upstream_host));
-    FUZZ_CHECK(c->upstream_port >= 1 && c->upstream_port <= 65535);
-    FUZZ_CHECK(c->upstream.addrlen > 0 && c->upstream.addrlen <= sizeof c->upstream.addr);
-    FUZZ_CHECK(c->upstream.verify_name == c->upstream_verify_name && c->upstream_verify_name[0] != '\0');
-    FUZZ_CHECK((c->upstream.tls == IMAP_TLS_NONE) == (c->upstream.tls_ctx == NULL));
-    FUZZ_CHECK(c->mailbox[0] != '\0' && memchr(c->mailbox, '\0', sizeof c->mailbox));
+    FUZZ_CHECK(c->n_mappings >= 1 && c->n_finished == c->n_mappings && c->mappings[0].name[0] == '\0');
+    for (size_t i = 0; i < c->n_mappings; i++) {
+        const struct mapping *m = &c->mappings[i];
+        FUZZ_CHECK(m->imap.host[0] != '\0' && memchr(m->imap.host, '\0', sizeof m->imap.host));
+        FUZZ_CHECK(m->imap.port >= 1 && m->imap.port <= 65535);
+        FUZZ_CHECK(m->upstream.addrlen > 0 && m->upstream.addrlen <= sizeof m->upstream.addr);
+        FUZZ_CHECK(m->upstream.verify_name == m->imap.verify_name && m->imap.verify_name[0] != '\0');
+        FUZZ_CHECK((m->upstream.tls == IMAP_TLS_NONE) == (m->upstream.tls_ctx == NULL));
+        FUZZ_CHECK(m->n_folders >= 1 && m->n_folders <= MAPPING_MAX_FOLDERS);
+        for (unsigned f = 0; f < m->n_folders; f++)
+            FUZZ_CHECK(m->folders[f][0] != '\0' && memchr(m->folders[f], '\0', sizeof m->folders[f]));
+        FUZZ_CHECK((unsigned)m->policy.kind < VIEW_KIND_COUNT);
+        FUZZ_CHECK((unsigned)m->policy.on_retr < ON_RETR_COUNT);
+        FUZZ_CHECK((unsigned)m->policy.on_dele < ON_DELE_COUNT);
+        FUZZ_CHECK(config_mapping_named(c, m->name) == m);
+    }
+    /* Every listed user and domain leads to its mapping. */
+    for (size_t i = 0; i < c->n_users; i++)
+        FUZZ_CHECK(c->users[i].mapping < c->n_mappings &&
+                   config_find_mapping(c, c->users[i].name) == &c->mappings[c->users[i].mapping]);
     FUZZ_CHECK(c->preauth_timeout > 0 && c->idle_timeout > 0);
     FUZZ_CHECK(c->max_connections >= 1 && c->max_bad_commands >= 1);
     /* Logins are split at the separator: it must never be part of a device. */
     FUZZ_CHECK(c->device_separator > ' ' && c->device_separator <= '~');
     FUZZ_CHECK(!device_name_valid(&c->device_separator, 1));
     FUZZ_CHECK(c->device_ttl > 0 && c->lock_ttl >= 3);
-    FUZZ_CHECK((unsigned)c->policy.kind < VIEW_KIND_COUNT);
-    FUZZ_CHECK((unsigned)c->policy.on_retr < ON_RETR_COUNT);
-    FUZZ_CHECK((unsigned)c->policy.on_dele < ON_DELE_COUNT);
 
     unsigned warnings = 0;
     FUZZ_CHECK(config_warnings(c, count_warning, &warnings) == warnings);
