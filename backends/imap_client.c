@@ -28,6 +28,7 @@
 
 #include "imap_parse.h"
 #include "imap_quote.h"
+#include "message_id.h"
 #include "net_stream.h"
 
 /* last_error: octets kept, NUL included. Enough for a server's NO text. */
@@ -53,6 +54,7 @@ enum imap_op {
     OP_LOGIN,
     OP_SELECT,
     OP_LISTING,
+    OP_MESSAGE_IDS,
     OP_BODY,
     OP_LIST,      /* special-use lookup */
     OP_COMMAND,   /* STORE, EXPUNGE, MOVE, COPY, NOOP: just the tagged result */
@@ -102,8 +104,9 @@ struct imap_client {
     char *sasl_response;            /* heap, wiped; sent after "+" without SASL-IR */
     bool caps_fresh;                /* capabilities were received during this op */
 
-    /* listing and body fetch */
+    /* listing, Message-IDs and body fetch */
     imap_listing_cb *item_cb;
+    imap_message_id_cb *message_id_cb;
     struct imap_body_sink sink;
     bool *found;
     uint32_t body_uid;
@@ -247,6 +250,7 @@ static void finish(struct imap_client *c, enum imap_result r)
     c->done = NULL;
     c->arg = NULL;
     c->item_cb = NULL;
+    c->message_id_cb = NULL;
     c->found = NULL;
     c->list_out = NULL;
     c->body_streaming = false;
@@ -368,6 +372,7 @@ void imap_client_free(struct imap_client *c)
     /* No callback of the pending operation runs after this. */
     c->done = NULL;
     c->item_cb = NULL;
+    c->message_id_cb = NULL;
     c->list_out = NULL;
     c->sink.section_start = NULL;
     c->sink.data = NULL;
@@ -777,6 +782,19 @@ void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                                    : "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)");
 }
 
+void imap_fetch_message_ids(struct imap_client *c, imap_message_id_cb *item_cb,
+                            imap_done_cb *done, void *arg)
+{
+    if (!op_begin(c, OP_MESSAGE_IDS, done, arg))
+        return;
+    c->message_id_cb = item_cb;
+    if (c->exists == 0) {
+        finish_soon(c, IMAP_RESULT_OK);
+        return;
+    }
+    api_send(c, "UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])");
+}
+
 static bool valid_section(const char *s)
 {
     size_t n = strlen(s);
@@ -1006,6 +1024,63 @@ static enum imap_result tagged_result(const struct imap_response *r, bool login)
     return login ? IMAP_RESULT_AUTH_FAILED : IMAP_RESULT_NO;
 }
 
+/* The item that carries the Message-ID header, as the server names it in
+ * its answer: "BODY[HEADER.FIELDS (MESSAGE-ID)]". */
+static bool is_message_id_item(const char *p, size_t len)
+{
+    static const char prefix[] = "BODY[HEADER.FIELDS (";
+    return len >= sizeof prefix - 1 && strncasecmp(p, prefix, sizeof prefix - 1) == 0;
+}
+
+/* The value of the Message-ID header item in FETCH data that imap_fetch_parse
+ * accepted: a quoted string (the literal, absorbed), a literal marker (too
+ * long to absorb) or NIL. False when the data has no such item: a FETCH the
+ * server sent on its own, such as a flag change. */
+static bool message_id_item(const char *data, size_t len, struct imap_token *value)
+{
+    struct imap_tokenizer t;
+    struct imap_token name;
+    imap_tokenizer_init(&t, data, len);
+    if (imap_next_token(&t, &name) != IMAP_TOK_LPAREN)
+        return false;
+    while (imap_next_token(&t, &name) == IMAP_TOK_ATOM) {
+        enum imap_token_type ty = imap_next_token(&t, value);
+        if (ty != IMAP_TOK_LPAREN) {
+            if (is_message_id_item(name.p, name.len))
+                return true;
+            continue;
+        }
+        for (size_t depth = 1; depth > 0;) {
+            ty = imap_next_token(&t, value);
+            if (ty == IMAP_TOK_LPAREN)
+                depth++;
+            else if (ty == IMAP_TOK_RPAREN)
+                depth--;
+            else if (ty == IMAP_TOK_END || ty == IMAP_TOK_ERROR)
+                return false;
+        }
+    }
+    return false;
+}
+
+static void handle_message_id(struct imap_client *c, uint32_t uid, const char *data, size_t len)
+{
+    struct imap_token value;
+    if (!message_id_item(data, len, &value))
+        return;
+    char header[IMAP_MESSAGE_ID_HEADER_MAX + 1];
+    char msgid[UIDL_MSGID_MAX + 1] = "";
+    size_t msgid_len = 0;
+    if (value.type == IMAP_TOK_QUOTED) {
+        size_t n = imap_token_copy(&value, header, sizeof header);
+        if (n < sizeof header)
+            msgid_len = message_id_extract(header, n, msgid);
+    }
+    c->in_cb++;
+    c->message_id_cb(uid, msgid, msgid_len, c->arg);
+    c->in_cb--;
+}
+
 /* The listing item holds 1970 to 2106; an APPEND may have set any 4-digit
  * year. The nearest bound keeps such mail in date order instead of failing
  * the whole listing. */
@@ -1042,6 +1117,8 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
         c->item_cb(&item, c->arg);
         c->in_cb--;
     }
+    if (c->op == OP_MESSAGE_IDS && (a.present & IMAP_FETCH_HAS_UID) && c->message_id_cb)
+        handle_message_id(c, a.uid, r->data, r->data_len);
 }
 
 /* One "* LIST" during a special-use lookup: the first mailbox with the
@@ -1233,8 +1310,28 @@ static bool literal_is_body(struct imap_client *c, const char *line, size_t len)
     return a.literal_item_len >= 5 && strncasecmp(a.literal_item, "BODY[", 5) == 0;
 }
 
+/* Is the literal that starts now the header of a Message-ID fetch? */
+static bool literal_is_message_id(struct imap_client *c, const char *line, size_t len)
+{
+    if (c->op != OP_MESSAGE_IDS)
+        return false;
+    struct imap_response r;
+    struct imap_fetch_attrs a;
+    const char *err;
+    return imap_response_parse(line, len, &r, &err) && r.type == IMAP_RESP_UNTAGGED && r.has_number &&
+           imap_resp_name_is(&r, "FETCH") && imap_fetch_parse(r.data, r.data_len, true, &a, &err) &&
+           is_message_id_item(a.literal_item, a.literal_item_len);
+}
+
 static void handle_literal_start(struct imap_client *c, const struct imap_read_event *ev)
 {
+    /* A header within the bound joins the line as a quoted string, which
+     * handle_message_id reads; a longer one streams past and is dropped. */
+    if (literal_is_message_id(c, ev->line, ev->line_len)) {
+        if (ev->literal_len <= IMAP_MESSAGE_ID_HEADER_MAX)
+            imap_reader_absorb_literal(&c->reader);
+        return;
+    }
     if (literal_is_body(c, ev->line, ev->line_len)) {
         c->body_seen = true;
         c->body_left = ev->literal_len;

@@ -86,6 +86,15 @@ struct imap_listing_item {
 };
 typedef void imap_listing_cb(const struct imap_listing_item *item, void *arg);
 
+/* One message's Message-ID as message_id_extract() gives it: msgid is
+ * NUL-terminated, msgid_len octets (3..UIDL_MSGID_MAX), valid only during the
+ * call; "" and 0 when the message has none, a malformed one, two of them, or
+ * a Message-ID header longer than IMAP_MESSAGE_ID_HEADER_MAX. */
+typedef void imap_message_id_cb(uint32_t uid, const char *msgid, size_t msgid_len, void *arg);
+/* Longest BODY[HEADER.FIELDS (MESSAGE-ID)] literal read: a few hundred octets
+ * in practice. A longer one is skipped as it streams past, never buffered. */
+#define IMAP_MESSAGE_ID_HEADER_MAX (8 * 1024)
+
 /* Body sink: returns how many of len bytes it took. Taking fewer pauses the
  * upstream; resume with imap_client_resume_body(). `section_start` is called
  * when a body literal begins, with its announced length. */
@@ -116,6 +125,16 @@ unsigned imap_client_caps(const struct imap_client *c);
  * per message in mailbox order. EMAILID is asked for when OBJECTID is advertised. */
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg);
+
+/* UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]); item_cb once
+ * per message in mailbox order; a FETCH without that item (a flag change
+ * the server reports meanwhile) is no item. Sets no flag (PEEK). Memory: a
+ * header within the bound joins the response line as a quoted string (at
+ * most 2 * IMAP_MESSAGE_ID_HEADER_MAX + 2 octets escaped, well within
+ * IMAP_LINE_MAX, released after the line) and is unescaped into a buffer of
+ * IMAP_MESSAGE_ID_HEADER_MAX + 1 octets on the stack. */
+void imap_fetch_message_ids(struct imap_client *c, imap_message_id_cb *item_cb,
+                            imap_done_cb *done, void *arg);
 
 /* UID FETCH <uid> (BODY.PEEK[<section>]<<offset>.<length>>).
  * section: "" for the whole message, "HEADER", "TEXT". length 0 means no

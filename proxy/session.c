@@ -241,6 +241,8 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
     ev_timer_init(&s->idle_timer, on_idle_timeout, 0., 0.);
     s->idle_timer.data = s;
     ev_timer_init(&s->delay_timer, on_delayed_reply, 0., 0.);
+    legacy_uidl_init(&s->legacy_uidls);
+    session_legacy_init(s);
     s->delay_timer.data = s;
     session_device_init(s);
 
@@ -284,6 +286,7 @@ static void session_destroy(struct session *s, const char *reason)
               "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), LOG_END);
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
+    session_legacy_release(s);
     session_device_release(s);
     auth_throttle_cancel(s->throttle);
     imap_client_free(s->imap);

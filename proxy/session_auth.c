@@ -106,6 +106,7 @@ void session_login_failed_with(struct session *s, const char *reply, const char 
     s->gw->logins_failed++;
     metrics_counter_add2(METRIC_LOGINS_TOTAL, "failed", reason, 1);
     session_wipe_password(s);
+    session_legacy_release(s);
     session_device_release(s);
     imap_client_free(s->imap);
     s->imap = NULL;
@@ -163,12 +164,15 @@ static void login_complete(struct session *s)
     s->gw->logins_ok++;
     metrics_counter_add2(METRIC_LOGINS_TOTAL, "ok", "none", 1);
     metrics_observe(METRIC_UPSTREAM_LATENCY, ev_now(s->gw->loop) - s->login_started);
+    session_legacy_build(s);
     session_set_state(s, SESSION_TRANSACTION);
     session_reply(s, "+OK Logged in.");
     session_command_done(s);
 }
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg);
+
+static void list_next_folder(struct session *s);
 
 /* A mapping's folders form one maildrop: list each in turn. */
 static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
@@ -179,6 +183,11 @@ static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
         login_failed(s, r, "listing");
         return;
     }
+    session_legacy_match(s, list_next_folder);
+}
+
+static void list_next_folder(struct session *s)
+{
     unsigned next = (unsigned)s->selected_folder + 1;
     if (next < s->mapping->n_folders) {
         session_select_folder(s, (uint8_t)next, on_selected);
@@ -211,11 +220,18 @@ static void select_mailbox(struct session *s)
     session_select_folder(s, 0, on_selected);
 }
 
+static void legacy_then_select(struct session *s)
+{
+    session_legacy_prepare(s, select_mailbox);
+}
+
 static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
 {
     (void)c;
     struct session *s = arg;
-    session_wipe_password(s);
+    /* A lazy migration logs in to the old server with it (session_legacy.c). */
+    if (!s->mapping->has_legacy || r != IMAP_RESULT_OK)
+        session_wipe_password(s);
     if (r != IMAP_RESULT_OK) {
         if (r == IMAP_RESULT_AUTH_FAILED)
             auth_throttle_record_failure(s->gw->redis, s->device.login.state_user, s->peer_addr,
@@ -224,7 +240,7 @@ static void on_logged_in(struct imap_client *c, enum imap_result r, void *arg)
         return;
     }
     /* Only now: an unauthenticated client must not be able to lock a device. */
-    session_device_lock(s, select_mailbox);
+    session_device_lock(s, legacy_then_select);
 }
 
 static void on_connected(struct imap_client *c, enum imap_result r, void *arg)

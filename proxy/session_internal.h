@@ -17,6 +17,7 @@
 #include "dot_stream.h"
 #include "gateway.h"
 #include "imap_client.h"
+#include "legacy_uidl.h"
 #include "login_name.h"
 #include "login_transform.h"
 #include "maildrop.h"
@@ -130,6 +131,16 @@ struct session {
     struct transfer xfer;
     struct commit_progress *commit;  /* allocated at QUIT: most of a session's size */
 
+    /* An old POP3 server's UIDLs (session_legacy.c) */
+    struct legacy_uidl legacy_uidls; /* message number -> legacy UIDL, for the session */
+    uint64_t legacy_stored;          /* the user's stored legacy UIDLs; 0 = nothing to match */
+    struct legacy_job *legacy_job;   /* lazy import the login waits for */
+    ev_timer legacy_timer;           /* how long it waits */
+    struct legacy_match *legacy_match;     /* login only */
+    struct uidl_lookup *legacy_lookup;     /* login only */
+    void *legacy_ids;                      /* login only: the lookup's id pointers */
+    void (*legacy_next)(struct session *s);
+
     const char *close_reason;        /* why session_close was called (static text) */
     ev_tstamp login_started;         /* for the upstream latency histogram */
     unsigned long long bytes_out;
@@ -186,6 +197,16 @@ void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
 /* session_mapping.c: the user's Redis override and the mapping it selects;
  * sets s->mapping and s->policy, then calls next(s) or fails the login. */
 void session_resolve_mapping(struct session *s, void (*next)(struct session *s));
+
+/* session_legacy.c: after the device lock, the lazy import if the mapping
+ * asks for one; then next(s) or a failed login. */
+void session_legacy_init(struct session *s);
+void session_legacy_prepare(struct session *s, void (*next)(struct session *s));
+/* After the first folder's listing: match its messages to legacy UIDLs. */
+void session_legacy_match(struct session *s, void (*next)(struct session *s));
+/* Once the maildrop is final (after the view): the session's UIDL table. */
+void session_legacy_build(struct session *s);
+void session_legacy_release(struct session *s);
 
 /* session_device.c */
 void session_device_init(struct session *s);

@@ -5,7 +5,10 @@
  * and TOP stream the upstream literal through the dot_stream with
  * backpressure: when the client's output passes the high-water mark the body
  * sink stops taking bytes, which stops reads from the IMAP socket until the
- * client drains. */
+ * client drains. Everything a transfer writes while one upstream read is
+ * handled (status line, body bytes, final ".") is deferred to the end of that
+ * read (net_stream_defer_flush): a small message leaves in one send, a large
+ * one in sends of NET_STREAM_DEFER_MAX instead of one per piece. */
 #include "session_internal.h"
 
 #include <inttypes.h>
@@ -67,6 +70,10 @@ static size_t format_listing_line(const struct session *s, uint32_t msgnum,
 {
     if (!uidl)
         return (size_t)snprintf(out, cap, "%" PRIu32 " %" PRIu32 "\r\n", msgnum, e->size);
+    size_t legacy_len;
+    const char *legacy = legacy_uidl_find(&s->legacy_uidls, msgnum, &legacy_len);
+    if (legacy)
+        return (size_t)snprintf(out, cap, "%" PRIu32 " %.*s\r\n", msgnum, (int)legacy_len, legacy);
     char id[MAILDROP_UIDL_MAX + 1];
     maildrop_uidl(&s->drop, e, id);
     return (size_t)snprintf(out, cap, "%" PRIu32 " %s\r\n", msgnum, id);
@@ -185,6 +192,7 @@ static void on_section_start(uint64_t literal_len, void *arg)
     if (x->started || s->state == SESSION_CLOSING)
         return;
     x->started = true;
+    net_stream_defer_flush(s->client);
     if (x->is_top)
         session_reply(s, "+OK");
     else
@@ -197,6 +205,7 @@ static size_t on_body_data(const char *data, size_t len, void *arg)
     struct transfer *x = &s->xfer;
     if (s->state == SESSION_CLOSING)
         return len;  /* the client is gone; let the upstream finish */
+    net_stream_defer_flush(s->client);
     char out[SEND_CHUNK];
     size_t used = 0;
     while (used < len) {
@@ -225,6 +234,7 @@ static void finish_transfer(struct session *s)
     size_t tail_len;
     /* At most CRLF + ".\r\n" remain; tail holds them in one go. */
     dot_stream_finish(&x->ds, tail, sizeof tail, &tail_len);
+    net_stream_defer_flush(s->client);
     net_stream_write(s->client, tail, tail_len);
     s->bytes_out += tail_len;
 

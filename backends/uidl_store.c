@@ -1,0 +1,370 @@
+/* uidl_store.c: see uidl_store.h. The scripts below are the only code of
+ * popgate that writes or reads the migration marker. */
+#include "uidl_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define KEY_PREFIX "pg1"
+
+/* HSETNX per field keeps what an administrator imported. A script that has
+ * written once is not stopped by maxmemory any more (Redis checks at its
+ * first write only), so it either writes nothing or runs to the end.
+ * ARGV: set-marker flag, marker value, then Message-ID/value pairs. */
+static const char save_script[] =
+    "local written = 0\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  written = written + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "end\n"
+    "if ARGV[1] == '1' then redis.call('SET', KEYS[2], ARGV[2]) end\n"
+    "return written\n";
+
+/* A missing marker is Lua false, which comes back as a nil element. */
+static const char check_script[] =
+    "return {redis.call('HLEN', KEYS[1]), redis.call('GET', KEYS[2])}\n";
+
+void uidl_store_key(const char *state_user, char out[UIDL_STORE_KEY_MAX])
+{
+    snprintf(out, UIDL_STORE_KEY_MAX, KEY_PREFIX ":{%s}:uidl", state_user);
+}
+
+void uidl_store_marker_key(const char *state_user, char out[UIDL_STORE_KEY_MAX])
+{
+    snprintf(out, UIDL_STORE_KEY_MAX, KEY_PREFIX ":{%s}:legacy", state_user);
+}
+
+static void log_failure(const char *what, const char *error)
+{
+    log_event(LOG_LEVEL_WARN, NULL, "redis-error", "op", what, "error", error ? error : "unexpected reply",
+              LOG_END);
+}
+
+/* ---- lookup ------------------------------------------------------------- */
+
+struct lookup_batch {
+    struct uidl_lookup *l;
+    struct redis_request *req;  /* NULL once its callback ran */
+    size_t first;
+    size_t n;
+};
+
+struct uidl_lookup {
+    uidl_lookup_cb *done;
+    void *arg;
+    size_t n;
+    struct lookup_batch *batches;
+    size_t n_batches;
+    size_t pending;             /* batches still waiting for their reply */
+    bool in_callback;           /* cancel from inside done is a no-op */
+    /* Values as they arrive: offs[i] into pool, SIZE_MAX when absent. */
+    size_t *offs;
+    size_t *lens;
+    char *pool;
+    size_t pool_len, pool_cap;
+};
+
+static void lookup_free(struct uidl_lookup *l)
+{
+    free(l->batches);
+    free(l->offs);
+    free(l->lens);
+    free(l->pool);
+    free(l);
+}
+
+/* Cancels every batch still in flight (their callbacks never run). */
+static void lookup_cancel_batches(struct uidl_lookup *l)
+{
+    for (size_t b = 0; b < l->n_batches; b++) {
+        redis_request_cancel(l->batches[b].req);
+        l->batches[b].req = NULL;
+    }
+}
+
+static void lookup_deliver(struct uidl_lookup *l, bool ok)
+{
+    const char **values = NULL;
+    if (ok) {
+        values = malloc((l->n ? l->n : 1) * sizeof *values);
+        ok = values != NULL;
+    }
+    for (size_t i = 0; ok && i < l->n; i++)
+        values[i] = l->offs[i] == SIZE_MAX ? NULL : l->pool + l->offs[i];
+    l->in_callback = true;
+    if (ok)
+        l->done(UIDL_STORE_OK, values, l->lens, l->n, l->arg);
+    else
+        l->done(UIDL_STORE_UNAVAILABLE, NULL, NULL, l->n, l->arg);
+    free(values);
+    lookup_free(l);
+}
+
+/* Copies one batch's values; false on a reply of the wrong shape. */
+static bool lookup_take(struct uidl_lookup *l, const struct lookup_batch *b, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != b->n)
+        return false;
+    for (size_t i = 0; i < b->n; i++) {
+        const redisReply *v = r->element[i];
+        size_t k = b->first + i;
+        if (v->type == REDIS_REPLY_NIL) {
+            l->offs[k] = SIZE_MAX;
+            l->lens[k] = 0;
+            continue;
+        }
+        if (v->type != REDIS_REPLY_STRING)
+            return false;
+        size_t len = v->len <= UIDL_VALUE_MAX ? v->len : 0;
+        if (len > l->pool_cap - l->pool_len) {
+            size_t cap = l->pool_cap ? l->pool_cap * 2 : 4096;
+            while (cap - l->pool_len < len)
+                cap *= 2;
+            char *p = realloc(l->pool, cap);
+            if (!p)
+                return false;
+            l->pool = p;
+            l->pool_cap = cap;
+        }
+        memcpy(l->pool + l->pool_len, v->str, len);
+        l->offs[k] = l->pool_len;
+        l->lens[k] = len;
+        l->pool_len += len;
+    }
+    return true;
+}
+
+static void on_lookup_batch(const redisReply *r, const char *error, void *arg)
+{
+    struct lookup_batch *b = arg;
+    struct uidl_lookup *l = b->l;
+    b->req = NULL;
+    l->pending--;
+    bool ok = r != NULL && lookup_take(l, b, r);
+    if (!ok) {
+        log_failure("uidl-lookup", error);
+        lookup_cancel_batches(l);
+        lookup_deliver(l, false);
+        return;
+    }
+    if (l->pending == 0)
+        lookup_deliver(l, true);
+}
+
+/* No ids: one HLEN stands in, so the answer still comes from the loop. */
+static void on_lookup_empty(const redisReply *r, const char *error, void *arg)
+{
+    struct lookup_batch *b = arg;
+    struct uidl_lookup *l = b->l;
+    b->req = NULL;
+    l->pending--;
+    bool ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+    if (!ok)
+        log_failure("uidl-lookup", error);
+    lookup_deliver(l, ok);
+}
+
+struct uidl_lookup *uidl_store_lookup(struct redis_store *store, const char *state_user,
+                                      const char *const *ids, const size_t *lens, size_t n,
+                                      uidl_lookup_cb *done, void *arg)
+{
+    struct uidl_lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->done = done;
+    l->arg = arg;
+    l->n = n;
+    l->n_batches = n ? (n + UIDL_STORE_BATCH - 1) / UIDL_STORE_BATCH : 1;
+    l->batches = calloc(l->n_batches, sizeof *l->batches);
+    l->offs = malloc((n ? n : 1) * sizeof *l->offs);
+    l->lens = calloc(n ? n : 1, sizeof *l->lens);
+    const char **argv = malloc((2 + UIDL_STORE_BATCH) * sizeof *argv);
+    size_t *argvlen = malloc((2 + UIDL_STORE_BATCH) * sizeof *argvlen);
+    if (!l->batches || !l->offs || !l->lens || !argv || !argvlen) {
+        free(argv);
+        free(argvlen);
+        lookup_free(l);
+        return NULL;
+    }
+
+    char key[UIDL_STORE_KEY_MAX];
+    uidl_store_key(state_user, key);
+    bool ok = true;
+    for (size_t b = 0; ok && b < l->n_batches; b++) {
+        struct lookup_batch *batch = &l->batches[b];
+        batch->l = l;
+        batch->first = b * UIDL_STORE_BATCH;
+        batch->n = n - batch->first < UIDL_STORE_BATCH ? n - batch->first : UIDL_STORE_BATCH;
+        argv[0] = n ? "HMGET" : "HLEN";
+        argvlen[0] = strlen(argv[0]);
+        argv[1] = key;
+        argvlen[1] = strlen(key);
+        for (size_t i = 0; i < batch->n; i++) {
+            argv[2 + i] = ids[batch->first + i];
+            argvlen[2 + i] = lens[batch->first + i];
+        }
+        batch->req = redis_store_command(store, n ? on_lookup_batch : on_lookup_empty, batch,
+                                         (int)(2 + batch->n), argv, argvlen);
+        ok = batch->req != NULL;
+        l->pending += ok;
+    }
+    free(argv);
+    free(argvlen);
+    if (!ok) {
+        lookup_cancel_batches(l);
+        lookup_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void uidl_lookup_cancel(struct uidl_lookup *l)
+{
+    if (!l || l->in_callback)
+        return;
+    lookup_cancel_batches(l);
+    lookup_free(l);
+}
+
+/* ---- save --------------------------------------------------------------- */
+
+static bool visible_span(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e)
+            return false;
+    return true;
+}
+
+/* The forms uidl_file_parse accepts, so export and import read it back. */
+static bool entry_valid(const struct uidl_store_entry *e)
+{
+    if (e->uidl_len == 0 || e->uidl_len > UIDL_MAX || !visible_span(e->uidl, e->uidl_len))
+        return false;
+    if (e->msgid_len < 3 || e->msgid_len > UIDL_MSGID_MAX || e->msgid[0] != '<' ||
+        e->msgid[e->msgid_len - 1] != '>' || !visible_span(e->msgid, e->msgid_len))
+        return false;
+    return memchr(e->msgid + 1, '<', e->msgid_len - 2) == NULL &&
+           memchr(e->msgid + 1, '>', e->msgid_len - 2) == NULL;
+}
+
+struct save_call {
+    uidl_save_cb *done;
+    void *arg;
+};
+
+static void on_save_reply(const redisReply *r, const char *error, void *arg)
+{
+    struct save_call call = *(struct save_call *)arg;
+    free(arg);
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
+        log_failure("uidl-save", error);
+        call.done(UIDL_STORE_UNAVAILABLE, 0, call.arg);
+        return;
+    }
+    call.done(UIDL_STORE_OK, (uint64_t)r->integer, call.arg);
+}
+
+/* Builds the EVAL's arguments (values formatted into pool) and sends it. */
+static struct redis_request *send_save(struct redis_store *store, const char *state_user,
+                                       const struct uidl_store_entry *entries, size_t n,
+                                       const char *marker_value, struct save_call *call,
+                                       const char **argv, size_t *argvlen, char *pool, size_t pool_cap)
+{
+    enum { FIXED = 7 };  /* EVAL script 2 key marker-key flag marker */
+    char key[UIDL_STORE_KEY_MAX], marker_key[UIDL_STORE_KEY_MAX];
+    uidl_store_key(state_user, key);
+    uidl_store_marker_key(state_user, marker_key);
+    const char *fixed[FIXED] = { "EVAL", save_script, "2", key, marker_key, marker_value ? "1" : "0",
+                                 marker_value ? marker_value : "" };
+    for (size_t i = 0; i < FIXED; i++) {
+        argv[i] = fixed[i];
+        argvlen[i] = strlen(fixed[i]);
+    }
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct uidl_store_entry *e = &entries[i];
+        struct uidl_file_entry fe = { .uidl = e->uidl, .uidl_len = e->uidl_len, .size = e->size };
+        size_t vlen = uidl_value_format(&fe, pool + used, pool_cap - used);
+        argv[FIXED + 2 * i] = e->msgid;
+        argvlen[FIXED + 2 * i] = e->msgid_len;
+        argv[FIXED + 2 * i + 1] = pool + used;
+        argvlen[FIXED + 2 * i + 1] = vlen;
+        used += vlen;
+    }
+    return redis_store_command(store, on_save_reply, call, (int)(FIXED + 2 * n), argv, argvlen);
+}
+
+struct redis_request *uidl_store_save(struct redis_store *store, const char *state_user,
+                                      const struct uidl_store_entry *entries, size_t n,
+                                      const char *marker_value, uidl_save_cb *done, void *arg)
+{
+    if (n == 0 || n > UIDL_STORE_SAVE_MAX)
+        return NULL;
+    /* Each value "<uidl> <size>" is at most uidl_len + 11 octets; one NUL ends the last. */
+    size_t pool_cap = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (!entry_valid(&entries[i]))
+            return NULL;
+        pool_cap += entries[i].uidl_len + 1 + 10;
+    }
+    size_t argc = 7 + 2 * n;
+    const char **argv = malloc(argc * sizeof *argv);
+    size_t *argvlen = malloc(argc * sizeof *argvlen);
+    char *pool = malloc(pool_cap);
+    struct save_call *call = malloc(sizeof *call);
+    struct redis_request *req = NULL;
+    if (argv && argvlen && pool && call) {
+        *call = (struct save_call){ done, arg };
+        req = send_save(store, state_user, entries, n, marker_value, call, argv, argvlen, pool, pool_cap);
+    }
+    if (!req)
+        free(call);
+    free(argv);
+    free(argvlen);
+    free(pool);
+    return req;
+}
+
+/* ---- check -------------------------------------------------------------- */
+
+struct check_call {
+    uidl_check_cb *done;
+    void *arg;
+};
+
+static void on_check_reply(const redisReply *r, const char *error, void *arg)
+{
+    struct check_call call = *(struct check_call *)arg;
+    free(arg);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[0]->integer < 0 ||
+        (r->element[1]->type != REDIS_REPLY_STRING && r->element[1]->type != REDIS_REPLY_NIL)) {
+        log_failure("uidl-check", error);
+        call.done(UIDL_STORE_UNAVAILABLE, 0, NULL, 0, call.arg);
+        return;
+    }
+    const redisReply *marker = r->element[1];
+    bool has_marker = marker->type == REDIS_REPLY_STRING;
+    call.done(UIDL_STORE_OK, (uint64_t)r->element[0]->integer, has_marker ? marker->str : NULL,
+              has_marker ? marker->len : 0, call.arg);
+}
+
+struct redis_request *uidl_store_check(struct redis_store *store, const char *state_user,
+                                       uidl_check_cb *done, void *arg)
+{
+    struct check_call *call = malloc(sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct check_call){ done, arg };
+    char key[UIDL_STORE_KEY_MAX], marker_key[UIDL_STORE_KEY_MAX];
+    uidl_store_key(state_user, key);
+    uidl_store_marker_key(state_user, marker_key);
+    const char *argv[] = { "EVAL", check_script, "2", key, marker_key };
+    struct redis_request *req = redis_store_command(store, on_check_reply, call, 5, argv, NULL);
+    if (!req)
+        free(call);
+    return req;
+}

@@ -1,0 +1,116 @@
+/* uidl_store: a user's legacy UIDLs in Redis (DESIGN.md "UIDL", migration).
+ *
+ * Keys ({user} is the Redis Cluster hash tag: one slot, so a script may touch
+ * both):
+ *   pg1:{user}:uidl    hash: Message-ID (with its angle brackets) ->
+ *                      "<uidl> <size>" (uidl_file.h; written by
+ *                      `popgate-admin uidl import` or uidl_store_save)
+ *   pg1:{user}:legacy  the lazy migration's marker: set, in the same atomic
+ *                      step as the hash fields, once a migration finished
+ * user is the Redis identity (login_name.h state_user). uidl_store_key and
+ * uidl_store_marker_key are the one place these names are built.
+ *
+ * Lifetime: lookup returns its own handle (it is several pipelined
+ * requests); save and check return their redis_request, as device_state
+ * does. A handle is valid until its callback runs, which happens exactly once
+ * and never from inside the call, or until it is cancelled, after which the
+ * callback never runs. A NULL return means out of memory (or invalid
+ * arguments, said below): the callback will not run. Cancel when the session
+ * goes away first.
+ */
+#ifndef POPGATE_UIDL_STORE_H
+#define POPGATE_UIDL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device_state.h"
+#include "redis_store.h"
+#include "uidl_file.h"
+
+/* Bound of the two key names (the user part is at most LOGIN_USER_MAX). */
+#define UIDL_STORE_KEY_MAX DEVICE_KEY_MAX
+/* Fields per HMGET: Redis answers each batch without holding other clients
+ * up for long, and one reply stays under ~100 KiB. */
+#define UIDL_STORE_BATCH 1000
+/* Entries one uidl_store_save may write: its script runs atomically inside
+ * Redis, which serves no one else meanwhile (~50 ms at this size). A larger
+ * migration calls save several times, the marker only on the last call. */
+#define UIDL_STORE_SAVE_MAX 100000
+
+void uidl_store_key(const char *state_user, char out[UIDL_STORE_KEY_MAX]);
+void uidl_store_marker_key(const char *state_user, char out[UIDL_STORE_KEY_MAX]);
+
+enum uidl_store_result {
+    UIDL_STORE_OK,
+    UIDL_STORE_UNAVAILABLE,  /* Redis down, timeout, or an unexpected reply */
+};
+
+/* ---- lookup: HMGET in batches -------------------------------------------- */
+
+/* values[i] is the stored value of ids[i] (not NUL-terminated, lens[i]
+ * octets), NULL when the hash has no such field. A value longer than
+ * UIDL_VALUE_MAX cannot be a stored value: it comes as "" (length 0), present
+ * but malformed. All n values, or none (r != UIDL_STORE_OK: values NULL). The
+ * arrays and values are valid during the call only. */
+typedef void uidl_lookup_cb(enum uidl_store_result r, const char *const *values, const size_t *lens,
+                            size_t n, void *arg);
+
+struct uidl_lookup;
+
+/* HMGET pg1:{state_user}:uidl for the n ids (ids[i], lens[i] octets), in
+ * batches of UIDL_STORE_BATCH fields, all sent at once (pipelined). The ids
+ * are copied into the outgoing buffer before this returns. Memory until the
+ * callback: 24 bytes per id plus the values' octets (at most UIDL_VALUE_MAX
+ * each), and 32 bytes per batch. n == 0 answers OK with no values, after
+ * one HLEN (so the answer still comes from the loop, never from inside the
+ * call). NULL when memory runs out. */
+struct uidl_lookup *uidl_store_lookup(struct redis_store *store, const char *state_user,
+                                      const char *const *ids, const size_t *lens, size_t n,
+                                      uidl_lookup_cb *done, void *arg);
+void uidl_lookup_cancel(struct uidl_lookup *l);
+
+/* ---- save: the lazy migration's result ------------------------------------ */
+
+/* One legacy message matched to an upstream one: its Message-ID (uidl_file's
+ * form: "<...>", 3..UIDL_MSGID_MAX octets of 0x21..0x7E), its legacy UIDL
+ * (1..UIDL_MAX octets of 0x21..0x7E) and the size the old server listed. */
+struct uidl_store_entry {
+    const char *msgid;
+    size_t msgid_len;
+    const char *uidl;
+    size_t uidl_len;
+    uint32_t size;
+};
+
+/* written: how many fields were new (a field already in the hash, e.g. from
+ * an administrator's import, is kept as it is). */
+typedef void uidl_save_cb(enum uidl_store_result r, uint64_t written, void *arg);
+
+/* One EVAL, atomic: every entry's field is set unless the hash already has
+ * it (HSETNX), and then, when marker_value is not NULL, the marker key is set
+ * to it. A failed or interrupted save writes nothing, so a half-written
+ * migration never carries the marker. UIDL_STORE_UNAVAILABLE after the
+ * script ran (a lost reply) is possible: saving again is harmless. The
+ * caller leaves out Message-IDs that are not unique on either side (of a
+ * repeated one the first entry would win). Memory during the call: 32 bytes
+ * per entry plus its value. NULL, sending nothing, when an entry is
+ * malformed, n is 0 or above UIDL_STORE_SAVE_MAX, or memory runs out. */
+struct redis_request *uidl_store_save(struct redis_store *store, const char *state_user,
+                                      const struct uidl_store_entry *entries, size_t n,
+                                      const char *marker_value, uidl_save_cb *done, void *arg);
+
+/* ---- check: is there anything, and is the migration done ------------------ */
+
+/* entries: HLEN of the hash; marker: the marker's value (not NUL-terminated,
+ * marker_len octets), NULL when the key does not exist. Valid during the
+ * call only. */
+typedef void uidl_check_cb(enum uidl_store_result r, uint64_t entries, const char *marker,
+                           size_t marker_len, void *arg);
+
+/* HLEN of the hash and GET of the marker in one round trip (one EVAL). */
+struct redis_request *uidl_store_check(struct redis_store *store, const char *state_user,
+                                       uidl_check_cb *done, void *arg);
+
+#endif
