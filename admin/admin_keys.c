@@ -1,6 +1,8 @@
 /* admin_keys.c: see admin_keys.h. */
 #include "admin_keys.h"
 
+#include "uidl_store.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -31,7 +33,8 @@ void admin_map_key(const char *state_user, char *out)
 
 void admin_uidl_key(const char *state_user, char *out)
 {
-    snprintf(out, ADMIN_KEY_MAX, "pg1:{%s}:uidl", state_user);
+    /* popgate reads the same key: one definition, in backends/uidl_store.c. */
+    uidl_store_key(state_user, out);
 }
 
 void admin_prefix_pattern(const char *prefix, char *out)
