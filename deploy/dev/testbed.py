@@ -23,6 +23,7 @@ import imaplib
 import itertools
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -198,8 +199,19 @@ class Testbed:
 
     host = "127.0.0.1"
 
-    def __init__(self, protocols=("imap", "pop3", "lmtp"), parent_dir=None, name="pgtest"):
+    def __init__(self, protocols=("imap", "pop3", "lmtp"), parent_dir=None, name="pgtest",
+                 dovecot_settings=None, redis=True):
+        """dovecot_settings: extra Dovecot settings, a dict {name: value} (a
+        top-level setting the test bed already writes, such as
+        pop3_uidl_format, is replaced in place; others are added) or a string
+        of raw config text appended at the end (blocks such as `protocol pop3
+        { ... }`). E.g. {"pop3_uidl_format": "%g"} plays an old POP3 server
+        whose UIDLs differ from popgate's. redis=False runs no Redis (the
+        instance is then only an IMAP/POP3 server for another test bed's
+        popgate); ports["redis"] is still reserved but nothing listens."""
         self.protocols = tuple(protocols)
+        self.dovecot_settings = dovecot_settings
+        self.with_redis = redis
         self.dir = tempfile.mkdtemp(prefix="popgate-testbed-", dir=parent_dir)
         os.chmod(self.dir, 0o755)  # Dovecot's unprivileged processes walk into it.
         self.cert = os.path.join(self.dir, "cert.pem")
@@ -234,7 +246,8 @@ class Testbed:
             os.makedirs(self.passwd_dir, mode=0o755)
             self._write_dovecot_conf()
             self._start_dovecot()
-            self._start_redis()
+            if self.with_redis:
+                self._start_redis()
         except BaseException:
             self.stop()
             raise
@@ -353,8 +366,31 @@ class Testbed:
             lines += ["service lmtp {",
                       f"  inet_listener lmtp {{\n    port = {p['lmtp']}\n  }}",
                       "}"]
+        lines = self._apply_dovecot_settings(lines)
         with open(self.dovecot_conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def _apply_dovecot_settings(self, lines):
+        extra = self.dovecot_settings
+        if not extra:
+            return lines
+        if isinstance(extra, str):
+            return lines + [extra]
+        lines = list(lines)
+        for key, value in extra.items():
+            if any(c in f"{key}{value}" for c in "\r\n"):
+                raise ValueError(f"one Dovecot setting a line: {key!r}")
+            setting = f"{key} = {value}"
+            for i, ln in enumerate(lines):
+                # Only top-level "key = value" lines (no indentation).
+                if ln.split(" = ", 1)[0] == key and not ln.startswith(" "):
+                    lines[i] = setting
+                    break
+            else:
+                # Appended after the blocks: a top-level setting there is
+                # still global to Dovecot.
+                lines.append(setting)
+        return lines
 
     def dovecot_endpoints(self):
         eps = [(self.host, self.ports["imap"]), (self.host, self.ports["imaps"])]
@@ -388,6 +424,22 @@ class Testbed:
             log.close()
         wait_for_ports([(self.host, self.ports["redis"])], self.redis, START_TIMEOUT,
                        "redis-server", self.redis_log)
+
+    def stop_dovecot(self):
+        """Stop this test bed's Dovecot (by PID, waiting for it and its
+        children), e.g. to take an old POP3 server away. Mail stays."""
+        stop_process(self.dovecot)
+        self.dovecot = None
+        # Not port_free(): connections in TIME_WAIT keep a plain bind() off
+        # the port, though Dovecot (SO_REUSEADDR) could listen there again.
+        wait_for(lambda: not any(port_accepts(h, port) for h, port in self.dovecot_endpoints()),
+                 STOP_TIMEOUT, "dovecot's ports to close")
+
+    def start_dovecot(self):
+        """Start Dovecot again after stop_dovecot() (same config, ports, mail)."""
+        if self.dovecot is not None and self.dovecot.poll() is None:
+            return
+        self._start_dovecot()
 
     # -- users and mail ----------------------------------------------------
     def add_user(self, name, password):
@@ -472,8 +524,8 @@ class Testbed:
         return (f"test bed in {self.dir}\n"
                 f"  dovecot imap {self.host}:{p['imap']} (STARTTLS), imaps {p['imaps']}, "
                 f"pop3 {p['pop3']}, pop3s {p['pop3s']}, lmtp {p['lmtp']}\n"
-                f"  redis {self.host}:{p['redis']}\n"
-                f"  CA/cert {self.cert}")
+                + (f"  redis {self.host}:{p['redis']}\n" if self.with_redis else "")
+                + f"  CA/cert {self.cert}")
 
 
 def _descendants(pid):
@@ -616,6 +668,31 @@ class Popgate:
             self.stop(check=False)
             raise
         return self
+
+    def reload(self, timeout=START_TIMEOUT):
+        """Write the config from self.sections (change them first), send
+        SIGHUP and wait for popgate to log the reload. Returns True when it
+        logged `event=reload ... result=ok`, False on `event=reload-failed`
+        (it then keeps the old config)."""
+        self.write_config()
+        def outcomes():
+            text = self.log()
+            return (len(re.findall(r"event=reload .*result=ok", text)),
+                    text.count("event=reload-failed"))
+        before = outcomes()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok, failed = outcomes()
+            if ok > before[0]:
+                return True
+            if failed > before[1]:
+                return False
+            if not self.running():
+                raise AssertionError("popgate exited on SIGHUP" + log_tail(self.log_path))
+            time.sleep(0.05)
+        raise AssertionError("popgate did not log a reload within "
+                             f"{timeout:.0f}s of SIGHUP" + log_tail(self.log_path))
 
     @property
     def pid(self):

@@ -90,6 +90,40 @@ def testbed(request):
         tb.stop()
 
 
+# The UIDL format of the second test bed's POP3 server: not popgate's
+# lower-case %08Xu%08Xv, so it plays an old POP3 server a user migrates from.
+SECOND_UIDL_FORMAT = "%v.%u"
+
+
+@pytest.fixture(scope="session")
+def make_testbed(request):
+    """make_testbed(name=..., dovecot_settings=..., redis=...) -> a started,
+    independent Testbed (own ports, mail root, Dovecot and, unless
+    redis=False, Redis), stopped at the end of the run (or earlier with its
+    own stop())."""
+    made = []
+
+    def make(**kwargs):
+        tb = testbed_mod.Testbed(**kwargs)
+        made.append(tb)
+        return tb.start()
+
+    yield make
+    for tb in made:
+        if request.session.testsfailed and tb.dir and os.path.isdir(tb.dir):
+            print(testbed_mod.log_tail(tb.dovecot_log, 60))
+        tb.stop()
+
+
+@pytest.fixture(scope="session")
+def second_testbed(make_testbed):
+    """A second Dovecot (and Redis), independent of `testbed`: its own ports
+    and mail root, POP3 UIDLs in SECOND_UIDL_FORMAT. A popgate of `testbed`
+    reaches its IMAP at 127.0.0.1:second_testbed.ports["imap"] (STARTTLS,
+    certificate second_testbed.cert, name "localhost")."""
+    return make_testbed(name="pgtest2", dovecot_settings={"pop3_uidl_format": SECOND_UIDL_FORMAT})
+
+
 def new_mailbox(testbed, password=None):
     n = next(_user_ids)
     user = f"user{n}"

@@ -232,3 +232,27 @@ def test_folders_form_one_maildrop(bed, start, user):
     p = login(pg, user)
     assert [line.split()[1].decode() for line in p.uidl()[1]] == ids[:3]
     p.quit()
+
+
+def test_lazy_migration_wait_is_bounded_by_legacy_timeout(bed, start, user):
+    """An old POP3 server that accepts and then says nothing: the login gives
+    up after legacy_timeout with [SYS/TEMP] (the client retries), rather than
+    waiting for the server or serving new UIDLs."""
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        pg = start(mappings={"old": {"users": user,
+                                     "legacy_pop3": f"127.0.0.1:{silent.getsockname()[1]}",
+                                     "legacy_timeout": "1"}})
+        started = time.monotonic()
+        err = login_error(pg, user)
+        waited = time.monotonic() - started
+        assert err.startswith("-ERR [SYS/TEMP]"), err
+        assert waited < 6, waited
+        assert "legacy-wait" in pg.log() and "result=timeout" in pg.log()
+        # Nothing was recorded: the next login tries the old server again.
+        assert redis_cli(bed, "EXISTS", f"pg1:{{{user}}}:legacy") == ["0"]
+    finally:
+        silent.close()
