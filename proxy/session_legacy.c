@@ -341,8 +341,13 @@ void session_legacy_build(struct session *s)
 {
     if (!s->legacy_match)
         return;
-    if (!legacy_match_build(s->legacy_match, &s->drop, &s->legacy_uidls))
+    size_t dropped = 0;
+    if (!legacy_match_build(s->legacy_match, &s->drop, &s->legacy_uidls) ||
+        !legacy_uidl_drop_collisions(&s->legacy_uidls, &s->drop, &dropped))
         legacy_uidl_free(&s->legacy_uidls);
+    if (dropped > 0)
+        log_event(LOG_LEVEL_WARN, s->id, "legacy-uidl", "user", s->device.login.user,
+                  "dropped_same_as_own_uidl", LOG_U64(dropped), LOG_END);
     legacy_match_free(s->legacy_match);
     free(s->legacy_match);
     s->legacy_match = NULL;

@@ -329,3 +329,58 @@ bool legacy_match_build(const struct legacy_match *m, const struct maildrop *dro
     }
     return true;
 }
+
+/* ---- collisions with popgate's own UIDLs ---------------------------------- */
+
+struct uidl_ref {
+    const char *p;
+    uint8_t len;
+    uint32_t entry;
+};
+
+static int uidl_ref_order(const void *a, const void *b)
+{
+    const struct uidl_ref *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (int)x->len - (int)y->len;
+}
+
+bool legacy_uidl_drop_collisions(struct legacy_uidl *t, const struct maildrop *drop, size_t *dropped)
+{
+    *dropped = 0;
+    if (t->count == 0)
+        return true;
+    struct uidl_ref *refs = malloc(t->count * sizeof *refs);
+    bool *collides = calloc(t->count, sizeof *collides);
+    if (!refs || !collides) {
+        free(refs);
+        free(collides);
+        return false;
+    }
+    for (uint32_t i = 0; i < t->count; i++)
+        refs[i] = (struct uidl_ref){ t->chars + t->entries[i].off, t->entries[i].len, i };
+    qsort(refs, t->count, sizeof *refs, uidl_ref_order);
+    /* Both lists ascend by message number: walk them together. */
+    uint32_t next_legacy = 0;
+    for (uint32_t msgnum = 1; msgnum <= drop->count; msgnum++) {
+        if (next_legacy < t->count && t->entries[next_legacy].msgnum == msgnum) {
+            next_legacy++;
+            continue;
+        }
+        char own[MAILDROP_UIDL_MAX + 1];
+        struct uidl_ref key = { own, (uint8_t)maildrop_uidl(drop, &drop->entries[msgnum - 1], own), 0 };
+        const struct uidl_ref *hit = bsearch(&key, refs, t->count, sizeof *refs, uidl_ref_order);
+        if (hit)
+            collides[hit->entry] = true;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+        if (!collides[i])
+            t->entries[kept++] = t->entries[i];
+    *dropped = t->count - kept;
+    t->count = kept;
+    free(refs);
+    free(collides);
+    return true;
+}

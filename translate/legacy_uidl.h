@@ -77,6 +77,14 @@ const char *legacy_uidl_find(const struct legacy_uidl *t, uint32_t msgnum, size_
 /* Releases everything; t is empty (as after init) afterwards. */
 void legacy_uidl_free(struct legacy_uidl *t);
 
+/* A legacy UIDL that equals popgate's own UIDL of another message in drop
+ * (an old Dovecot with the same UIDL format can give one) would make two
+ * messages share a UIDL: such legacy UIDLs are removed from t, so their
+ * messages get popgate's own (the client downloads them once more; nothing
+ * is hidden). *dropped says how many. Memory: 16 bytes and 1 byte per entry,
+ * while it runs. False, t unchanged, when memory runs out. */
+bool legacy_uidl_drop_collisions(struct legacy_uidl *t, const struct maildrop *drop, size_t *dropped);
+
 /* ---- matching at login -------------------------------------------------- */
 
 /* Total Message-ID octets one match holds. ~800,000 messages with typical

@@ -413,10 +413,44 @@ static void test_match_repeats(void **state)
     legacy_match_free(&m);
 }
 
+/* A legacy UIDL equal to popgate's own UIDL of an unmatched message would
+ * give two messages one UIDL: that legacy UIDL goes, its message falls back
+ * to its own UIDL; other legacy UIDLs stay. */
+static void test_drop_collisions_with_own_uidls(void **state)
+{
+    (void)state;
+    struct maildrop drop;
+    maildrop_init(&drop, 0x10);
+    for (uint32_t uid = 1; uid <= 4; uid++)
+        assert_true(maildrop_append(&drop, uid, 100));
+    char own3[MAILDROP_UIDL_MAX + 1];
+    maildrop_uidl(&drop, maildrop_get(&drop, 3), own3);   /* message 3 keeps its own */
+
+    struct legacy_uidl t;
+    legacy_uidl_init(&t);
+    assert_true(legacy_uidl_add(&t, 1, own3, strlen(own3)));  /* collides with message 3 */
+    assert_true(legacy_uidl_add(&t, 2, "old-2", 5));
+    assert_true(legacy_uidl_add(&t, 4, "old-4", 5));
+    size_t dropped = 99;
+    assert_true(legacy_uidl_drop_collisions(&t, &drop, &dropped));
+    assert_int_equal(dropped, 1);
+    size_t len;
+    assert_null(legacy_uidl_find(&t, 1, &len));
+    assert_memory_equal(legacy_uidl_find(&t, 2, &len), "old-2", 5);
+    assert_memory_equal(legacy_uidl_find(&t, 4, &len), "old-4", 5);
+    /* No collision left: nothing more goes. */
+    assert_true(legacy_uidl_drop_collisions(&t, &drop, &dropped));
+    assert_int_equal(dropped, 0);
+    assert_int_equal(t.count, 2);
+    legacy_uidl_free(&t);
+    maildrop_free(&drop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_add_find),
+        cmocka_unit_test(test_drop_collisions_with_own_uidls),
         cmocka_unit_test(test_table_refuses),
         cmocka_unit_test(test_table_many),
         cmocka_unit_test(test_match_rules),
