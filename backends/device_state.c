@@ -195,6 +195,8 @@ static struct redis_request *result_command(struct redis_store *store, device_do
     struct redis_request *req = redis_store_command(store, on_result_reply, call, argc, argv, argvlen);
     if (!req)
         free(call);
+    else
+        redis_request_on_cancel(req, free);
     return req;
 }
 
@@ -300,6 +302,8 @@ struct redis_request *device_state_load(struct redis_store *store, const struct 
     struct redis_request *req = redis_store_command(store, on_load_reply, call, ARGC, argv, argvlen);
     if (!req)
         free(call);
+    else
+        redis_request_on_cancel(req, free);
     return req;
 }
 
@@ -313,7 +317,7 @@ struct commit_call {
     void *arg;
     enum device_result eval_result;
     unsigned replicas;
-    struct redis_request *wait_req;
+    struct redis_request *eval_req;  /* until the EVAL answered */
 };
 
 static void on_commit_wait(const redisReply *r, const char *error, void *arg)
@@ -335,6 +339,16 @@ static void on_commit_eval(enum device_result r, void *arg)
 {
     struct commit_call *call = arg;
     call->eval_result = r;
+    call->eval_req = NULL;
+}
+
+/* The session went away with the WAIT pending: its callback, which frees
+ * call, will not run; nor may the EVAL's, which writes into it. */
+static void on_commit_abandoned(void *arg)
+{
+    struct commit_call *call = arg;
+    redis_request_cancel(call->eval_req);
+    free(call);
 }
 
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
@@ -380,8 +394,8 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
         free(call);
         return NULL;
     }
-    /* Cancelling the WAIT (the session went away) is enough: the EVAL's
-     * callback only records its result in call, which the WAIT's frees. */
+    call->eval_req = eval;
+    redis_request_on_cancel(wait, on_commit_abandoned);
     return wait;
 }
 
@@ -418,5 +432,7 @@ struct redis_request *device_override_load(struct redis_store *store, const char
     struct redis_request *req = redis_store_command(store, on_override_reply, call, 2, argv, NULL);
     if (!req)
         free(call);
+    else
+        redis_request_on_cancel(req, free);
     return req;
 }

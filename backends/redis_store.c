@@ -17,6 +17,7 @@ struct redis_request {
     struct redis_store *store;
     redis_reply_cb *cb;
     void *arg;
+    void (*release)(void *arg);  /* on cancel: the callback will not free arg */
     ev_timer deadline;
     bool finished;           /* callback delivered or cancelled */
     bool in_hiredis;         /* hiredis holds it and will call on_reply once */
@@ -184,12 +185,19 @@ void redis_store_send(struct redis_store *store, int argc, const char **argv, co
     redis_store_command(store, ignore_reply, NULL, argc, argv, argvlen);
 }
 
+void redis_request_on_cancel(struct redis_request *req, void (*release)(void *arg))
+{
+    req->release = release;
+}
+
 void redis_request_cancel(struct redis_request *req)
 {
     if (!req)
         return;
     req->finished = true;
     ev_timer_stop(req->store->loop, &req->deadline);
+    if (req->release)
+        req->release(req->arg);
     if (!req->in_hiredis)
         request_free(req);
     /* else hiredis still holds it: on_reply frees it without a callback. */

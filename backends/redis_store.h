@@ -69,6 +69,9 @@ const struct redis_store_config *redis_store_config(const struct redis_store *st
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);
 void redis_request_cancel(struct redis_request *req);
+/* When req is cancelled, release(arg) runs (before the cancel returns): for
+ * an arg the callback would have freed. */
+void redis_request_on_cancel(struct redis_request *req, void (*release)(void *arg));
 /* Fire and forget: for writes whose loss is harmless (a lock release that
  * would expire anyway, counters, node stats). */
 void redis_store_send(struct redis_store *store, int argc, const char **argv, const size_t *argvlen);

@@ -366,5 +366,7 @@ struct redis_request *uidl_store_check(struct redis_store *store, const char *st
     struct redis_request *req = redis_store_command(store, on_check_reply, call, 5, argv, NULL);
     if (!req)
         free(call);
+    else
+        redis_request_on_cancel(req, free);
     return req;
 }
