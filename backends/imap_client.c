@@ -30,6 +30,7 @@
 #include "imap_quote.h"
 #include "message_id.h"
 #include "net_stream.h"
+#include "safe_text.h"
 
 /* last_error: octets kept, NUL included. Enough for a server's NO text. */
 #define IMAP_LAST_ERROR_MAX 256
@@ -171,14 +172,7 @@ const char *imap_result_name(enum imap_result r)
 /* Server text goes into logs: keep printable ASCII only, bounded. */
 static void set_error_span(struct imap_client *c, const char *prefix, const char *p, size_t len)
 {
-    size_t n = 0, plen = strlen(prefix);
-    for (size_t i = 0; i < plen && n + 1 < sizeof c->last_error; i++)
-        c->last_error[n++] = prefix[i];
-    for (size_t i = 0; i < len && n + 1 < sizeof c->last_error; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        c->last_error[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    c->last_error[n] = '\0';
+    safe_text_copy(c->last_error, sizeof c->last_error, prefix, p, len);
 }
 
 static void set_error(struct imap_client *c, const char *msg)

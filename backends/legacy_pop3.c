@@ -26,6 +26,7 @@
 
 #include "message_id.h"
 #include "net_stream.h"
+#include "safe_text.h"
 #include "pop3_reply.h"
 #include "uidl_file.h"
 
@@ -149,14 +150,7 @@ const char *legacy_pop3_result_name(enum legacy_pop3_result r)
 /* Server text goes into logs: printable ASCII only, bounded. */
 static void set_error_span(struct legacy_pop3 *p, const char *prefix, const char *s, size_t len)
 {
-    size_t n = 0, plen = strlen(prefix);
-    for (size_t i = 0; i < plen && n + 1 < sizeof p->last_error; i++)
-        p->last_error[n++] = prefix[i];
-    for (size_t i = 0; i < len && n + 1 < sizeof p->last_error; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        p->last_error[n++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    p->last_error[n] = '\0';
+    safe_text_copy(p->last_error, sizeof p->last_error, prefix, s, len);
 }
 
 static void set_error(struct legacy_pop3 *p, const char *msg)
