@@ -52,6 +52,11 @@ int admin_usage_error(const char *group, const char *fmt, ...) __attribute__((fo
 /* The usage error for a USER argument admin_user_parse() refused. */
 int admin_bad_user(const char *group);
 
+/* The opening of a subcommand that takes exactly one USER (argv[1]): checks
+ * the arguments, parses the user into user[LOGIN_USER_MAX + 1] and connects.
+ * ADMIN_OK, or the status to return (the error is reported). */
+int admin_begin_user_command(struct admin *a, int argc, char **argv, const char *group, char *user);
+
 /* A command group's subcommands ("map set", "device list", ...). */
 struct admin_subcommand {
     const char *name;

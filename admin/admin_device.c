@@ -165,12 +165,8 @@ static bool table_row(struct text_table *t, const char *device, const struct dev
 
 static int device_list(struct admin *a, int argc, char **argv)
 {
-    if (argc != 2)
-        return admin_usage_error("device", "device list needs exactly one USER");
     char user[LOGIN_USER_MAX + 1];
-    if (!admin_user_parse(argv[1], user))
-        return admin_bad_user("device");
-    int status = admin_connect(a);
+    int status = admin_begin_user_command(a, argc, argv, "device", user);
     if (status != ADMIN_OK)
         return status;
 

@@ -168,16 +168,11 @@ static bool read_map(struct admin *a, const char *key, redisReply **reply, struc
 
 static int map_get(struct admin *a, int argc, char **argv)
 {
-    if (argc != 2)
-        return admin_usage_error("map", "map get needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
-    if (!admin_user_parse(argv[1], user))
-        return admin_bad_user("map");
-    admin_map_key(user, key);
-
-    int status = admin_connect(a);
+    int status = admin_begin_user_command(a, argc, argv, "map", user);
     if (status != ADMIN_OK)
         return status;
+    admin_map_key(user, key);
     redisReply *r;
     struct admin_field *f;
     size_t n;

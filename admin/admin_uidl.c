@@ -308,15 +308,11 @@ static int by_uidl(const void *pa, const void *pb)
 
 static int uidl_export(struct admin *a, int argc, char **argv)
 {
-    if (argc != 2)
-        return admin_usage_error("uidl", "uidl export needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
-    if (!admin_user_parse(argv[1], user))
-        return admin_bad_user("uidl");
-    admin_uidl_key(user, key);
-    int status = admin_connect(a);
+    int status = admin_begin_user_command(a, argc, argv, "uidl", user);
     if (status != ADMIN_OK)
         return status;
+    admin_uidl_key(user, key);
 
     const char *cmd[] = { "HGETALL", key };
     redisReply *r = admin_command(a, 2, cmd, NULL);
@@ -383,15 +379,11 @@ static int uidl_export(struct admin *a, int argc, char **argv)
 
 static int uidl_del(struct admin *a, int argc, char **argv)
 {
-    if (argc != 2)
-        return admin_usage_error("uidl", "uidl del needs exactly one USER");
     char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
-    if (!admin_user_parse(argv[1], user))
-        return admin_bad_user("uidl");
-    admin_uidl_key(user, key);
-    int status = admin_connect(a);
+    int status = admin_begin_user_command(a, argc, argv, "uidl", user);
     if (status != ADMIN_OK)
         return status;
+    admin_uidl_key(user, key);
 
     const char *hlen[] = { "HLEN", key };
     redisReply *r = admin_command(a, 2, hlen, NULL);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admin_keys.h"
 
 /* Arguments after the options; far more than any command takes. */
 #define ARGS_MAX 256
@@ -182,4 +183,13 @@ int admin_dispatch(struct admin *a, const char *group, const struct admin_subcom
 int admin_bad_user(const char *group)
 {
     return admin_usage_error(group, "invalid user name (1 to 255 characters, no spaces)");
+}
+
+int admin_begin_user_command(struct admin *a, int argc, char **argv, const char *group, char *user)
+{
+    if (argc != 2)
+        return admin_usage_error(group, "%s %s needs exactly one USER", group, argv[0]);
+    if (!admin_user_parse(argv[1], user))
+        return admin_bad_user(group);
+    return admin_connect(a);
 }
