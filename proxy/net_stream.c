@@ -28,6 +28,11 @@ enum net_stream_state {
 /* Reads from every stream land here first; a single-threaded loop needs one. */
 static char read_scratch[NET_STREAM_READ_CHUNK];
 
+/* net_stream_defer_flush(): >0 while io_cb runs, and the streams whose writes
+ * wait for it to return (linked through deferred_next). */
+static int dispatch_depth;
+static struct net_stream *deferred_head;
+
 /* Reads per readiness event before yielding to other connections. */
 #define READS_PER_EVENT 8
 
@@ -48,6 +53,7 @@ struct net_stream {
 
     bool read_paused;         /* by the user, or because input is left over */
     bool corked;              /* writes queue until net_stream_uncork */
+    bool deferred;            /* writes queue until the I/O dispatch returns */
     bool drain_owed;          /* a quiet flush crossed the low-water mark: tell on_drain from the loop */
     bool read_wants_write;    /* SSL_read returned WANT_WRITE */
     bool write_wants_read;    /* SSL_write returned WANT_READ */
@@ -64,6 +70,8 @@ struct net_stream {
     /* Queued output: out_buf[out_start .. out_start+out_len), capacity out_cap <= NET_STREAM_OUT_MAX. */
     char *out_buf;
     size_t out_start, out_len, out_cap;
+
+    struct net_stream *deferred_next;
 };
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -100,8 +108,23 @@ static void update_read_interest(struct net_stream *s)
 
 /* ---- deferred free ------------------------------------------------------ */
 
+static void undefer(struct net_stream *s)
+{
+    if (!s->deferred)
+        return;
+    for (struct net_stream **p = &deferred_head; *p; p = &(*p)->deferred_next) {
+        if (*p == s) {
+            *p = s->deferred_next;
+            break;
+        }
+    }
+    s->deferred = false;
+    s->deferred_next = NULL;
+}
+
 static void destroy(struct net_stream *s)
 {
+    undefer(s);
     want_read(s, false);
     want_write(s, false);
     ev_timer_stop(s->loop, &s->deadline);
@@ -394,7 +417,12 @@ static bool deliver(struct net_stream *s, const char *data, size_t len)
         if (data == s->in_buf) {
             memmove(s->in_buf, s->in_buf + used, rest);
         } else {
-            if (!s->in_buf && !(s->in_buf = malloc(NET_STREAM_READ_CHUNK))) {
+            /* The socket is read only while nothing is kept, so in_buf is
+             * free here. It gets exactly the rest (at most
+             * NET_STREAM_READ_CHUNK): a paused stream holds no more than it
+             * was offered. */
+            free(s->in_buf);
+            if (!(s->in_buf = malloc(rest))) {
                 fail(s, NET_STREAM_IO_ERROR);
                 return false;
             }
@@ -451,6 +479,11 @@ static void read_input(struct net_stream *s)
         if (n <= 0)
             return;
         if (!deliver(s, read_scratch, (size_t)n))
+            return;
+        /* A short read from a plain socket emptied its receive queue: one
+         * more would only return EAGAIN. The watcher is level-triggered, so
+         * bytes that arrive meanwhile wake it again. */
+        if (!s->ssl && (size_t)n < sizeof read_scratch)
             return;
     }
     /* Yielded for fairness; TLS may hold decrypted bytes the fd will not signal. */
@@ -528,7 +561,13 @@ static void output_flushed(struct net_stream *s)
     }
 }
 
-static void write_queue(struct net_stream *s, bool notify_drain)
+/* How a flush that crosses the low-water mark tells the producer: at once
+ * (from the loop), from the loop later (the caller is inside the producer's
+ * call), or not at all (the producer is the caller and checks
+ * net_stream_out_pending() itself when the write returns). */
+enum drain_notice { DRAIN_NOW, DRAIN_OWED, DRAIN_NONE };
+
+static void write_queue(struct net_stream *s, enum drain_notice notice)
 {
     size_t before = s->out_len;
     while (s->out_len > 0) {
@@ -541,7 +580,11 @@ static void write_queue(struct net_stream *s, bool notify_drain)
         s->out_len -= (size_t)n;
     }
     if (s->out_len == 0) {
-        release_output_buffer(s);
+        /* A deferred stream keeps its buffer for the rest of the event. */
+        if (!s->deferred)
+            release_output_buffer(s);
+        else
+            s->out_start = 0;
         s->write_wants_read = false;
         want_write(s, s->read_wants_write);
         update_read_interest(s);
@@ -553,8 +596,8 @@ static void write_queue(struct net_stream *s, bool notify_drain)
         return;
     }
     bool crossed = before > NET_STREAM_OUT_LOW_WATER && s->out_len <= NET_STREAM_OUT_LOW_WATER &&
-                   s->state == NS_OPEN && s->cbs->on_drain;
-    if (crossed && !notify_drain) {
+                   s->state == NS_OPEN && s->cbs->on_drain && notice != DRAIN_NONE;
+    if (crossed && notice == DRAIN_OWED) {
         /* The producer stopped at the high-water mark and waits for on_drain;
          * it must get it, but not inside the call that uncorked. */
         s->drain_owed = true;
@@ -569,12 +612,27 @@ static void write_queue(struct net_stream *s, bool notify_drain)
 
 static void flush_output(struct net_stream *s)
 {
-    write_queue(s, true);
+    write_queue(s, DRAIN_NOW);
 }
 
 static void flush_output_quietly(struct net_stream *s)
 {
-    write_queue(s, false);
+    write_queue(s, DRAIN_OWED);
+}
+
+/* The end of an I/O event: send what deferred streams queued during it. */
+static void flush_deferred(void)
+{
+    while (deferred_head) {
+        struct net_stream *s = deferred_head;
+        deferred_head = s->deferred_next;
+        s->deferred_next = NULL;
+        s->deferred = false;
+        if (s->state == NS_OPEN && !s->corked && !s->write_wants_read && s->out_len > 0)
+            flush_output_quietly(s);
+        else if (s->out_len == 0 && s->out_buf)
+            release_output_buffer(s);
+    }
 }
 
 /* Append to the queue, growing the buffer geometrically up to the bound. */
@@ -616,7 +674,7 @@ bool net_stream_write(struct net_stream *s, const void *data, size_t len)
     const char *p = data;
     /* Write straight through when nothing is queued: most replies never touch
      * a per-stream buffer. */
-    if (s->out_len == 0 && s->state == NS_OPEN && !s->write_wants_read && !s->corked) {
+    if (s->out_len == 0 && s->state == NS_OPEN && !s->write_wants_read && !s->corked && !s->deferred) {
         while (len > 0) {
             ssize_t n = write_some(s, p, len);
             if (n < 0)
@@ -631,9 +689,25 @@ bool net_stream_write(struct net_stream *s, const void *data, size_t len)
     }
     if (!queue_output(s, p, len))
         return false;
-    if (s->state == NS_OPEN && !s->write_wants_read && !s->corked)
+    if (s->state != NS_OPEN || s->write_wants_read || s->corked)
+        return true;
+    if (!s->deferred) {
         want_write(s, true);
+    } else if (s->out_len >= NET_STREAM_DEFER_MAX) {
+        /* Enough for one large send; the caller checks what is left. */
+        write_queue(s, DRAIN_NONE);
+        return s->state != NS_DEAD;
+    }
     return true;
+}
+
+void net_stream_defer_flush(struct net_stream *s)
+{
+    if (dispatch_depth == 0 || s->deferred || s->state != NS_OPEN)
+        return;
+    s->deferred = true;
+    s->deferred_next = deferred_head;
+    deferred_head = s;
 }
 
 void net_stream_cork(struct net_stream *s)
@@ -646,7 +720,7 @@ void net_stream_uncork(struct net_stream *s)
     if (!s->corked)
         return;
     s->corked = false;
-    if (s->state == NS_OPEN && s->out_len > 0 && !s->write_wants_read)
+    if (s->state == NS_OPEN && s->out_len > 0 && !s->write_wants_read && !s->deferred)
         flush_output_quietly(s);
 }
 
@@ -693,10 +767,8 @@ void net_stream_set_callbacks(struct net_stream *s, const struct net_stream_call
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void dispatch(struct net_stream *s, int revents)
 {
-    (void)loop;
-    struct net_stream *s = w->data;
     switch (s->state) {
     case NS_CONNECTING:
         finish_connect(s);
@@ -727,6 +799,15 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     case NS_DEAD:
         return;
     }
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    dispatch_depth++;
+    dispatch(w->data, revents);
+    if (--dispatch_depth == 0)
+        flush_deferred();
 }
 
 const char *net_stream_error_name(enum net_stream_error err)

@@ -41,6 +41,8 @@
 #define NET_STREAM_OUT_MAX         (96 * 1024)
 #define NET_STREAM_OUT_HIGH_WATER  (48 * 1024)
 #define NET_STREAM_OUT_LOW_WATER   (8 * 1024)
+/* A deferred stream sends at once when this much is queued. */
+#define NET_STREAM_DEFER_MAX       (32 * 1024)
 
 enum net_stream_error {
     NET_STREAM_EOF = 0,          /* peer closed cleanly */
@@ -94,6 +96,19 @@ bool net_stream_printf(struct net_stream *s, const char *fmt, ...)
  * (an IMAP command, pipelined POP3 answers). Uncorking never calls on_drain. */
 void net_stream_cork(struct net_stream *s);
 void net_stream_uncork(struct net_stream *s);
+
+/* Until the I/O event being handled returns (one socket's readiness on any
+ * stream, with every callback it runs), writes to s only queue; then they
+ * leave together, as one send where the socket takes them. A reply written
+ * in pieces from several callbacks (a RETR's status line, body and final
+ * line, all from one upstream read) becomes one TCP segment and one wakeup
+ * of the reader instead of one per piece. Lasts for the current event only:
+ * call it in each callback that writes. Outside an I/O event (timers) it does
+ * nothing. Queued bytes count in net_stream_out_pending() and against
+ * NET_STREAM_OUT_MAX; once NET_STREAM_DEFER_MAX are queued they are sent at
+ * once, so bulk data still goes out in large sends while it is produced.
+ * Never calls on_drain from inside a write. */
+void net_stream_defer_flush(struct net_stream *s);
 
 size_t net_stream_out_pending(const struct net_stream *s);
 bool net_stream_is_tls(const struct net_stream *s);

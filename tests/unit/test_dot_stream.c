@@ -520,6 +520,44 @@ static void test_property_unstuff_gives_normalised(void **state)
     }
 }
 
+/* The fast path copies runs of clean CRLF lines and finds the bytes that end
+ * them 16 at a time: put each such byte at every offset of a long line,
+ * between clean lines, with and without a TOP limit inside the clean run. */
+static void test_special_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = { "\r", "\n", "\0", "\r\n.", "\n.", "\r\r\n", "." };
+    static const char clean[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ\r\n";
+    const size_t clean_len = sizeof(clean) - 1;
+
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        size_t slen = strlen(specials[k]) + (specials[k][0] == '\0');
+        for (size_t at = 0; at <= clean_len - 2; at++) {
+            /* Three clean lines, the third with the special byte(s) at `at`,
+             * then two more clean lines. */
+            char in[6 * sizeof(clean)];
+            size_t len = 0;
+            for (int l = 0; l < 2; l++, len += clean_len)
+                memcpy(in + len, clean, clean_len);
+            memcpy(in + len, clean, at);
+            memcpy(in + len + at, specials[k], slen);
+            memcpy(in + len + at + slen, clean + at, clean_len - at);
+            len += clean_len + slen;
+            for (int l = 0; l < 2; l++, len += clean_len)
+                memcpy(in + len, clean, clean_len);
+
+            struct run_opts o = { k % 2 ? DOT_STREAM_NUL_PASS : DOT_STREAM_NUL_REPLACE, NO_LIMIT, 0, 0,
+                                  false };
+            struct run_result r = check_all(in, len, &o, 4);
+            free(r.out.p);
+            o.header_len = clean_len;
+            o.limit = (uint32_t)(at % 4);
+            r = check_all(in, len, &o, 4);
+            free(r.out.p);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_tiny_output_buffers),
         cmocka_unit_test(test_finish_fits_in_max),
         cmocka_unit_test(test_property_unstuff_gives_normalised),
+        cmocka_unit_test(test_special_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
