@@ -435,13 +435,38 @@ def chart(doc, path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# A hand-written section of results.md that a rerun keeps (it is dated and
+# names its own builds): the profile of the targets a run missed.
+KEPT_HEADING = "## Profile"
+
+
+def _kept_section(path):
+    """The KEPT_HEADING section of an earlier results.md, up to the next
+    "## " heading, or "" if there is none."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    start = text.find("\n" + KEPT_HEADING + "\n")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start + 1:end + 1 if end >= 0 else len(text)].rstrip("\n") + "\n\n"
+
+
 def write(doc, out_dir, logs):
     os.makedirs(out_dir, exist_ok=True)
     err = chart(doc, os.path.join(out_dir, "chart.png"))
     if err:
         doc.setdefault("notes", []).append(f"chart not drawn: {err}")
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(markdown(doc, logs))
+    path = os.path.join(out_dir, "results.md")
+    text = markdown(doc, logs)
+    kept = _kept_section(path)
+    if kept:
+        text = text.replace("## Chart\n", kept + "## Chart\n", 1)
+    with open(path, "w") as f:
+        f.write(text)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")

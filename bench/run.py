@@ -83,6 +83,10 @@ def parse_args(argv):
                     help="skip the unmeasured pass that builds indexes before (a) and (b)")
     ap.add_argument("--popgate-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="extra popgate setting (repeatable)")
+    ap.add_argument("--hold", action="store_true",
+                    help="measure nothing: seed the mailboxes of the chosen workloads, start the "
+                         "peers, print their ports and PIDs as JSON and keep them running until "
+                         "stdin closes (for profiling with perf, strace and bench/pop3load by hand)")
     args = ap.parse_args(argv)
     base = SMOKE if args.smoke else FULL
     for key, value in base.items():
@@ -436,6 +440,17 @@ def seed(args, st, users):
     print(f"seeded {len(users)} mailboxes in {time.monotonic() - t0:.1f}s", flush=True)
 
 
+def hold(st):
+    """--hold: the stack stays up, with its mailboxes, until stdin closes."""
+    info = {"dir": st.dir, "failures": st.failures,
+            "ports": {name: peer.port for name, peer in st.peers.items()},
+            "tls_ports": {name: peer.tls_port for name, peer in st.peers.items()},
+            "pids": {key: proc.pid for key, proc in st.procs.items()}}
+    print(json.dumps(info), flush=True)
+    print("bench: holding the peers until stdin closes", file=sys.stderr, flush=True)
+    sys.stdin.read()
+
+
 def build_params(args):
     return {
         "mode": "smoke" if args.smoke else "full",
@@ -477,6 +492,9 @@ def main(argv=None):
         st.start(args.peers)
         for name, why in st.failures.items():
             print(f"bench: {name} did not start: {why}", file=sys.stderr)
+        if args.hold:
+            hold(st)
+            return 0
         bench = Bench(args, st)
         results = bench.run()
     except KeyboardInterrupt:

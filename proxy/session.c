@@ -66,8 +66,18 @@ static const struct net_stream_callbacks client_callbacks = {
 
 void session_reply(struct session *s, const char *line)
 {
+    /* Line and CRLF in one write: one segment, and a client's read never
+     * ends between them. Replies are status lines, far below the bound. */
+    char buf[POP3_LINE_MAX + 3];
     size_t n = strlen(line);
-    if (net_stream_write(s->client, line, n) && net_stream_write(s->client, "\r\n", 2))
+    if (n > POP3_LINE_MAX) {
+        if (net_stream_write(s->client, line, n) && net_stream_write(s->client, "\r\n", 2))
+            s->bytes_out += n + 2;
+        return;
+    }
+    memcpy(buf, line, n);
+    memcpy(buf + n, "\r\n", 2);
+    if (net_stream_write(s->client, buf, n + 2))
         s->bytes_out += n + 2;
 }
 
