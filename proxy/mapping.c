@@ -124,10 +124,10 @@ bool mapping_set_upstream(struct mapping *m, const char *key, const char *v)
         m->has_legacy = config_parse_host_port(v, m->legacy.host, sizeof m->legacy.host, &m->legacy.port);
         return m->has_legacy;
     }
-    if (!strncmp(key, "legacy_", 7) && strcmp(key, "legacy_timeout") != 0)
-        return set_endpoint(&m->legacy, key + 7, v);
     if (!strcmp(key, "legacy_timeout"))
         return config_parse_seconds(v, 600, &m->legacy_timeout) && m->legacy_timeout > 0;
+    if (!strncmp(key, "legacy_", 7))
+        return set_endpoint(&m->legacy, key + 7, v);
     return false;
 }
 

@@ -67,18 +67,9 @@ static const struct net_stream_callbacks client_callbacks = {
 void session_reply(struct session *s, const char *line)
 {
     /* Line and CRLF in one write: one segment, and a client's read never
-     * ends between them. Replies are status lines, far below the bound. */
-    char buf[POP3_LINE_MAX + 3];
-    size_t n = strlen(line);
-    if (n > POP3_LINE_MAX) {
-        if (net_stream_write(s->client, line, n) && net_stream_write(s->client, "\r\n", 2))
-            s->bytes_out += n + 2;
-        return;
-    }
-    memcpy(buf, line, n);
-    memcpy(buf + n, "\r\n", 2);
-    if (net_stream_write(s->client, buf, n + 2))
-        s->bytes_out += n + 2;
+     * ends between them. */
+    if (net_stream_printf(s->client, "%s\r\n", line))
+        s->bytes_out += strlen(line) + 2;
 }
 
 void session_replyf(struct session *s, const char *fmt, ...)

@@ -201,7 +201,6 @@ static void on_checked(enum uidl_store_result r, uint64_t entries, const char *m
     struct session *s = arg;
     s->device.request = NULL;
     if (r != UIDL_STORE_OK) {
-        session_wipe_password(s);
         session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
         return;

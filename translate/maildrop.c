@@ -21,6 +21,12 @@ void maildrop_init(struct maildrop *m, uint32_t uidvalidity)
     m->folder_tag[0] = 0;
 }
 
+/* A 64-bit hash folded to 32 nonzero bits. */
+static uint32_t fold32(uint64_t h)
+{
+    return (uint32_t)(h ^ (h >> 32)) | 1;
+}
+
 bool maildrop_add_folder(struct maildrop *m, uint32_t uidvalidity, uint32_t tag)
 {
     if (m->n_folders >= MAILDROP_MAX_FOLDERS || tag == 0)
@@ -33,14 +39,13 @@ bool maildrop_add_folder(struct maildrop *m, uint32_t uidvalidity, uint32_t tag)
         uint32_t words[2] = { m->folder_uidvalidity[f], m->folder_tag[f] };
         h = hash64(h, words, sizeof words);
     }
-    m->uidvalidity = (uint32_t)(h ^ (h >> 32)) | 1;
+    m->uidvalidity = fold32(h);
     return true;
 }
 
 uint32_t maildrop_folder_tag(const char *name)
 {
-    uint64_t h = hash64(HASH64_SEED, name, strlen(name));
-    return (uint32_t)(h ^ (h >> 32)) | 1;
+    return fold32(hash64(HASH64_SEED, name, strlen(name)));
 }
 
 bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size)
