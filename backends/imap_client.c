@@ -124,6 +124,7 @@ struct imap_client {
     enum { LIST_NONE, LIST_FOUND, LIST_UNUSABLE } list_match;
 
     unsigned caps;
+    bool sizes_estimated;           /* the greeting names a server whose RFC822.SIZE is an estimate */
     uint32_t uidvalidity;
     uint32_t exists;
     bool tls_active;
@@ -608,6 +609,11 @@ static void handle_greeting(struct imap_client *c, const struct imap_response *r
         io_fail(c, IMAP_RESULT_UNAVAILABLE, "upstream greeted with PREAUTH");
         return;
     }
+    /* Exchange (Online and on-premises) greets "The Microsoft Exchange IMAP4
+     * service is ready." and reports an estimated RFC822.SIZE unless an
+     * administrator turned on ImapEnableExactRFC822Size per mailbox. */
+    static const char exchange[] = "Microsoft Exchange";
+    c->sizes_estimated = memmem(r->text, r->text_len, exchange, sizeof exchange - 1) != NULL;
     if (imap_resp_code_is(r, "CAPABILITY")) {
         if (!read_caps(c, r->code_args, r->code_args_len)) {
             io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "malformed CAPABILITY in greeting");
@@ -758,6 +764,11 @@ uint32_t imap_client_exists(const struct imap_client *c)
 unsigned imap_client_caps(const struct imap_client *c)
 {
     return c->caps;
+}
+
+bool imap_client_sizes_estimated(const struct imap_client *c)
+{
+    return c->sizes_estimated;
 }
 
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,

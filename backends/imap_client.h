@@ -168,6 +168,10 @@ void imap_find_special_use(struct imap_client *c, const char *use, char *name_ou
 void imap_noop(struct imap_client *c, imap_done_cb *done, void *arg);
 void imap_logout(struct imap_client *c, imap_done_cb *done, void *arg);
 
+/* The server's greeting names one known to report estimated RFC822.SIZE
+ * values (Microsoft Exchange): LIST cannot trust them (exact_sizes = auto). */
+bool imap_client_sizes_estimated(const struct imap_client *c);
+
 /* Text of the last tagged NO/BAD or BYE (sanitised, bounded), for logs. */
 const char *imap_client_last_error(const struct imap_client *c);
 

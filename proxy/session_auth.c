@@ -13,7 +13,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "reply_code.h"
-#include "size_cache.h"
 
 /* RFC 5034 allows longer SASL lines; the decoded PLAIN message of a user name
  * and password up to the line limit fits in this. */
@@ -129,14 +128,9 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
     struct session *s = arg;
     uint8_t folder = (uint8_t)(s->drop.n_folders - 1);
     uint32_t uidvalidity = s->drop.folder_uidvalidity[folder];
-    uint32_t size = item->size;
-    uint32_t exact;
-    uint64_t key = size_cache_key(s->device.login.state_user, s->mapping->folders[folder], uidvalidity, item->uid);
-    bool learned = size_cache_lookup(key, &exact);
-    if (learned)
-        size = exact;
-    /* Beyond MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
-    if (!maildrop_append(&s->drop, item->uid, size))
+    /* RFC822.SIZE until the device state says the exact size (Redis). Beyond
+     * MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
+    if (!maildrop_append(&s->drop, item->uid, item->size))
         return;
     struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
     e->internaldate = item->internaldate;
@@ -147,8 +141,6 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
         e->state_id = hash64(e->state_id, &tag, sizeof tag);
     }
     s->device.ids_from_emailid = item->emailid != NULL;
-    if (learned)
-        e->flags |= MAILDROP_SIZE_EXACT;
     if (item->seen)
         e->flags |= MAILDROP_SEEN_UPSTREAM;
 }
@@ -172,6 +164,12 @@ static void login_complete(struct session *s)
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg);
 
+/* The view is applied: sizes LIST can trust, then the +OK. */
+static void after_state_loaded(struct session *s)
+{
+    session_measure_sizes(s, login_complete);
+}
+
 static void list_next_folder(struct session *s);
 
 /* A mapping's folders form one maildrop: list each in turn. */
@@ -193,7 +191,7 @@ static void list_next_folder(struct session *s)
         session_select_folder(s, (uint8_t)next, on_selected);
         return;
     }
-    session_device_load(s, login_complete);
+    session_device_load(s, after_state_loaded);
 }
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg)

@@ -183,6 +183,17 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
                                   "redis", false);
         return;
     }
+    /* Sizes measured before, by any node: before the view drops entries, so
+     * the indexes still match the ids sent. */
+    for (size_t i = 0; i < res->n_sizes; i++) {
+        const redisReply *idx = res->sizes[2 * i], *size = res->sizes[2 * i + 1];
+        if (idx->type != REDIS_REPLY_INTEGER || size->type != REDIS_REPLY_INTEGER || idx->integer < 1 ||
+            idx->integer > (long long)count || size->integer < 0 || size->integer > UINT32_MAX)
+            continue;
+        struct maildrop_entry *e = &s->drop.entries[idx->integer - 1];
+        e->size = (uint32_t)size->integer;
+        e->flags |= MAILDROP_SIZE_EXACT;
+    }
     uint64_t n_read = 0, n_got = 0, n_hide = 0;
     for (uint32_t i = 0; i < count; i++) {
         state[i] = (uint8_t)(res->bits[i] - '0') & (VIEW_STATE_READ | VIEW_STATE_GOT | VIEW_STATE_HIDDEN);
@@ -211,7 +222,8 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         for (uint32_t i = 0; i < count; i++)
             state[i] |= VIEW_STATE_READ | VIEW_STATE_GOT;
     }
-    bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide;
+    bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide ||
+                 res->stored_sizes > res->n_sizes;
     if (!stale && !d->mark_all_downloaded) {
         free(d->all_ids);
         d->all_ids = NULL;
@@ -250,6 +262,13 @@ void session_device_load(struct session *s, void (*next)(struct session *s))
         struct device_load_result failed = { .result = DEVICE_UNAVAILABLE };
         on_state_loaded(&failed, s);
     }
+}
+
+void session_device_store_size(struct session *s, const struct maildrop_entry *e)
+{
+    struct device_session *d = dev(s);
+    if (d->keys)
+        device_size_store(s->gw->redis, d->keys, e->state_id, e->size, (uint64_t)s->cfg->device_ttl * 1000);
 }
 
 /* ---- QUIT --------------------------------------------------------------- */
@@ -297,10 +316,11 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
     struct device_session *d = dev(s);
     size_t got_len = 0, hidden_len = 0;
     char *got = d->mark_all_downloaded ? NULL : collect_ids(&s->drop, MAILDROP_RETRIEVED, MAILDROP_GONE, &got_len);
-    char *hidden = s->policy.on_dele == ON_DELE_HIDE
-                       ? collect_ids(&s->drop, MAILDROP_DELETED, MAILDROP_GONE, &hidden_len)
-                       : NULL;
-    bool ok = (got || d->mark_all_downloaded) && (hidden || s->policy.on_dele != ON_DELE_HIDE);
+    /* on_dele = hide hides what was deleted; the other dispositions hide what
+     * the upstream refused to remove (session_commit.c). */
+    uint8_t hide_flag = s->policy.on_dele == ON_DELE_HIDE ? MAILDROP_DELETED : MAILDROP_HIDDEN_INSTEAD;
+    char *hidden = collect_ids(&s->drop, hide_flag, MAILDROP_GONE, &hidden_len);
+    bool ok = (got || d->mark_all_downloaded) && hidden;
     struct device_commit c = {
         .token = d->lock_token,
         .now = (int64_t)time(NULL),

@@ -246,8 +246,15 @@ class FakeImap:
     bytes, that logs in."""
 
     def __init__(self, *, messages=(), user=b"fake", password=b"fakepw", caps=("AUTH=PLAIN", "SASL-IR", "UIDPLUS"),
-                 tls=None, starttls=False, certfile=None, keyfile=None, uidvalidity=1700000000):
+                 tls=None, starttls=False, certfile=None, keyfile=None, uidvalidity=1700000000,
+                 greeting="fake IMAP ready", reported_size=len):
+        """greeting: the text after the greeting's CAPABILITY code (Exchange
+        greets "The Microsoft Exchange IMAP4 service is ready."); reported_size:
+        fn(message bytes) -> the RFC822.SIZE the listing reports (an estimate,
+        as Exchange's, when it is not len)."""
         self.messages = list(messages)
+        self.greeting = greeting
+        self.reported_size = reported_size
         self.accept = (user, password)
         self.caps = list(caps)
         self.tls = tls
@@ -360,7 +367,7 @@ class FakeImap:
             if hook:
                 hook(conn, None, None)
             else:
-                conn.line(f"* OK [CAPABILITY {self._caps(conn)}] fake IMAP ready")
+                conn.line(f"* OK [CAPABILITY {self._caps(conn)}] {self.greeting}")
             while True:
                 self._command(conn)
         except Closed:
@@ -515,7 +522,7 @@ class FakeImap:
                 hook(conn, cmd.tag, cmd)
                 return
             for uid, data in enumerate(self.messages, 1):
-                conn.line(f"* {uid} FETCH (UID {uid} FLAGS () RFC822.SIZE {len(data)} "
+                conn.line(f"* {uid} FETCH (UID {uid} FLAGS () RFC822.SIZE {self.reported_size(data)} "
                           f"INTERNALDATE {INTERNALDATE})")
             conn.line(f"{cmd.tag} OK Fetch completed")
             return
