@@ -82,7 +82,8 @@ struct redis_request *device_lock_refresh(struct redis_store *store, const struc
 /* Fire and forget: compare-and-delete. */
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token);
 
-/* ids_scheme: "emailid" when ids come from EMAILID, else "uid". */
+/* ids_scheme: "emailid" when ids come from EMAILID, "gmmsgid" from Gmail's
+ * X-GM-MSGID, else "uid". */
 struct device_load_result {
     enum device_result result;
     const char *bits;          /* one char '0'..'7' per id: VIEW_STATE_* bits + '0' */

@@ -134,13 +134,16 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
         return;
     struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
     e->internaldate = item->internaldate;
-    e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
-    if (folder > 0 && !item->emailid) {
-        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs do not. */
+    if (item->x_gm_msgid)
+        e->state_id = message_state_id_x_gm(item->x_gm_msgid);
+    else
+        e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
+    if (folder > 0 && !item->emailid && !item->x_gm_msgid) {
+        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs and
+         * X-GM-MSGIDs do not (Gmail's id is the same in every label). */
         uint32_t tag = s->drop.folder_tag[folder];
         e->state_id = hash64(e->state_id, &tag, sizeof tag);
     }
-    s->device.ids_from_emailid = item->emailid != NULL;
     if (item->seen)
         e->flags |= MAILDROP_SEEN_UPSTREAM;
 }
@@ -205,6 +208,9 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
     if (s->selected_folder == 0) {
         maildrop_free(&s->drop);
         maildrop_init(&s->drop, uidvalidity);
+        /* By capability, not by what the listing held: an empty mailbox
+         * must not store a scheme that the next login calls changed. */
+        s->device.ids = imap_client_stable_ids(c);
     } else if (!maildrop_add_folder(&s->drop, uidvalidity,
                                     maildrop_folder_tag(s->mapping->folders[s->selected_folder]))) {
         login_failed(s, IMAP_RESULT_INVALID_ARGUMENT, "select");
@@ -257,6 +263,23 @@ static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
     imap_login(c, upstream_user, s->password, on_logged_in, s);
 }
 
+/* The upstream answered with a throttle, at login, RETR/TOP or QUIT: no
+ * node contacts it for this user again before the backoff has passed (the
+ * Redis key auth_throttle_check reads), and this session sends no more
+ * RETR/TOP meanwhile. The failing command's own reply follows as usual. */
+static void on_upstream_throttled(uint32_t suggested_ms, void *arg)
+{
+    struct session *s = arg;
+    uint32_t ms = upstream_backoff_ms(suggested_ms, s->cfg->upstream_backoff, s->cfg->upstream_backoff_max);
+    log_event(LOG_LEVEL_WARN, s->id, "upstream-throttled", "user", s->device.login.user,
+              "suggested_ms", LOG_U64(suggested_ms), "backoff_ms", LOG_U64(ms),
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
+    if (ms == 0)
+        return;
+    s->upstream_backoff_until = ev_now(s->gw->loop) + ms / 1000.;
+    auth_throttle_record_backoff(s->gw->redis, s->device.login.state_user, ms);
+}
+
 /* The mapping is known: connect to its upstream. */
 static void connect_upstream(struct session *s)
 {
@@ -265,6 +288,7 @@ static void connect_upstream(struct session *s)
         session_login_failed_with(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
         return;
     }
+    imap_client_on_throttle(s->imap, on_upstream_throttled, s);
     imap_connect(s->imap, on_connected, s);
 }
 
@@ -275,6 +299,11 @@ static void on_throttle_verdict(enum auth_throttle_verdict v, void *arg)
     if (v == AUTH_THROTTLE_BLOCK) {
         session_login_failed_with(s, "-ERR [AUTH] Too many failed logins; try again later.", "throttled",
                                   true);
+        return;
+    }
+    if (v == AUTH_THROTTLE_BACKOFF) {
+        struct pop3_error_reply reply = reply_for_upstream_backoff();
+        session_login_failed_with(s, reply.line, reply.reason, reply.delayed);
         return;
     }
     if (v == AUTH_THROTTLE_UNAVAILABLE) {

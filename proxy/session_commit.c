@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "reply_code.h"
 #include "view.h"
 
 enum commit_action { COMMIT_STORE, COMMIT_UID_EXPUNGE, COMMIT_FIND_TRASH, COMMIT_MOVE, COMMIT_COPY };
@@ -96,14 +97,24 @@ static const struct commit_step commit_steps[] = {
 
 static void commit_next(struct session *s);
 
-void session_commit_failed(struct session *s, const char *step, const char *reason)
+static void commit_failed_with(struct session *s, const char *step, const char *reason, const char *reply)
 {
     log_event(LOG_LEVEL_WARN, s->id, "commit", "user", s->device.login.user,
               "device", s->device.login.device, "result", "failed", "step", step, "reason", reason,
               "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
     s->busy = false;
-    session_close(s, "-ERR [SYS/TEMP] Could not save the session's changes; nothing was removed, "
-                     "try again later.", "commit-failed");
+    session_close(s, reply, "commit-failed");
+}
+
+void session_commit_failed(struct session *s, const char *step, const char *reason)
+{
+    commit_failed_with(s, step, reason, reply_for_commit_failure(IMAP_RESULT_IO_ERROR).line);
+}
+
+/* An upstream step failed in a way a retry can change. */
+static void upstream_step_failed(struct session *s, const char *step, enum imap_result r)
+{
+    commit_failed_with(s, step, imap_result_name(r), reply_for_commit_failure(r).line);
 }
 
 static void commit_finished(struct session *s)
@@ -121,10 +132,11 @@ static void commit_finished(struct session *s)
                             : "+OK Logging out.", "quit");
 }
 
-/* A failure retrying cannot change: the upstream answered, and said no. */
+/* A failure retrying cannot change: the upstream answered, and said no
+ * (over quota included: the user, not a retry, has to make room). */
 static bool permanent_refusal(enum imap_result r)
 {
-    return r == IMAP_RESULT_NO || r == IMAP_RESULT_BAD;
+    return r == IMAP_RESULT_NO || r == IMAP_RESULT_BAD || reply_for_commit_failure(r).permanent;
 }
 
 /* The folder's deleted messages stay upstream; the device stops seeing them. */
@@ -152,7 +164,7 @@ static void on_commit_step_done(struct imap_client *c, enum imap_result r, void 
     struct session *s = arg;
     const struct commit_step *step = &commit_steps[s->commit->step];
     if (r != IMAP_RESULT_OK && !permanent_refusal(r)) {
-        session_commit_failed(s, step->name, imap_result_name(r));
+        upstream_step_failed(s, step->name, r);
         return;
     }
     if (r != IMAP_RESULT_OK) {
@@ -173,7 +185,7 @@ static void on_trash_resolved(struct session *s, enum imap_result r)
     if (s->state == SESSION_CLOSING)
         return;
     if (r != IMAP_RESULT_OK) {
-        session_commit_failed(s, "find-trash", imap_result_name(r));
+        upstream_step_failed(s, "find-trash", r);
         return;
     }
     if (!session_trash_name(s))
@@ -189,7 +201,7 @@ static void on_folder_selected(struct imap_client *c, enum imap_result r, void *
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
-        session_commit_failed(s, "select", imap_result_name(r));
+        upstream_step_failed(s, "select", r);
         return;
     }
     run_step(s);

@@ -168,6 +168,12 @@ static char *collect_ids(const struct maildrop *m, uint8_t with, uint8_t without
     return ids;
 }
 
+/* The id scheme as stored in the device hash (idscheme, under 8 octets). */
+static const char *ids_scheme_name(enum imap_stable_ids ids)
+{
+    return ids == IMAP_IDS_EMAILID ? "emailid" : ids == IMAP_IDS_X_GM_MSGID ? "gmmsgid" : "uid";
+}
+
 static void on_state_loaded(const struct device_load_result *res, void *arg)
 {
     struct session *s = arg;
@@ -201,12 +207,23 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         n_got += !!(state[i] & VIEW_STATE_GOT);
         n_hide += !!(state[i] & VIEW_STATE_HIDDEN);
     }
-    /* Ids that do not follow the message across a UIDVALIDITY change: apply
-     * the configured policy instead of a silent re-download storm. */
-    if (!d->ids_from_emailid && res->uidvalidity != 0 && res->uidvalidity != s->drop.uidvalidity) {
-        log_event(LOG_LEVEL_WARN, s->id, "uidvalidity-changed", "user", d->login.user,
-                  "device", d->login.device, "old", LOG_U64(res->uidvalidity),
-                  "new", LOG_U64(s->drop.uidvalidity),
+    /* Ids that do not follow the message across a UIDVALIDITY change, or
+     * ids of another scheme than the stored ones (a server that gained
+     * OBJECTID, a Gmail device from before X-GM-MSGID): apply the configured
+     * policy instead of a silent re-download storm. A device with nothing
+     * stored has nothing to carry over. */
+    const char *scheme = ids_scheme_name(d->ids);
+    bool stored = res->stored_read > 0 || res->stored_got > 0 || res->stored_hide > 0;
+    bool scheme_changed = stored && res->ids_scheme[0] != '\0' && strcmp(res->ids_scheme, scheme) != 0;
+    bool uidvalidity_changed = d->ids == IMAP_IDS_NONE && res->uidvalidity != 0 &&
+                               res->uidvalidity != s->drop.uidvalidity;
+    if (scheme_changed || uidvalidity_changed) {
+        log_event(LOG_LEVEL_WARN, s->id, scheme_changed ? "ids-scheme-changed" : "uidvalidity-changed",
+                  "user", d->login.user, "device", d->login.device,
+                  "old", scheme_changed ? res->ids_scheme : NULL,
+                  "new", scheme_changed ? scheme : NULL,
+                  "old_uidvalidity", LOG_U64(res->uidvalidity),
+                  "new_uidvalidity", LOG_U64(s->drop.uidvalidity),
                   "policy", s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED
                                 ? "mark-all-downloaded" : "redownload", LOG_END);
         if (s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED) {
@@ -328,7 +345,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
         .ttl_ms = (uint64_t)s->cfg->device_ttl * 1000,
         .view = view_kind_name(s->policy.kind),
         .uidvalidity = s->drop.uidvalidity,
-        .ids_scheme = d->ids_from_emailid ? "emailid" : "uid",
+        .ids_scheme = ids_scheme_name(d->ids),
         .got_ids = d->mark_all_downloaded ? d->all_ids : got,
         .got_len = d->mark_all_downloaded ? d->all_ids_len : got_len,
         .hidden_ids = hidden,

@@ -85,7 +85,7 @@ struct device_session {
     struct redis_request *request;   /* acquire, load or commit in flight */
     struct redis_request *refresh;   /* lock refresh in flight */
     ev_timer refresh_timer;
-    bool ids_from_emailid;
+    enum imap_stable_ids ids;        /* where state ids come from (the first folder's server) */
     bool mark_all_downloaded;        /* UIDVALIDITY changed or mark-all asked: record every message as retrieved */
     bool mark_all_requested;         /* popgate-admin device mark-all: clear the request at commit */
     void (*next)(struct session *s); /* where an asynchronous device step continues */
@@ -109,6 +109,9 @@ struct session {
 
     struct net_stream *client;
     struct imap_client *imap;
+    /* The upstream asked to slow down (a throttle answer): until then no
+     * RETR or TOP is sent upstream (README "Hosted providers"). */
+    ev_tstamp upstream_backoff_until;
 
     struct pop3_line_reader reader;
     unsigned bad_commands;

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "reply_code.h"
 
 /* One buffer of listing lines or dot-stuffed body per write. */
 #define SEND_CHUNK (16 * 1024)
@@ -176,6 +177,12 @@ static void on_transfer_folder_selected(struct imap_client *c, enum imap_result 
 
 static void start_transfer(struct session *s, uint32_t msgnum, bool is_top, uint32_t top_lines)
 {
+    /* The upstream throttled this session: a client retrying RETR at once
+     * must not keep the throttle going. Answered here, no upstream command. */
+    if (ev_now(s->gw->loop) < s->upstream_backoff_until) {
+        session_reply(s, reply_for_fetch_failure(IMAP_RESULT_THROTTLED).line);
+        return;
+    }
     s->xfer = (struct transfer){ .active = true, .is_top = is_top, .msgnum = msgnum,
                                  .top_lines = top_lines };
     dot_stream_init(&s->xfer.ds, s->cfg->nul_bytes);
@@ -281,7 +288,7 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         else if (connection_lost(r))
             session_close(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream-lost");
         else {
-            session_reply(s, "-ERR [SYS/TEMP] Message could not be read.");
+            session_reply(s, reply_for_fetch_failure(r).line);
             session_command_done(s);
         }
         return;
