@@ -96,7 +96,10 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
-demo: deps-demo popgate popgate-admin
+# The build runs in a sub-make, after the packages are in: pkg-config's flags
+# are read when a make starts.
+demo: deps-demo
+	$(MAKE) popgate popgate-admin
 	python3 deploy/dev/demo.py
 
 install: popgate install-man install-admin
