@@ -50,8 +50,12 @@ def admin_binary():
 def fresh_copy(dest):
     """The tracked files of the repository, nothing built and nothing
     untracked: what `git clone` gives, with uncommitted edits."""
-    names = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], check=True,
-                           capture_output=True).stdout.split(b"\0")
+    r = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True)
+    if r.returncode != 0:
+        # Not a git checkout (an unpacked release): the demo's own files.
+        shutil.copytree(REPO / "deploy" / "dev", dest / "deploy" / "dev")
+        return dest
+    names = r.stdout.split(b"\0")
     for name in filter(None, names):
         src = REPO / os.fsdecode(name)
         if src.is_file():
