@@ -81,7 +81,7 @@ struct mapping {
     uint32_t expire_days;              /* EXPIRE_DAYS: 0 = removed at the QUIT that retrieved it */
 };
 
-/* [upstream] and [policy] defaults (DESIGN.md "Limits and defaults"). */
+/* [upstream] and [policy] defaults (docs/design.md "Limits and defaults"). */
 void mapping_defaults(struct mapping *m);
 
 /* Applies one key of [upstream], of [policy], or of either (a [mapping]

@@ -1,4 +1,4 @@
-/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6, DESIGN.md
+/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6, docs/design.md
  * "Dispositions" and "Commit").
  *
  * Nothing changes before QUIT. QUIT first checks that Redis is reachable and
@@ -62,7 +62,7 @@ static bool dele_trash_copy(const struct session *s)
     return dele_trash(s) && !has_cap(s, IMAP_CAP_MOVE);
 }
 
-/* Without UIDPLUS there is no safe expunge: \Deleted stays set (DESIGN.md). */
+/* Without UIDPLUS there is no safe expunge: \Deleted stays set (docs/design.md). */
 static bool dele_trash_copy_expunge(const struct session *s)
 {
     return dele_trash_copy(s) && has_cap(s, IMAP_CAP_UIDPLUS);

@@ -1,4 +1,4 @@
-/* session_device.c: the session's side of per-device state (DESIGN.md
+/* session_device.c: the session's side of per-device state (docs/design.md
  * "Devices", "Views", "Commit"): the device lock from login to the end of the
  * session, loading the device's state and applying its view at login, and the
  * atomic Redis step of QUIT. The Redis work itself is in backends/device_state.c. */

@@ -2,7 +2,7 @@
  * Pure. "alice#phone" -> user "alice", device "phone"; "alice@example.org#desk"
  * -> "alice@example.org", "desk"; no separator -> device "default".
  * The split is at the LAST separator, so a user name may itself contain one.
- * Device names are [A-Za-z0-9._-]{1,32} (DESIGN.md): anything else is refused,
+ * Device names are [A-Za-z0-9._-]{1,32} (docs/design.md): anything else is refused,
  * so a device name is always safe inside a Redis key and a log line. */
 #ifndef POPGATE_LOGIN_NAME_H
 #define POPGATE_LOGIN_NAME_H

@@ -1,5 +1,5 @@
 /* reply_code: how an upstream or local condition is told to the POP3 client,
- * with the RFC 2449 / RFC 3206 response codes of DESIGN.md's table. Pure.
+ * with the RFC 2449 / RFC 3206 response codes of docs/design.md's table. Pure.
  *
  * Provider answers (README "Hosted providers"): a throttle ([THROTTLED],
  * [LIMIT], Office 365's "Request is throttled") is [SYS/TEMP] wherever it
