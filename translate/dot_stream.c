@@ -60,11 +60,14 @@ void dot_stream_limit_lines(struct dot_stream *ds, uint32_t lines)
 {
     ds->limit_active = true;
     ds->lines_left = lines;
+    /* A header that ends in a lone CR (Courier serves CRLF files as CR CR LF
+     * lines) leaves its last line open: it is finished, uncounted. */
+    ds->line_before_limit = !ds->at_line_start || ds->pending_cr;
 }
 
 bool dot_stream_limit_reached(const struct dot_stream *ds)
 {
-    return ds->limit_active && ds->lines_left == 0;
+    return ds->limit_active && ds->lines_left == 0 && !ds->line_before_limit;
 }
 
 /* Copies out as much of the carry as fits; true when the carry is empty. */
@@ -101,8 +104,18 @@ static void emit_line_end(struct dot_stream *ds, char *out, size_t out_cap, size
     emit_piece(ds, "\r\n", 2, out, out_cap, o);
     ds->unstuffed_octets += 2;
     ds->at_line_start = true;
-    if (ds->limit_active && ds->lines_left > 0)
+    if (ds->line_before_limit)
+        ds->line_before_limit = false;
+    else if (ds->limit_active && ds->lines_left > 0)
         ds->lines_left--;
+}
+
+/* A CR that no LF follows: one octet of the line, not its end. */
+static void emit_bare_cr(struct dot_stream *ds, char *out, size_t out_cap, size_t *o)
+{
+    emit_piece(ds, "\r", 1, out, out_cap, o);
+    ds->unstuffed_octets++;
+    ds->at_line_start = false;
 }
 
 /* Copies the longest prefix of in[0..len) made of whole lines that pass
@@ -116,11 +129,12 @@ static size_t copy_clean_lines(struct dot_stream *ds, const char *in, size_t len
     bool line_start = ds->at_line_start;
     size_t pos = 0;
     uint32_t lines = 0;
+    const uint32_t uncounted = ds->line_before_limit ? 1 : 0;
 
     while (pos < len) {
         if (line_start && in[pos] == '.')
             break;
-        if (ds->limit_active && lines == ds->lines_left)
+        if (ds->limit_active && lines >= uncounted && lines - uncounted == ds->lines_left)
             break;
         size_t end = pos + find_special(in + pos, len - pos, ds->nul);
         /* Clean only if the first special byte is a CR and an LF follows. */
@@ -135,8 +149,9 @@ static size_t copy_clean_lines(struct dot_stream *ds, const char *in, size_t len
     memcpy(out, in, pos);
     ds->unstuffed_octets += pos;
     ds->at_line_start = true;
+    ds->line_before_limit = false;
     if (ds->limit_active)
-        ds->lines_left -= lines;
+        ds->lines_left -= lines - uncounted;
     return pos;
 }
 
@@ -165,18 +180,29 @@ size_t dot_stream_feed(struct dot_stream *ds, const char *in, size_t in_len,
         }
 
         char c = in[i];
-        if (c == '\n' || c == '\r') {
-            bool lf_after_cr = c == '\n' && ds->pending_cr;
-            /* A CR ends its line at once (so a TOP limit can be reached
-             * without waiting for the next byte); an LF right after it is
-             * the same line ending. */
-            ds->pending_cr = c == '\r';
-            i++;
-            if (!lf_after_cr)
+        if (ds->pending_cr) {
+            ds->pending_cr = false;
+            if (c == '\n') {
+                i++;
                 emit_line_end(ds, out, out_cap, &o);
+            } else {
+                /* The CR was not a line ending: it is message text, sent as
+                 * stored. c is looked at again on the next round. */
+                emit_bare_cr(ds, out, out_cap, &o);
+            }
             continue;
         }
-        ds->pending_cr = false;
+        if (c == '\r') {
+            /* Only the next byte tells whether this CR ends the line. */
+            ds->pending_cr = true;
+            i++;
+            continue;
+        }
+        if (c == '\n') {
+            i++;
+            emit_line_end(ds, out, out_cap, &o);
+            continue;
+        }
 
         if (ds->at_line_start) {
             ds->at_line_start = false;
@@ -211,7 +237,13 @@ bool dot_stream_finish(struct dot_stream *ds, char *out, size_t out_cap, size_t 
 {
     size_t o = 0;
 
-    if (flush_carry(ds, out, out_cap, &o) && !ds->finished && o < out_cap) {
+    if (flush_carry(ds, out, out_cap, &o) && ds->pending_cr && o < out_cap) {
+        /* The message ends in a bare CR: it stays, and the line still needs
+         * its CRLF ("\r\r\n", as Dovecot's own POP3 sends it). */
+        ds->pending_cr = false;
+        emit_bare_cr(ds, out, out_cap, &o);
+    }
+    if (ds->carry_len == 0 && !ds->pending_cr && !ds->finished && o < out_cap) {
         if (!ds->at_line_start) {
             /* A final partial line still counts as a line: LIST sizes include
              * this CRLF, and TOP's limit had room for it. */

@@ -1,10 +1,11 @@
-/* Fuzz target: the CRLF-normalising dot-stuffing stream (translate/dot_stream.h).
+/* Fuzz target: the dot-stuffing stream (translate/dot_stream.h).
  *
  * The input is a message as the IMAP server hands it out. The NUL policy and
  * a TOP line limit (or none) are chosen from the input's hash. Properties:
  * 1. Un-stuffing the output (drop the final ".\r\n", remove one leading '.'
  *    from each line) gives the input as a plain reference normaliser writes
- *    it (CRLF, bare LF and bare CR each become CRLF, NUL per policy, a final
+ *    it (a line ends at LF, a CR before it is part of the ending, a bare LF
+ *    becomes CRLF, a bare CR is text and passes, NUL per policy, a final
  *    CRLF added when missing), cut to the TOP limit; every line that starts
  *    with '.' was stuffed, so no body line reads as the terminator; and
  *    unstuffed_octets counts exactly the normalised bytes.
@@ -40,9 +41,9 @@ static size_t reference_normalise(const char *in, size_t len, const struct optio
         if (opt->limit && lines == opt->lines)
             return o;
         char c = in[i];
-        if (c == '\r' || c == '\n') {
-            if (c == '\r' && i + 1 < len && in[i + 1] == '\n')
-                i++;
+        if (c == '\r' && i + 1 < len && in[i + 1] == '\n')
+            continue;   /* the LF ends the line */
+        if (c == '\n') {
             out[o++] = '\r';
             out[o++] = '\n';
             line_start = true;
@@ -70,17 +71,11 @@ static void check_unstuffed(const char *body, size_t len, const char *want, size
 
     size_t o = 0, i = 0;
     while (i < len) {
-        const char *crlf = NULL;
-        for (size_t j = i; j + 1 < len; j++) {
-            if (body[j] == '\r' || body[j] == '\n') {
-                /* The only CR or LF in the body is a CRLF line end. */
-                FUZZ_CHECK(body[j] == '\r' && body[j + 1] == '\n');
-                crlf = body + j;
-                break;
-            }
-        }
-        FUZZ_CHECK(crlf != NULL);
-        size_t end = (size_t)(crlf - body);
+        /* Every LF in the body ends a line and has its CR; other CRs are
+         * text. */
+        const char *lf = memchr(body + i, '\n', len - i);
+        FUZZ_CHECK(lf != NULL && lf > body + i && lf[-1] == '\r');
+        size_t end = (size_t)(lf - body) - 1;
         if (body[i] == '.' && i < end) {
             FUZZ_CHECK(end - i >= 2 && body[i + 1] == '.');
             i++;
@@ -166,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(n <= 2 * size);
     uint64_t lines_ended = 0;
     for (size_t i = 0; i < size; i++)
-        lines_ended += in[i] == '\n' ? !(i > 0 && in[i - 1] == '\r') : in[i] == '\r';
+        lines_ended += in[i] == '\n';
     FUZZ_CHECK(dot_stream_limit_reached(&ds) == (opt.limit && lines_ended >= opt.lines));
     FUZZ_CHECK(dot_stream_finish(&ds, whole + n, DOT_STREAM_FINISH_MAX, &fin));
     n += fin;

@@ -134,11 +134,15 @@ def corpus(include_big=True):
     return msgs
 
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+# A line ends at LF, the CR before it being part of the ending; any other CR
+# is text (README "What RETR sends").
+_LINE_END = re.compile(rb"\r?\n")
 
 
 def normalise(data, nul="replace"):
-    """The message as popgate must send it, before dot-stuffing."""
+    """The message as popgate must send it, before dot-stuffing: bare LF
+    becomes CRLF, bare CR (and so CR CR LF) passes, a final CRLF is added when
+    missing (after a final bare CR too), NUL per policy."""
     out = _LINE_END.sub(b"\r\n", data)
     if out and not out.endswith(b"\r\n"):
         out += b"\r\n"

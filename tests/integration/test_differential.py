@@ -7,29 +7,23 @@ stuffed) and after unstuffing, except where popgate is meant to differ. Each
 intended difference is listed here, asserted explicitly below, and backed by
 the independent model in messages.expected_retr():
 
-1. Bare CR (bare_cr, mixed_endings): Dovecot sends a bare CR unchanged;
-   popgate turns every bare CR into CRLF (DESIGN.md: every line ending is
-   CRLF). Clients that split on CRLF would otherwise see one long line. So
-   popgate also counts a bare CR as a line end in TOP, where Dovecot does not:
-   its TOP n k is a prefix of Dovecot's (converted the same way).
-2. A message ending in a bare CR (ends_with_cr): Dovecot keeps the CR and adds
-   CRLF ("\\r\\r\\n"); popgate ends the line once ("\\r\\n").
-3. NUL (nul_bytes): Dovecot sends NUL; popgate, with nul_bytes = replace (the
+1. NUL (nul_bytes): Dovecot sends NUL; popgate, with nul_bytes = replace (the
    default), sends 0x80 as Dovecot's IMAP BODY[] does. With nul_bytes = pass
    popgate sends what IMAP delivers, which through Dovecot is 0x80 too
    (test_nul_bytes_pass_sends_what_imap_delivers).
-4. The 0-octet message (empty): Dovecot says "0 octets" and sends one empty
+2. The 0-octet message (empty): Dovecot says "0 octets" and sends one empty
    line; popgate sends nothing, so RETR agrees with LIST 0.
-5. A message whose first line is "." (only_dot): Dovecot does not dot-stuff
+3. A message whose first line is "." (only_dot): Dovecot does not dot-stuff
    the very first line, so its reply ends early and the "." line it meant to
    send arrives as a stray line after it; popgate stuffs it ("..").
-6. LIST for a message without a final line ending (no_final_newline,
+4. LIST for a message without a final line ending (no_final_newline,
    dot_lines, ends_with_cr, empty): Dovecot's LIST is 2 less than what its
    RETR sends (it adds a CRLF it does not count). popgate reports the same
    LIST as Dovecot before it has streamed the message (both come from the
    upstream size), and exactly what its RETR sent once it has: LIST after RETR
    in the same session equals the RETR length, for every message.
-Everything else, including bare LF, 8-bit, long lines, '.' lines, headers
+Everything else, including bare LF, bare CR and CR CR LF (both pass as
+stored, a message ending in a bare CR gets "\r\r\n" as from Dovecot), 8-bit, long lines, '.' lines, headers
 only, From_ lines, malformed MIME and the 20 MB message, is identical.
 
 Sessions here end without QUIT so that nothing changes upstream: the mailbox
@@ -38,7 +32,6 @@ is shared by every test in this module. Each test logs in as its own device
 """
 
 import itertools
-import re
 
 import pytest
 
@@ -49,13 +42,11 @@ CORPUS = corpus()
 NAMES = [m.name for m in CORPUS]
 BY_NAME = {m.name: (n, m) for n, m in enumerate(CORPUS, 1)}
 
-BARE_CR = {"bare_cr", "mixed_endings"}                       # difference 1
-CR_AT_END = {"ends_with_cr"}                                 # difference 2
-NUL = {"nul_bytes"}                                          # difference 3
-EMPTY = {"empty"}                                            # difference 4
-DOVECOT_UNSTUFFED_FIRST_LINE = {"only_dot"}                  # difference 5
-DOVECOT_LIST_SHORT_BY_2 = {"no_final_newline", "dot_lines", "ends_with_cr", "empty"}  # 6
-DIFFERENT_BYTES = BARE_CR | CR_AT_END | NUL | EMPTY | DOVECOT_UNSTUFFED_FIRST_LINE
+NUL = {"nul_bytes"}                                          # difference 1
+EMPTY = {"empty"}                                            # difference 2
+DOVECOT_UNSTUFFED_FIRST_LINE = {"only_dot"}                  # difference 3
+DOVECOT_LIST_SHORT_BY_2 = {"no_final_newline", "dot_lines", "ends_with_cr", "empty"}  # 4
+DIFFERENT_BYTES = NUL | EMPTY | DOVECOT_UNSTUFFED_FIRST_LINE
 TOP_LINES = (0, 5)
 
 
@@ -71,10 +62,6 @@ def corpus_session(corpus_box, session):
 def dovecot_to_popgate(name, body):
     """Turn what Dovecot sent (unstuffed) into what popgate must send, one
     rule per intended difference; identity for every other message."""
-    if name in CR_AT_END and body.endswith(b"\r\r\n"):
-        body = body[:-3] + b"\r\n"
-    if name in BARE_CR:
-        body = re.sub(rb"\r(?!\n)", b"\r\n", body)
     if name in NUL:
         body = body.replace(b"\x00", b"\x80")
     if name in EMPTY:
@@ -113,7 +100,7 @@ class Oracle:
         assert status.startswith(b"+OK"), (cmd, status)
         raw = c.read_multi_raw()
         if name in DOVECOT_UNSTUFFED_FIRST_LINE:
-            # Difference 5, pinned so a fixed Dovecot shows up here: the
+            # Difference 3, pinned so a fixed Dovecot shows up here: the
             # unstuffed "." ended the reply at once, and the terminator Dovecot
             # meant follows as a stray line. On the wire Dovecot sent ".\r\n"
             # as the body; it meant the line ".".
@@ -174,7 +161,7 @@ def test_retr_matches_dovecot(popgate, corpus_box, oracle, corpus_session, name)
     else:
         assert raw != d_raw, f"{name} is listed as an intended difference but is identical"
 
-    # Difference 6 and the rule behind it.
+    # Difference 4 and the rule behind it.
     d_list = dict(oracle.list)[n]
     assert list_before == d_list
     if name in DOVECOT_LIST_SHORT_BY_2:
@@ -196,12 +183,7 @@ def test_top_matches_dovecot(popgate, corpus_box, oracle, corpus_session, name, 
     d_raw, d_body = oracle.top[name, lines]
     assert raw == dot_stuff(body)
     assert body == expected_top(msg.data, lines)
-    if name in BARE_CR:
-        # Difference 1 in TOP: popgate counts a bare CR as a line end, so it
-        # reaches the line limit no later than Dovecot does.
-        assert dovecot_to_popgate(name, d_body).startswith(body)
-    else:
-        assert body == dovecot_to_popgate(name, d_body)
+    assert body == dovecot_to_popgate(name, d_body)
     if name not in DIFFERENT_BYTES:
         assert raw == d_raw
 

@@ -156,26 +156,28 @@ static struct bytes ref_normalise(const char *in, size_t len, const struct run_o
         size_t start = i;
         if (o->header_len != NO_LIMIT && start >= o->header_len && body_lines++ >= o->limit)
             break;
-        while (i < len && in[i] != '\r' && in[i] != '\n')
+        /* A line ends at LF; a CR right before it is part of the ending,
+         * any other CR is text. */
+        while (i < len && in[i] != '\n')
             i++;
-        for (size_t k = start; k < i; k++) {
+        size_t end = i < len && i > start && in[i - 1] == '\r' ? i - 1 : i;
+        for (size_t k = start; k < end; k++) {
             char c = in[k];
             if (c == '\0' && o->nul == DOT_STREAM_NUL_REPLACE)
                 c = (char)0x80;
             bytes_append(&b, &c, 1);
         }
         bytes_append(&b, "\r\n", 2);
-        if (i < len && in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
-            i += 2;
-        else if (i < len)
+        if (i < len)
             i++;
     }
     return b;
 }
 
 /* Undoes dot-stuffing of a complete multi-line response, checking its form:
- * only CRLF line endings, every line starting with '.' stuffed, and ".\r\n"
- * last. Returns the message and the number of stuffing dots removed. */
+ * every LF preceded by CR (bare CRs are text), every line starting with '.'
+ * stuffed, and ".\r\n" last. Returns the message and the number of stuffing
+ * dots removed. */
 static struct bytes unstuff(const struct bytes *out, size_t *dots)
 {
     struct bytes b = { 0 };
@@ -184,8 +186,6 @@ static struct bytes unstuff(const struct bytes *out, size_t *dots)
     bytes_append(&b, "", 0);
     *dots = 0;
     for (size_t k = 0; k < out->len; k++) {
-        if (out->p[k] == '\r')
-            assert_true(k + 1 < out->len && out->p[k + 1] == '\n');
         if (out->p[k] == '\n')
             assert_true(k > 0 && out->p[k - 1] == '\r');
     }
@@ -293,12 +293,36 @@ static void test_line_endings(void **state)
 {
     (void)state;
     RETR("a\nb\n", "a\r\nb\r\n.\r\n");
-    RETR("a\rb\r", "a\r\nb\r\n.\r\n");
     RETR("a\r\nb\r\n", "a\r\nb\r\n.\r\n");
-    RETR("a\r\n\rb\n\r\nc", "a\r\n\r\nb\r\n\r\nc\r\n.\r\n");
-    RETR("\n\r", "\r\n\r\n.\r\n");
-    RETR("\r\r\n\n", "\r\n\r\n\r\n.\r\n");
-    RETR("x\r\r", "x\r\n\r\n.\r\n");
+    /* Bare CRs are text, sent as stored (as Dovecot's, Cyrus's and Courier's
+     * own POP3 servers do); a message ending in one gets CRLF after it. */
+    RETR("a\rb\r", "a\rb\r\r\n.\r\n");
+    RETR("a\r\n\rb\n\r\nc", "a\r\n\rb\r\n\r\nc\r\n.\r\n");
+    RETR("\n\r", "\r\n\r\r\n.\r\n");
+    RETR("x\r\r", "x\r\r\r\n.\r\n");
+    /* Courier serves a CRLF-stored file as CR CR LF lines: they pass. */
+    RETR("\r\r\n\n", "\r\r\n\r\n.\r\n");
+    RETR("Subject: s\r\r\nTo: t\r\r\n\r\r\nbody\r\r\n",
+         "Subject: s\r\r\nTo: t\r\r\n\r\r\nbody\r\r\n.\r\n");
+    /* A bare CR is not a line start: no stuffing after it. */
+    RETR("a\r.b\n", "a\r.b\r\n.\r\n");
+    RETR("\r.\r\n", "\r.\r\n.\r\n");
+}
+
+static void test_bare_cr_counts_as_sent(void **state)
+{
+    (void)state;
+    /* LIST must equal the octets RETR sends before stuffing: a bare CR is one
+     * octet, a final one gets the CRLF the message lacked. */
+    struct run_result r = check_all("a\rb\r\n", 5, &retr_replace, 0);
+    assert_int_equal(r.unstuffed, 5);
+    free(r.out.p);
+    r = check_all("x\r", 2, &retr_replace, 0);
+    assert_int_equal(r.unstuffed, 4);
+    free(r.out.p);
+    r = check_all("h\r\r\n", 4, &retr_replace, 0);
+    assert_int_equal(r.unstuffed, 4);
+    free(r.out.p);
 }
 
 static void test_dot_stuffing(void **state)
@@ -307,7 +331,8 @@ static void test_dot_stuffing(void **state)
     RETR(".\r\n..\r\n", "..\r\n...\r\n.\r\n");
     RETR(".", "..\r\n.\r\n");
     RETR(".\n", "..\r\n.\r\n");
-    RETR("a.\n.b\r.\r\n x.", "a.\r\n..b\r\n..\r\n x.\r\n.\r\n");
+    RETR("a.\n.b\r.\r\n x.", "a.\r\n..b\r.\r\n x.\r\n.\r\n");
+    RETR("a.\n.b\n.\r\n x.", "a.\r\n..b\r\n..\r\n x.\r\n.\r\n");
     RETR("\r\n.\r\n", "\r\n..\r\n.\r\n");
 }
 
@@ -376,10 +401,10 @@ static void test_top_limits(void **state)
     expect_top(0, "H1: a\r\nH2: .b\r\n\r\n.\r\n", true);
     expect_top(1, "H1: a\r\nH2: .b\r\n\r\nl1\r\n.\r\n", true);
     expect_top(2, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\n.\r\n", true);
-    expect_top(3, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\nl3\r\n.\r\n", true);
-    /* The partial last line counts as a line and still gets its CRLF. */
-    expect_top(4, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\nl3\r\nl4\r\n.\r\n", false);
-    expect_top(99999999, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\nl3\r\nl4\r\n.\r\n", false);
+    /* The partial last line counts as a line and still gets its CRLF; the
+     * bare CR inside it is text, not a line end. */
+    expect_top(3, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\nl3\rl4\r\n.\r\n", false);
+    expect_top(99999999, "H1: a\r\nH2: .b\r\n\r\nl1\r\n..l2\r\nl3\rl4\r\n.\r\n", false);
 }
 
 static void test_top_edge_cases(void **state)
@@ -403,6 +428,19 @@ static void test_top_edge_cases(void **state)
     o = (struct run_opts){ DOT_STREAM_NUL_REPLACE, 3, 1, 0, false };
     expect_out(cr_end, 8, &o, "H\r\n\r\nb\r\n.\r\n", 11);
 
+    /* Courier: a header of CR CR LF lines ends in a lone CR when it has no
+     * blank line after it. TOP n 0 finishes that line as RETR sends it, with
+     * no invented blank line; the LF that completes it in the text does not
+     * count as a body line. */
+    static const char lone_cr[] = "S: x\r";
+    o = (struct run_opts){ DOT_STREAM_NUL_REPLACE, 5, 0, 0, false };
+    expect_out(lone_cr, 5, &o, "S: x\r\r\n.\r\n", 10);
+    static const char cr_then_text[] = "S: x\r\nb1\nb2\n";
+    o = (struct run_opts){ DOT_STREAM_NUL_REPLACE, 5, 0, 0, false };
+    expect_out(cr_then_text, 13, &o, "S: x\r\n.\r\n", 9);
+    o.limit = 1;
+    expect_out(cr_then_text, 13, &o, "S: x\r\nb1\r\n.\r\n", 13);
+
     /* Empty message under a limit. */
     o = (struct run_opts){ DOT_STREAM_NUL_REPLACE, 0, 5, 0, false };
     expect_out("", 0, &o, ".\r\n", 3);
@@ -412,7 +450,7 @@ static void test_tiny_output_buffers(void **state)
 {
     (void)state;
     static const char in[] = ".\n..\r\nab\rc";
-    static const char want[] = "..\r\n...\r\nab\r\nc\r\n.\r\n";
+    static const char want[] = "..\r\n...\r\nab\rc\r\n.\r\n";
 
     const size_t no_cuts[1] = { 0 };
 
@@ -562,6 +600,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_endings),
+        cmocka_unit_test(test_bare_cr_counts_as_sent),
         cmocka_unit_test(test_dot_stuffing),
         cmocka_unit_test(test_no_final_newline_and_empty),
         cmocka_unit_test(test_nul_policies),
