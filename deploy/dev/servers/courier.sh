@@ -42,6 +42,7 @@ libcourier-unicode4 libgamin0 libltdl7 gamin"
 HOST_PACKAGES="libgdbm6 libidn12 libgnutls30 libpcre3 libcrypt1 libpam0g libstdc++6 libglib2.0-0
 openssl"
 
+# shellcheck disable=SC2086,SC2116 # echo joins the list's lines with single spaces
 stamp_text=$(echo "popgate courier root v1:" $PACKAGES)
 STAMP="$ROOT/.popgate-complete"
 

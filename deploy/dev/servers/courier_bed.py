@@ -484,7 +484,16 @@ exit 1
         """A logged-in imaplib connection (plain IMAP on loopback; the caller
         logs out). Sets self.capabilities to what the server says after LOGIN."""
         conn = imaplib.IMAP4(self.host, self.ports["imap"], timeout=30)
-        conn.login(user, password if password is not None else self.users[user])
+        password = password if password is not None else self.users[user]
+        if password.isascii():
+            conn.login(user, password)
+        else:
+            # imaplib quotes ASCII only; 8-bit goes as a synchronizing literal.
+            conn.literal = password.encode()
+            typ, data = conn._simple_command("LOGIN", conn._quote(user))
+            if typ != "OK":
+                raise conn.error(data[-1])
+            conn.state = "AUTH"
         typ, data = conn.capability()
         if typ == "OK" and data and data[0]:
             self.capabilities = set(data[0].decode().upper().split())
