@@ -14,7 +14,8 @@ modules, /etc/courier for authdaemonrc and userdb.dat, /run/courier/authdaemon
 for the socket), so every Courier process runs inside one private mount
 namespace (unshare -m) where
   /usr           is a read-only overlay of R/usr over the real /usr,
-  /etc, /run     are read-only overlays that add an empty courier/ directory,
+  /etc, /run     are read-only overlays that add an empty courier/ directory
+                 (and to /etc a passwd/group with the "courier" account),
   /etc/courier   is a bind mount of this bed's etc/ (authdaemonrc, userdb.dat),
   /run/courier   is a bind mount of this bed's run/ (the authdaemon socket).
 The host's mounts and files are untouched; the mounts vanish with the last
