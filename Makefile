@@ -110,7 +110,8 @@ install: popgate install-man install-admin
 clean:
 	rm -rf build popgate popgate-admin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# -type f: unpacked test servers under build/servers hold directories named init.d.
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
 
 # ---- benchmarks: popgate beside its peers (bench/README.md) -----------------
 # `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and
