@@ -58,8 +58,10 @@ _ids = itertools.count(1)
 
 CORPUS_DIR = os.environ.get("POPGATE_SA_CORPUS", "/var/cache/popgate-test/spamassassin")
 CORPUS_COUNT = 200
-# The corpus messages whose Message-IDs RFC 5322 forbids (issue 20).
-CORPUS_ODD_IDS = ["spam-1/00498", "spam-2/00423", "spam-2/00695", "spam-2/01023", "spam-2/01025"]
+# The corpus messages whose Message-IDs RFC 5322 forbids (issue 20), and the
+# corpus's only one that has none.
+CORPUS_ODD_IDS = ["spam-1/00498", "spam-2/00423", "spam-2/00695", "spam-2/01023", "spam-2/01025",
+                  "spam-2/00712"]   # 00712: the one without a Message-ID
 
 
 def corpus():
@@ -442,6 +444,16 @@ def test_migration_lazy_legacy_pop3(testbed, old_server, start_popgate, client_k
 
     # Later logins do not contact it again ...
     assert client.run(pg.port, testbed.cert) == []
+    # What matched by which key is in the log, per login: n1 and the corpus
+    # message without a Message-ID by header hash, the rest but d1 and d2 by
+    # Message-ID.
+    with open(pg.log_path, errors="replace") as f:
+        reports = [ln for ln in f if "legacy-uidl" in ln and "by_header_hash" in ln]
+    assert reports, testbed_mod.log_tail(pg.log_path, 40)
+    print(reports[-1])
+    want = len(OLD_ORDER) - len(UNMATCHABLE)
+    assert re.search(rf"\bmatched[=\":]+{want}\b", reports[-1]), reports[-1]
+    assert re.search(r"\bby_header_hash[=\":]+2\b", reports[-1]), reports[-1]
     check_served_uidls(pg, testbed, user, old_uidls)
     assert settled_pop3_logins(old_server)[before:] == contacts, "popgate asked the old server again"
 
