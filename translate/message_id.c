@@ -87,8 +87,10 @@ size_t message_id_extract(const char *header, size_t len, char out[UIDL_MSGID_MA
                 continue;
             if (n == UIDL_MSGID_MAX) {
                 /* Full: only blanks may follow (they would be trimmed). */
-                if (!blank(*p))
+                if (!blank(*p)) {
+                    out[0] = '\0';
                     return 0;
+                }
                 continue;
             }
             out[n++] = *p;
