@@ -89,12 +89,17 @@ static void report_errors(const char *name, const struct uidl_file *f)
  * reply says whether the transaction ran. False after reporting. */
 static bool store(struct admin *a, const char *key, const struct uidl_file *f)
 {
+    /* A value per stored entry and a field per header-hash key and its size
+     * marker (uidl_file.h "Storage"). */
+    size_t n_hash = f->keys.by_header_hash;
     char (*values)[UIDL_VALUE_MAX + 1] = malloc((f->n_matchable ? f->n_matchable : 1) * sizeof *values);
+    char (*hfields)[UIDL_HASH_FIELD_MAX + 1] = malloc((2 * n_hash + 1) * sizeof *hfields);
     const char **argv = malloc((2 + 2 * HSET_BATCH) * sizeof *argv);
     size_t *argvlen = malloc((2 + 2 * HSET_BATCH) * sizeof *argvlen);
-    if (!values || !argv || !argvlen) {
+    if (!values || !hfields || !argv || !argvlen) {
         admin_error("out of memory");
         free(values);
+        free(hfields);
         free(argv);
         free(argvlen);
         return false;
@@ -106,8 +111,8 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
     bool ok = redisAppendCommandArgv(a->redis, 1, multi, NULL) == REDIS_OK &&
               redisAppendCommandArgv(a->redis, 2, del, NULL) == REDIS_OK;
     queued += 2;
-    size_t next = 0, stored = 0;
-    while (ok && next < f->n_entries) {
+    size_t next = 0, stored = 0, hashes = 0, sizes_next = 0;
+    while (ok && (next < f->n_entries || sizes_next < f->n_entries)) {
         int argc = 0;
         argv[argc] = "HSET";
         argvlen[argc++] = 4;
@@ -117,11 +122,29 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
             const struct uidl_file_entry *e = &f->entries[next];
             if (!uidl_file_entry_matchable(e))
                 continue;
-            argv[argc] = e->msgid;
-            argvlen[argc++] = e->msgid_len;
+            if (e->key == UIDL_KEY_MESSAGE_ID) {
+                argv[argc] = e->msgid;
+                argvlen[argc++] = e->msgid_len;
+            } else {
+                argv[argc] = hfields[hashes];
+                argvlen[argc++] = uidl_hash_field(e->size, e->hash, hfields[hashes]);
+                hashes++;
+            }
             argv[argc] = values[stored];
             argvlen[argc++] = uidl_value_format(e, values[stored], sizeof values[stored]);
             stored++;
+        }
+        /* Then a size marker per header-hash key (a repeated size is set
+         * twice: harmless). */
+        for (; next == f->n_entries && sizes_next < f->n_entries && argc < 2 + 2 * HSET_BATCH; sizes_next++) {
+            const struct uidl_file_entry *e = &f->entries[sizes_next];
+            if (e->key != UIDL_KEY_HEADER_HASH)
+                continue;
+            argv[argc] = hfields[hashes];
+            argvlen[argc++] = uidl_size_field(e->size, hfields[hashes]);
+            hashes++;
+            argv[argc] = "1";
+            argvlen[argc++] = 1;
         }
         if (argc > 2) {
             ok = redisAppendCommandArgv(a->redis, argc, argv, argvlen) == REDIS_OK;
@@ -160,6 +183,7 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
     if (!ok)
         admin_error("redis: %s", failure ? failure : a->redis->errstr);
     free(values);
+    free(hfields);
     free(argv);
     free(argvlen);
     return ok;
@@ -178,6 +202,10 @@ static void report_stored(struct admin *a, const char *user, const char *name, c
         json_u64(&w, f->n_entries);
         json_key(&w, "stored");
         json_u64(&w, f->n_matchable);
+        json_key(&w, "by_message_id");
+        json_u64(&w, f->keys.by_message_id);
+        json_key(&w, "by_header_hash");
+        json_u64(&w, f->keys.by_header_hash);
         json_key(&w, "unmatched");
         json_array_begin(&w);
         for (size_t i = 0; i < f->n_entries; i++) {
@@ -195,10 +223,11 @@ static void report_stored(struct admin *a, const char *user, const char *name, c
             else
                 json_null(&w);
             json_key(&w, "reason");
-            json_cstring(&w, e->msgid_len ? "duplicate message-id" : "no message-id");
-            if (e->msgid_len) {
+            json_cstring(&w, e->has_hash ? "duplicate header hash and size"
+                             : e->msgid_len ? "duplicate message-id" : "no message-id and no header hash");
+            if (e->has_hash || e->msgid_len) {
                 json_key(&w, "other_line");
-                json_u64(&w, e->same_msgid_line);
+                json_u64(&w, e->has_hash ? e->same_hash_line : e->same_msgid_line);
             }
             json_object_end(&w);
         }
@@ -208,21 +237,22 @@ static void report_stored(struct admin *a, const char *user, const char *name, c
         return;
     }
     text_write(a->out, user, strlen(user));
-    fprintf(a->out, ": %zu legacy UIDL%s stored\n", f->n_matchable, f->n_matchable == 1 ? "" : "s");
+    fprintf(a->out, ": %zu legacy UIDL%s stored (%zu by Message-ID, %zu by header hash)\n", f->n_matchable,
+            f->n_matchable == 1 ? "" : "s", f->keys.by_message_id, f->keys.by_header_hash);
     if (unmatched == 0)
         return;
-    fprintf(a->out, "%zu cannot be matched by Message-ID (a client downloads those messages again):\n",
-            unmatched);
+    fprintf(a->out, "%zu cannot be matched (a client downloads those messages again):\n", unmatched);
     for (size_t i = 0; i < f->n_entries; i++) {
         const struct uidl_file_entry *e = &f->entries[i];
         if (uidl_file_entry_matchable(e))
             continue;
         fprintf(a->out, "  %s:%zu: uidl %.*s: ", name, e->line, (int)e->uidl_len, e->uidl);
-        if (e->msgid_len)
-            fprintf(a->out, "Message-ID %.*s also on line %zu\n", (int)e->msgid_len, e->msgid,
-                    e->same_msgid_line);
+        if (e->has_hash)
+            fprintf(a->out, "same header hash and size as line %zu\n", e->same_hash_line);
+        else if (e->msgid_len)
+            fprintf(a->out, "same Message-ID as line %zu, no header hash\n", e->same_msgid_line);
         else
-            fputs("no Message-ID\n", a->out);
+            fputs("no Message-ID, no header hash\n", a->out);
     }
 }
 
@@ -267,14 +297,23 @@ static int uidl_import(struct admin *a, int argc, char **argv)
 }
 
 /* One stored entry, checked by writing it as an import line and parsing that:
- * export prints only what import takes back. */
+ * export prints only what import takes back. line is that line. */
 struct exported {
     const char *uidl;
     size_t uidl_len;
     uint32_t size;
-    const char *msgid;
+    char *line;                     /* owned */
+    size_t line_len;
+    const char *msgid;              /* the field, for a Message-ID key */
     size_t msgid_len;
+    const char *hash;               /* the hex, for a header-hash key */
 };
+
+/* " size N" markers are no entries: import writes them again. */
+static bool is_size_marker(const struct admin_field *field)
+{
+    return field->name_len > 6 && memcmp(field->name, " size ", 6) == 0;
+}
 
 static bool check_entry(const struct admin_field *field, struct exported *out)
 {
@@ -282,21 +321,44 @@ static bool check_entry(const struct admin_field *field, struct exported *out)
     uint32_t size;
     if (!uidl_value_parse(field->value, field->value_len, &uidl_len, &size))
         return false;
-    char line[UIDL_VALUE_MAX + 1 + UIDL_MSGID_MAX + 1];
     if (field->name_len > UIDL_MSGID_MAX)
         return false;
-    int n = snprintf(line, sizeof line, "%.*s %.*s", (int)field->value_len, field->value,
-                     (int)field->name_len, field->name);
-    if (n < 0 || (size_t)n >= sizeof line)
+    size_t cap = UIDL_VALUE_MAX + 2 + UIDL_HASH_HEX_LEN + 3 * UIDL_MSGID_MAX + 2;
+    char *line = malloc(cap);
+    if (!line)
         return false;
+    int n;
+    static const char hdr[] = " hdr ";
+    size_t hdr_len = sizeof hdr - 1;
+    if (field->name_len > hdr_len && memcmp(field->name, hdr, hdr_len) == 0) {
+        const char *sp = memchr(field->name + hdr_len, ' ', field->name_len - hdr_len);
+        if (!sp) {
+            free(line);
+            return false;
+        }
+        n = snprintf(line, cap, "%.*s %.*s -", (int)field->value_len, field->value,
+                     (int)(field->name + field->name_len - sp - 1), sp + 1);
+    } else {
+        n = snprintf(line, cap, "%.*s - ", (int)field->value_len, field->value);
+        if (n > 0)
+            n += (int)uidl_msgid_encode(field->name, field->name_len, line + n, cap - (size_t)n);
+    }
     struct uidl_file f;
-    if (!uidl_file_parse(line, (size_t)n, &f))
+    bool ok = n > 0 && (size_t)n < cap && uidl_file_parse(line, (size_t)n, &f);
+    if (ok) {
+        const struct uidl_file_entry *e = f.n_entries == 1 ? &f.entries[0] : NULL;
+        ok = f.n_errors == 0 && e && (e->has_hash ? e->size == size : e->msgid_len == field->name_len);
+        uidl_file_free(&f);
+    }
+    if (!ok) {
+        free(line);
         return false;
-    bool ok = f.n_errors == 0 && f.n_entries == 1 && f.entries[0].msgid_len == field->name_len;
-    uidl_file_free(&f);
-    if (ok)
-        *out = (struct exported){ field->value, uidl_len, size, field->name, field->name_len };
-    return ok;
+    }
+    bool by_hash = field->name[0] == ' ';
+    *out = (struct exported){ field->value, uidl_len, size, line, (size_t)n,
+                              by_hash ? NULL : field->name, by_hash ? 0 : field->name_len,
+                              by_hash ? field->name + field->name_len - UIDL_HASH_HEX_LEN : NULL };
+    return true;
 }
 
 static int by_uidl(const void *pa, const void *pb)
@@ -334,6 +396,8 @@ static int uidl_export(struct admin *a, int argc, char **argv)
     }
     size_t kept = 0;
     for (size_t i = 0; status == ADMIN_OK && i < n; i++) {
+        if (is_size_marker(&fields[i]))
+            continue;
         if (check_entry(&fields[i], &rows[kept]))
             kept++;
         else
@@ -358,11 +422,18 @@ static int uidl_export(struct admin *a, int argc, char **argv)
                 json_key(&w, "size");
                 json_u64(&w, rows[i].size);
                 json_key(&w, "message_id");
-                json_string(&w, rows[i].msgid, rows[i].msgid_len);
+                if (rows[i].msgid)
+                    json_string(&w, rows[i].msgid, rows[i].msgid_len);
+                else
+                    json_null(&w);
+                json_key(&w, "header_hash");
+                if (rows[i].hash)
+                    json_string(&w, rows[i].hash, UIDL_HASH_HEX_LEN);
+                else
+                    json_null(&w);
                 json_object_end(&w);
             } else {
-                fprintf(a->out, "%.*s %lu %.*s\n", (int)rows[i].uidl_len, rows[i].uidl,
-                        (unsigned long)rows[i].size, (int)rows[i].msgid_len, rows[i].msgid);
+                fprintf(a->out, "%.*s\n", (int)rows[i].line_len, rows[i].line);
             }
         }
         if (a->json) {
@@ -371,6 +442,8 @@ static int uidl_export(struct admin *a, int argc, char **argv)
             json_finish(&w);
         }
     }
+    for (size_t i = 0; i < kept; i++)
+        free(rows[i].line);
     free(rows);
     free(fields);
     freeReplyObject(r);

@@ -24,6 +24,7 @@
 
 #include <openssl/crypto.h>
 
+#include "header_hash.h"
 #include "message_id.h"
 #include "net_stream.h"
 #include "safe_text.h"
@@ -111,6 +112,10 @@ struct legacy_pop3 {
     size_t header_len;
     bool header_overflow;
     bool top_ok;                    /* the current TOP reply was +OK */
+    /* The header hash of the current TOP reply, fed as it arrives, so a
+     * header past LEGACY_POP3_HEADER_MAX still gets one. */
+    struct header_hash hasher;
+    bool hasher_ready;
 
     struct legacy_pop3_stats stats;
     int in_cb;
@@ -185,6 +190,9 @@ static void release(struct legacy_pop3 *p)
     p->uidl_pool = NULL;
     free(p->header);
     p->header = NULL;
+    if (p->hasher_ready)
+        header_hash_free(&p->hasher);
+    p->hasher_ready = false;
 }
 
 static void destroy(struct legacy_pop3 *p)
@@ -677,7 +685,8 @@ static void count_skipped(struct legacy_pop3 *p)
 
 /* Hands message i out. Returns false if the fetch stopped meanwhile (the
  * callback freed it). */
-static bool deliver(struct legacy_pop3 *p, uint32_t i, const char *msgid, size_t msgid_len)
+static bool deliver(struct legacy_pop3 *p, uint32_t i, const char *msgid, size_t msgid_len,
+                    const char *hash)
 {
     const struct entry *e = &p->entries[i];
     char uidl[UIDL_MAX + 1];
@@ -688,7 +697,7 @@ static bool deliver(struct legacy_pop3 *p, uint32_t i, const char *msgid, size_t
         p->stats.without_msgid++;
     if (p->item) {
         p->in_cb++;
-        p->item(uidl, e->uidl_len, e->size, msgid_len ? msgid : NULL, msgid_len, p->arg);
+        p->item(uidl, e->uidl_len, e->size, msgid_len ? msgid : NULL, msgid_len, hash, p->arg);
         p->in_cb--;
     }
     return live(p);
@@ -728,13 +737,14 @@ static void listings_done(struct legacy_pop3 *p)
     count_skipped(p);
     if (p->capa_ok && !(p->caps & CAPA_TOP)) {
         for (uint32_t i = next_usable(p, 0); i < p->stats.messages; i = next_usable(p, i + 1))
-            if (!deliver(p, i, NULL, 0))
+            if (!deliver(p, i, NULL, 0, NULL))
                 return;
         send_quit(p);
         return;
     }
     p->header = malloc(LEGACY_POP3_HEADER_MAX);
-    if (p->header == NULL) {
+    p->hasher_ready = p->header && header_hash_init(&p->hasher);
+    if (!p->hasher_ready) {
         fail(p, LEGACY_POP3_IO_ERROR, "out of memory for a message header");
         return;
     }
@@ -748,6 +758,7 @@ static void listings_done(struct legacy_pop3 *p)
 
 static void top_data(struct legacy_pop3 *p, const char *data, size_t len)
 {
+    header_hash_feed(&p->hasher, data, len);
     if (p->header_overflow)
         return;
     if (len > LEGACY_POP3_HEADER_MAX - p->header_len) {
@@ -763,6 +774,12 @@ static void top_done(struct legacy_pop3 *p)
 {
     char msgid[UIDL_MSGID_MAX + 1];
     size_t msgid_len = 0;
+    char hash[HEADER_HASH_HEX_LEN + 1];
+    bool hashed = p->top_ok && header_hash_final(&p->hasher, hash);
+    if (!header_hash_reset(&p->hasher)) {
+        fail(p, LEGACY_POP3_IO_ERROR, "out of memory for a header hash");
+        return;
+    }
     if (!p->top_ok)
         p->stats.top_failed++;
     else if (p->header_overflow)
@@ -777,7 +794,7 @@ static void top_done(struct legacy_pop3 *p)
     p->top_recv = next_usable(p, i + 1);
     p->header_len = 0;
     p->header_overflow = false;
-    if (!deliver(p, i, msgid, msgid_len))
+    if (!deliver(p, i, msgid, msgid_len, hashed ? hash : NULL))
         return;
     send_tops(p);
 }

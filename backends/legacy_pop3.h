@@ -22,8 +22,8 @@
  * - item: once per usable message, in message-number order, as soon as its
  *   UIDL, size and Message-ID are known (after its TOP reply). uidl is
  *   NUL-terminated, 1..UIDL_MAX octets of 0x21..0x7E; msgid is the normalised
- *   "<...>" form from message_id_extract() (translate/message_id.h),
- *   NUL-terminated, or NULL with msgid_len 0 when the message has none, its
+ *   key from message_id_extract() (translate/message_id.h),
+ *   NUL-terminated (it may hold NULs: use msgid_len), or NULL with msgid_len 0 when the message has none, its
  *   TOP failed, or its header passed LEGACY_POP3_HEADER_MAX. Both are valid
  *   during the call only.
  * - done: exactly once, with the outcome, unless legacy_pop3_free() came
@@ -142,8 +142,10 @@ struct legacy_pop3_stats {
 
 struct legacy_pop3;
 
+/* hash: the header hash (translate/header_hash.h, NUL-terminated hex) of
+ * the TOP reply, or NULL when TOP failed or was not sent. */
 typedef void legacy_pop3_item_cb(const char *uidl, size_t uidl_len, uint32_t size,
-                                 const char *msgid, size_t msgid_len, void *arg);
+                                 const char *msgid, size_t msgid_len, const char *hash, void *arg);
 /* p is valid for legacy_pop3_stats(), _last_error() and _free() during the call. */
 typedef void legacy_pop3_done_cb(struct legacy_pop3 *p, enum legacy_pop3_result r, void *arg);
 

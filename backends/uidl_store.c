@@ -241,13 +241,11 @@ static bool visible_span(const char *p, size_t len)
 /* The forms uidl_file_parse accepts, so export and import read it back. */
 static bool entry_valid(const struct uidl_store_entry *e)
 {
-    if (e->uidl_len == 0 || e->uidl_len > UIDL_MAX || !visible_span(e->uidl, e->uidl_len))
+    if (e->field_len == 0 || e->field_len > UIDL_MSGID_MAX)
         return false;
-    if (e->msgid_len < 3 || e->msgid_len > UIDL_MSGID_MAX || e->msgid[0] != '<' ||
-        e->msgid[e->msgid_len - 1] != '>' || !visible_span(e->msgid, e->msgid_len))
-        return false;
-    return memchr(e->msgid + 1, '<', e->msgid_len - 2) == NULL &&
-           memchr(e->msgid + 1, '>', e->msgid_len - 2) == NULL;
+    if (e->value)
+        return e->value_len > 0 && e->value_len <= UIDL_VALUE_MAX;
+    return e->uidl_len > 0 && e->uidl_len <= UIDL_MAX && visible_span(e->uidl, e->uidl_len);
 }
 
 struct save_call {
@@ -286,10 +284,16 @@ static struct redis_request *send_save(struct redis_store *store, const char *st
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
         const struct uidl_store_entry *e = &entries[i];
-        struct uidl_file_entry fe = { .uidl = e->uidl, .uidl_len = e->uidl_len, .size = e->size };
-        size_t vlen = uidl_value_format(&fe, pool + used, pool_cap - used);
-        argv[FIXED + 2 * i] = e->msgid;
-        argvlen[FIXED + 2 * i] = e->msgid_len;
+        size_t vlen;
+        if (e->value) {
+            memcpy(pool + used, e->value, e->value_len);
+            vlen = e->value_len;
+        } else {
+            struct uidl_file_entry fe = { .uidl = e->uidl, .uidl_len = e->uidl_len, .size = e->size };
+            vlen = uidl_value_format(&fe, pool + used, pool_cap - used);
+        }
+        argv[FIXED + 2 * i] = e->field;
+        argvlen[FIXED + 2 * i] = e->field_len;
         argv[FIXED + 2 * i + 1] = pool + used;
         argvlen[FIXED + 2 * i + 1] = vlen;
         used += vlen;
@@ -301,14 +305,14 @@ struct redis_request *uidl_store_save(struct redis_store *store, const char *sta
                                       const struct uidl_store_entry *entries, size_t n,
                                       const char *marker_value, uidl_save_cb *done, void *arg)
 {
-    if (n == 0 || n > UIDL_STORE_SAVE_MAX)
+    if ((n == 0 && !marker_value) || n > UIDL_STORE_SAVE_MAX)
         return NULL;
     /* Each value "<uidl> <size>" is at most uidl_len + 11 octets; one NUL ends the last. */
     size_t pool_cap = 1;
     for (size_t i = 0; i < n; i++) {
         if (!entry_valid(&entries[i]))
             return NULL;
-        pool_cap += entries[i].uidl_len + 1 + 10;
+        pool_cap += entries[i].value ? entries[i].value_len : entries[i].uidl_len + 1 + 10;
     }
     size_t argc = 7 + 2 * n;
     const char **argv = malloc(argc * sizeof *argv);

@@ -73,15 +73,19 @@ void uidl_lookup_cancel(struct uidl_lookup *l);
 
 /* ---- save: the lazy migration's result ------------------------------------ */
 
-/* One legacy message matched to an upstream one: its Message-ID (uidl_file's
- * form: "<...>", 3..UIDL_MSGID_MAX octets of 0x21..0x7E), its legacy UIDL
- * (1..UIDL_MAX octets of 0x21..0x7E) and the size the old server listed. */
+/* One field of the hash (uidl_file.h "Storage"): its name (a Message-ID
+ * key, 1..UIDL_MSGID_MAX octets, or a header-hash or size field), and
+ * either the legacy UIDL (1..UIDL_MAX octets of 0x21..0x7E) and the size
+ * the old server listed, stored as "<uidl> <size>", or, when value is not
+ * NULL, that value (1..UIDL_VALUE_MAX octets) as it is. */
 struct uidl_store_entry {
-    const char *msgid;
-    size_t msgid_len;
+    const char *field;
+    size_t field_len;
     const char *uidl;
     size_t uidl_len;
     uint32_t size;
+    const char *value;
+    size_t value_len;
 };
 
 /* written: how many fields were new (a field already in the hash, e.g. from
@@ -93,10 +97,11 @@ typedef void uidl_save_cb(enum uidl_store_result r, uint64_t written, void *arg)
  * to it. A failed or interrupted save writes nothing, so a half-written
  * migration never carries the marker. UIDL_STORE_UNAVAILABLE after the
  * script ran (a lost reply) is possible: saving again is harmless. The
- * caller leaves out Message-IDs that are not unique on either side (of a
+ * caller leaves out keys that are not unique (uidl_keys_assign; of a
  * repeated one the first entry would win). Memory during the call: 32 bytes
  * per entry plus its value. NULL, sending nothing, when an entry is
- * malformed, n is 0 or above UIDL_STORE_SAVE_MAX, or memory runs out. */
+ * malformed, n is above UIDL_STORE_SAVE_MAX, n is 0 without a marker, or
+ * memory runs out. */
 struct redis_request *uidl_store_save(struct redis_store *store, const char *state_user,
                                       const struct uidl_store_entry *entries, size_t n,
                                       const char *marker_value, uidl_save_cb *done, void *arg);

@@ -155,6 +155,7 @@ struct session {
     struct legacy_match *legacy_match;     /* login only */
     struct uidl_lookup *legacy_lookup;     /* login only */
     void *legacy_ids;                      /* login only: the lookup's id pointers */
+    struct legacy_hashing *legacy_hashing; /* login only: header hashes being fetched */
     void (*legacy_next)(struct session *s);
 
     const char *close_reason;        /* why session_close was called (static text) */

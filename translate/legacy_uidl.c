@@ -105,12 +105,27 @@ void legacy_match_init(struct legacy_match *m)
     memset(m, 0, sizeof *m);
 }
 
+static void free_fields(struct legacy_match *m)
+{
+    free(m->fields);
+    free(m->field_ptrs);
+    free(m->field_lens);
+    m->fields = NULL;
+    m->field_ptrs = NULL;
+    m->field_lens = NULL;
+}
+
 void legacy_match_free(struct legacy_match *m)
 {
     free(m->msgs);
     free(m->ids);
     free(m->uidls);
     free(m->lookup);
+    free(m->sizes);
+    free_fields(m);
+    free(m->hashed);
+    free(m->hash_uids);
+    free(m->hash_lookup);
     legacy_match_init(m);
 }
 
@@ -250,6 +265,238 @@ bool legacy_match_set_values(struct legacy_match *m, size_t first, const char *c
     return true;
 }
 
+/* ---- the header-hash stage --------------------------------------------- */
+
+static struct legacy_match_msg *find_uid(const struct legacy_match *m, uint32_t uid)
+{
+    size_t lo = 0, hi = m->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->msgs[mid].uid == uid)
+            return &m->msgs[mid];
+        if (m->msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+bool legacy_match_set_size(struct legacy_match *m, uint32_t uid, uint32_t size)
+{
+    struct legacy_match_msg *e = find_uid(m, uid);
+    if (!e)
+        return false;
+    e->size = size;
+    e->has_size = 1;
+    return true;
+}
+
+static bool unmatched(const struct legacy_match_msg *e)
+{
+    return e->outcome != OUTCOME_MATCHED && e->outcome != OUTCOME_PENDING;
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Lends n fields of at most each_max octets, written by put(i, out). */
+static bool lend_fields(struct legacy_match *m, size_t n, size_t each_max,
+                        size_t (*put)(const struct legacy_match *m, size_t i, char *out),
+                        const char *const **fields, const size_t **lens)
+{
+    free_fields(m);
+    m->fields = malloc(n * (each_max + 1) + 1);
+    m->field_ptrs = malloc((n ? n : 1) * sizeof *m->field_ptrs);
+    m->field_lens = malloc((n ? n : 1) * sizeof *m->field_lens);
+    if (!m->fields || !m->field_ptrs || !m->field_lens)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char *out = m->fields + i * (each_max + 1);
+        m->field_ptrs[i] = out;
+        m->field_lens[i] = put(m, i, out);
+    }
+    *fields = m->field_ptrs;
+    *lens = m->field_lens;
+    return true;
+}
+
+static size_t put_size_field(const struct legacy_match *m, size_t i, char *out)
+{
+    return uidl_size_field(m->sizes[i], out);
+}
+
+bool legacy_match_size_fields(struct legacy_match *m, const char *const **fields, const size_t **lens,
+                              size_t *n)
+{
+    *n = 0;
+    if (!m->prepared || m->resolved)
+        return false;
+    /* Ids never given a value were not found. */
+    for (size_t i = 0; i < m->count; i++)
+        if (m->msgs[i].outcome == OUTCOME_PENDING)
+            m->msgs[i].outcome = OUTCOME_NOT_STORED;
+    free(m->sizes);
+    m->sizes = malloc((m->count ? m->count : 1) * sizeof *m->sizes);
+    if (!m->sizes)
+        return false;
+    size_t k = 0;
+    for (size_t i = 0; i < m->count; i++)
+        if (unmatched(&m->msgs[i]) && m->msgs[i].has_size)
+            m->sizes[k++] = m->msgs[i].size;
+    qsort(m->sizes, k, sizeof *m->sizes, compare_u32);
+    size_t d = 0;
+    for (size_t i = 0; i < k; i++)
+        if (d == 0 || m->sizes[d - 1] != m->sizes[i])
+            m->sizes[d++] = m->sizes[i];
+    m->n_sizes = d;
+    if (!lend_fields(m, d, UIDL_SIZE_FIELD_MAX, put_size_field, fields, lens))
+        return false;
+    *n = d;
+    return true;
+}
+
+bool legacy_match_set_size_values(struct legacy_match *m, const char *const *values, size_t n,
+                                  uint32_t **uids, size_t *n_uids)
+{
+    *n_uids = 0;
+    if (n != m->n_sizes || m->resolved)
+        return false;
+    /* Keep the sizes the store has. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (values[i])
+            m->sizes[k++] = m->sizes[i];
+    m->n_sizes = k;
+    size_t count = 0;
+    for (size_t i = 0; i < m->count; i++)
+        count += m->msgs[i].has_size &&
+                 bsearch(&m->msgs[i].size, m->sizes, k, sizeof *m->sizes, compare_u32) != NULL;
+    free(m->hashed);
+    free(m->hash_uids);
+    m->hashed = malloc((count ? count : 1) * sizeof *m->hashed);
+    uint32_t *out = m->hash_uids = malloc((count ? count : 1) * sizeof *out);
+    if (!m->hashed || !out)
+        return false;
+    m->n_hashed = 0;
+    for (size_t i = 0; i < m->count; i++) {
+        if (!m->msgs[i].has_size ||
+            !bsearch(&m->msgs[i].size, m->sizes, k, sizeof *m->sizes, compare_u32))
+            continue;
+        m->hashed[m->n_hashed] = (struct legacy_match_hashed){ .msg = (uint32_t)i };
+        out[m->n_hashed++] = m->msgs[i].uid;
+    }
+    *uids = out;
+    *n_uids = m->n_hashed;
+    return true;
+}
+
+bool legacy_match_set_hash(struct legacy_match *m, uint32_t uid, const char *hex)
+{
+    size_t lo = 0, hi = m->n_hashed;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t u = m->msgs[m->hashed[mid].msg].uid;
+        if (u == uid) {
+            memcpy(m->hashed[mid].hex, hex, UIDL_HASH_HEX_LEN);
+            m->hashed[mid].hex[UIDL_HASH_HEX_LEN] = '\0';
+            m->hashed[mid].state = 1;
+            return true;
+        }
+        if (u < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+/* A hashed message's key, for sorting. */
+struct hash_key {
+    const char *hex;
+    uint32_t size;
+    struct legacy_match_hashed *h;
+};
+
+static int compare_hash_keys(const void *pa, const void *pb)
+{
+    const struct hash_key *a = pa, *b = pb;
+    int c = memcmp(a->hex, b->hex, UIDL_HASH_HEX_LEN);
+    if (c)
+        return c;
+    return a->size < b->size ? -1 : a->size > b->size;
+}
+
+static size_t put_hash_field(const struct legacy_match *m, size_t i, char *out)
+{
+    const struct legacy_match_hashed *h = &m->hashed[m->hash_lookup[i]];
+    return uidl_hash_field(m->msgs[h->msg].size, h->hex, out);
+}
+
+bool legacy_match_hash_fields(struct legacy_match *m, const char *const **fields, const size_t **lens,
+                              size_t *n)
+{
+    *n = 0;
+    if (m->resolved)
+        return false;
+    free_fields(m);
+    struct hash_key *sorted = malloc((m->n_hashed ? m->n_hashed : 1) * sizeof *sorted);
+    if (!sorted)
+        return false;
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_hashed; i++)
+        if (m->hashed[i].state == 1)
+            sorted[k++] = (struct hash_key){ m->hashed[i].hex, m->msgs[m->hashed[i].msg].size, &m->hashed[i] };
+    qsort(sorted, k, sizeof *sorted, compare_hash_keys);
+    for (size_t i = 0; i < k;) {
+        size_t j = i + 1;
+        while (j < k && compare_hash_keys(&sorted[i], &sorted[j]) == 0)
+            j++;
+        for (size_t x = i; x < j; x++)
+            sorted[x].h->state = j - i > 1 ? 2 : unmatched(&m->msgs[sorted[x].h->msg]) ? 3 : 1;
+        i = j;
+    }
+    free(sorted);
+    free(m->hash_lookup);
+    m->hash_lookup = malloc((m->n_hashed ? m->n_hashed : 1) * sizeof *m->hash_lookup);
+    if (!m->hash_lookup)
+        return false;
+    m->n_hash_lookup = 0;
+    for (size_t i = 0; i < m->n_hashed; i++)
+        if (m->hashed[i].state == 3)
+            m->hash_lookup[m->n_hash_lookup++] = (uint32_t)i;
+    if (!lend_fields(m, m->n_hash_lookup, UIDL_HASH_FIELD_MAX, put_hash_field, fields, lens))
+        return false;
+    *n = m->n_hash_lookup;
+    return true;
+}
+
+bool legacy_match_set_hash_values(struct legacy_match *m, const char *const *values, const size_t *lens,
+                                  size_t n)
+{
+    if (n != m->n_hash_lookup || m->resolved)
+        return false;
+    if (!reserve((void **)&m->uidls, &m->uidls_cap, m->uidls_len, n * UIDL_MAX, 1, SIZE_MAX))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        struct legacy_match_msg *e = &m->msgs[m->hashed[m->hash_lookup[i]].msg];
+        size_t uidl_len;
+        uint32_t size;
+        if (!values[i] || !uidl_value_parse(values[i], lens[i], &uidl_len, &size))
+            continue;  /* keeps the Message-ID stage's outcome */
+        memcpy(m->uidls + m->uidls_len, values[i], uidl_len);
+        e->uidl_off = (uint32_t)m->uidls_len;
+        e->uidl_len = (uint8_t)uidl_len;
+        m->uidls_len += uidl_len;
+        e->outcome = OUTCOME_MATCHED;
+        e->by_hash = 1;
+    }
+    return true;
+}
+
 bool legacy_match_resolve(struct legacy_match *m, struct legacy_match_stats *stats)
 {
     memset(stats, 0, sizeof *stats);
@@ -287,8 +534,18 @@ bool legacy_match_resolve(struct legacy_match *m, struct legacy_match_stats *sta
         case OUTCOME_NOT_STORED: stats->not_stored++; break;
         case OUTCOME_BAD_VALUE: stats->bad_value++; break;
         case OUTCOME_SAME_UIDL: stats->same_uidl++; break;
-        default: stats->matched++; break;
+        default:
+            stats->matched++;
+            if (m->msgs[i].by_hash)
+                stats->matched_header_hash++;
+            else
+                stats->matched_message_id++;
+            break;
         }
+    }
+    for (size_t i = 0; i < m->n_hashed; i++) {
+        stats->hashed += m->hashed[i].state != 0;
+        stats->same_header_hash += m->hashed[i].state == 2 && unmatched(&m->msgs[m->hashed[i].msg]);
     }
     return true;
 }

@@ -1,6 +1,6 @@
 /* message_id.c: see message_id.h. Two passes: find the one Message-ID field
- * in the raw header, then read its value through a cursor that unfolds it on
- * the fly, so nothing is copied but the result. */
+ * in the raw header, then copy its value with the line ends left out, so
+ * nothing is copied but the result. */
 #include "message_id.h"
 
 #include <stdbool.h>
@@ -50,98 +50,10 @@ static bool message_id_field(const char *p, const char *le, const char **value)
     return true;
 }
 
-/* A field value with its line ends removed: each LF, and a CR just before
- * it, is skipped. Inside a field every line end is followed by a blank. */
-struct cursor {
-    const char *p;
-    const char *end;
-};
-
-static void skip_line_ends(struct cursor *c)
-{
-    while (c->p < c->end) {
-        if (*c->p == '\n')
-            c->p++;
-        else if (*c->p == '\r' && c->end - c->p > 1 && c->p[1] == '\n')
-            c->p += 2;
-        else
-            break;
-    }
-}
-
-/* The next unfolded byte, or -1 at the end. */
-static int peek(struct cursor *c)
-{
-    skip_line_ends(c);
-    return c->p < c->end ? (unsigned char)*c->p : -1;
-}
-
-static int next(struct cursor *c)
-{
-    int ch = peek(c);
-    if (ch >= 0)
-        c->p++;
-    return ch;
-}
-
-/* CFWS: blanks and comments. A comment nests and may quote any byte with a
- * backslash. False for a comment that does not end. */
-static bool skip_cfws(struct cursor *c)
-{
-    for (;;) {
-        int ch = peek(c);
-        if (ch == ' ' || ch == '\t') {
-            c->p++;
-            continue;
-        }
-        if (ch != '(')
-            return true;
-        c->p++;
-        size_t depth = 1;
-        while (depth > 0) {
-            ch = next(c);
-            if (ch < 0)
-                return false;
-            if (ch == '\\') {
-                if (next(c) < 0)
-                    return false;
-            } else if (ch == '(') {
-                depth++;
-            } else if (ch == ')') {
-                depth--;
-            }
-        }
-    }
-}
-
-static size_t parse_value(struct cursor *c, char out[UIDL_MSGID_MAX + 1])
-{
-    if (!skip_cfws(c) || next(c) != '<')
-        return 0;
-    size_t n = 0;
-    out[n++] = '<';
-    for (;;) {
-        int ch = next(c);
-        if (ch == '>')
-            break;
-        if (ch < 0x21 || ch > 0x7e || ch == '<' || n + 1 >= UIDL_MSGID_MAX)
-            return 0;
-        out[n++] = (char)ch;
-    }
-    if (n == 1)
-        return 0;
-    out[n++] = '>';
-    if (!skip_cfws(c) || peek(c) >= 0)
-        return 0;
-    out[n] = '\0';
-    return n;
-}
-
 size_t message_id_extract(const char *header, size_t len, char out[UIDL_MSGID_MAX + 1])
 {
     const char *p = header, *end = header + len;
-    struct cursor value = { NULL, NULL };
-    bool found = false;
+    const char *value = NULL;   /* the field's first line, after the colon */
 
     out[0] = '\0';
     while (p < end) {
@@ -150,25 +62,45 @@ size_t message_id_extract(const char *header, size_t len, char out[UIDL_MSGID_MA
         if (le == p)
             break;  /* the empty line that ends the header */
         const char *v;
-        if (blank(*p) || !message_id_field(p, le, &v)) {
-            p = after;
-            continue;
+        if (!blank(*p) && message_id_field(p, le, &v)) {
+            if (value)
+                return 0;  /* two Message-IDs: which one the other server saw is unknown */
+            value = v;
         }
-        if (found)
-            return 0;  /* two Message-IDs: which one the old server saw is unknown */
-        found = true;
-        value.p = v;
-        value.end = le;
         p = after;
-        while (p < end && blank(*p)) {
-            value.end = line_end(p, end, &after);
-            p = after;
-        }
     }
-    if (!found)
+    if (!value)
         return 0;
-    size_t n = parse_value(&value, out);
-    if (n == 0)
-        out[0] = '\0';
-    return n;
+
+    /* Copy the unfolded value: its first line, then each continuation line
+     * without its line end; leading blanks are not copied, and n_kept marks
+     * the end of the last non-blank octet, so trailing blanks fall off. */
+    size_t n = 0, n_kept = 0;
+    p = value;
+    for (bool first = true;; first = false) {
+        const char *after;
+        const char *le = line_end(p, end, &after);
+        if (!first && (p == le || !blank(*p)))
+            break;  /* not a continuation line: the field ended */
+        for (; p < le; p++) {
+            if (n == 0 && blank(*p))
+                continue;
+            if (n == UIDL_MSGID_MAX) {
+                /* Full: only blanks may follow (they would be trimmed). */
+                if (!blank(*p)) {
+                    out[0] = '\0';
+                    return 0;
+                }
+                continue;
+            }
+            out[n++] = *p;
+            if (!blank(*p))
+                n_kept = n;
+        }
+        p = after;
+        if (p >= end)
+            break;
+    }
+    out[n_kept] = '\0';
+    return n_kept;
 }

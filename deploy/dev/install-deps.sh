@@ -51,6 +51,9 @@ for p in $PACKAGES; do
     fi
 done
 
+# Real mail for the migration tests (no apt involved).
+"$(dirname "$0")/install-corpus.sh"
+
 if [ -z "$missing" ]; then
     exit 0
 fi

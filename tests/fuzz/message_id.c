@@ -1,13 +1,15 @@
-/* Fuzz target: the Message-ID of a header (translate/message_id.h), read from
- * what an IMAP server returns for BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)].
- *
- * A reference reader written from the header's contract, in another shape
- * (unfold the fields into a buffer first, then parse the value with a
- * recursive descent), must give the same result byte for byte. Every id
- * found must be one the import file takes as a matchable entry (uidl_file.h),
- * must come back unchanged from a header that holds only it, and the result
- * must not change when another field is put in front of the input or a blank
- * line and another Message-ID behind it.
+/* Fuzz target: the two keys that match a legacy POP3 server's message to its
+ * upstream copy, read from header bytes as a server sends them:
+ * - the Message-ID key (translate/message_id.h). A reference reader written
+ *   from the header's contract in another shape (unfold every field into a
+ *   buffer first, then pick the one Message-ID) must give the same bytes.
+ *   The key must not change when another field is put in front of the input
+ *   or a blank line and another Message-ID behind it, must come back
+ *   unchanged from a header that holds only it, and must pass through an
+ *   import file line (%XX-encoded, translate/uidl_file.h) unchanged;
+ * - the header hash (translate/header_hash.h): fed in pieces split at
+ *   input-derived points it gives the digest of one piece, and nothing after
+ *   the header's end changes it.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
+#include "header_hash.h"
 #include "message_id.h"
 #include "uidl_file.h"
 
@@ -29,58 +32,21 @@ static char ref_lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
 }
 
-/* Index after the comment that opens at s[i], or SIZE_MAX if it never ends. */
-static size_t ref_comment(const char *s, size_t n, size_t i)
-{
-    i++;
-    while (i < n) {
-        if (s[i] == '\\') {
-            if (i + 1 >= n)
-                return SIZE_MAX;
-            i += 2;
-        } else if (s[i] == '(') {
-            i = ref_comment(s, n, i);
-            if (i == SIZE_MAX)
-                return SIZE_MAX;
-        } else if (s[i] == ')') {
-            return i + 1;
-        } else {
-            i++;
-        }
-    }
-    return SIZE_MAX;
-}
-
-static size_t ref_cfws(const char *s, size_t n, size_t i)
-{
-    for (;;) {
-        while (i < n && ref_blank(s[i]))
-            i++;
-        if (i >= n || s[i] != '(')
-            return i;
-        i = ref_comment(s, n, i);
-        if (i == SIZE_MAX)
-            return SIZE_MAX;
-    }
-}
-
-/* The unfolded value of the one Message-ID field, then "[CFWS] <id> [CFWS]". */
-static size_t ref_extract(const char *d, size_t len, char *out)
+/* The key by the contract: lines up to the first empty one; a field's text
+ * is its first line and its continuation lines, line ends removed. */
+static size_t ref_extract(const char *in, size_t len, char *out)
 {
     char *value = malloc(len + 1);
     FUZZ_CHECK(value != NULL);
-    size_t vlen = 0, pos = 0;
-    int fields = 0;
+    size_t vlen = 0, fields = 0, pos = 0;
     bool in_field = false;
     while (pos < len) {
-        const char *lf = memchr(d + pos, '\n', len - pos);
-        size_t end = lf ? (size_t)(lf - d) : len;
-        size_t next = lf ? end + 1 : len;
-        if (lf && end > pos && d[end - 1] == '\r')
-            end--;
-        const char *line = d + pos;
-        size_t n = end - pos;
-        pos = next;
+        const char *line = in + pos;
+        const char *lf = memchr(line, '\n', len - pos);
+        size_t n = lf ? (size_t)(lf - line) : len - pos;
+        pos += n + (lf != NULL);
+        if (lf && n > 0 && line[n - 1] == '\r')
+            n--;
         if (n == 0)
             break;
         if (ref_blank(line[0])) {
@@ -91,39 +57,28 @@ static size_t ref_extract(const char *d, size_t len, char *out)
             continue;
         }
         in_field = false;
-        const char *colon = memchr(line, ':', n);
-        if (!colon)
-            continue;
-        size_t name_len = (size_t)(colon - line);
-        while (name_len > 0 && ref_blank(line[name_len - 1]))
-            name_len--;
         static const char name[] = "message-id";
-        bool is_it = name_len == sizeof name - 1;
-        for (size_t i = 0; is_it && i < name_len; i++)
-            is_it = ref_lower(line[i]) == name[i];
-        if (!is_it)
+        size_t k = 0;
+        while (k < n && k < sizeof name - 1 && ref_lower(line[k]) == name[k])
+            k++;
+        if (k != sizeof name - 1)
+            continue;
+        while (k < n && ref_blank(line[k]))
+            k++;
+        if (k == n || line[k] != ':')
             continue;
         fields++;
         in_field = true;
-        vlen = (size_t)(line + n - colon - 1);
-        memcpy(value, colon + 1, vlen);
+        vlen = n - k - 1;
+        memcpy(value, line + k + 1, vlen);
     }
-
-    size_t result = 0;
-    if (fields == 1) {
-        size_t i = ref_cfws(value, vlen, 0);
-        if (i != SIZE_MAX && i < vlen && value[i] == '<') {
-            const char *gt = memchr(value + i, '>', vlen - i);
-            size_t id_len = gt ? (size_t)(gt - (value + i)) + 1 : 0;
-            bool ok = id_len >= 3 && id_len <= UIDL_MSGID_MAX;
-            for (size_t k = 1; ok && k + 1 < id_len; k++)
-                ok = value[i + k] > ' ' && value[i + k] < 0x7f && value[i + k] != '<';
-            if (ok && ref_cfws(value, vlen, i + id_len) == vlen) {
-                memcpy(out, value + i, id_len);
-                result = id_len;
-            }
-        }
-    }
+    size_t start = 0, end = vlen;
+    while (start < end && ref_blank(value[start]))
+        start++;
+    while (end > start && ref_blank(value[end - 1]))
+        end--;
+    size_t result = fields == 1 && end - start <= UIDL_MSGID_MAX ? end - start : 0;
+    memcpy(out, value + start, result);
     out[result] = '\0';
     free(value);
     return result;
@@ -142,16 +97,13 @@ static size_t extract_joined(const char *a, size_t alen, const char *b, size_t b
     return n;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check_message_id(const char *in, size_t size)
 {
-    const char *in = (const char *)data;
     char got[UIDL_MSGID_MAX + 1], want[UIDL_MSGID_MAX + 1], again[UIDL_MSGID_MAX + 1];
     memset(got, 'x', sizeof got);
     size_t n = message_id_extract(in, size, got);
-    FUZZ_CHECK(n <= UIDL_MSGID_MAX && got[n] == '\0' && strlen(got) == n);
-    FUZZ_CHECK(n == 0 || n >= 3);
+    FUZZ_CHECK(n <= UIDL_MSGID_MAX && got[n] == '\0');
+    FUZZ_CHECK(n == 0 || (!ref_blank(got[0]) && !ref_blank(got[n - 1]) && !memchr(got, '\n', n)));
     size_t ref = ref_extract(in, size, want);
     FUZZ_CHECK(n == ref && memcmp(got, want, n) == 0);
 
@@ -162,20 +114,57 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(extract_joined("", 0, in, size, after, sizeof after - 1, again) == n &&
                memcmp(again, got, n) == 0);
     if (n == 0)
-        return 0;
+        return;
 
     static const char field[] = "Message-ID: ";
     FUZZ_CHECK(extract_joined(field, sizeof field - 1, got, n, "\r\n\r\n", 4, again) == n &&
                memcmp(again, got, n) == 0);
 
-    char line[UIDL_MSGID_MAX + 16];
-    memcpy(line, "UID 1 ", 6);
-    memcpy(line + 6, got, n);
+    static char line[3 * UIDL_MSGID_MAX + 16];
+    memcpy(line, "UID 1 - ", 8);
+    size_t enc = uidl_msgid_encode(got, n, line + 8, sizeof line - 8);
+    FUZZ_CHECK(enc > 0);
     struct uidl_file f;
-    if (uidl_file_parse(line, 6 + n, &f)) {
-        FUZZ_CHECK(f.n_errors == 0 && f.n_matchable == 1);
-        FUZZ_CHECK(f.entries[0].msgid_len == n && memcmp(f.entries[0].msgid, got, n) == 0);
-        uidl_file_free(&f);
+    FUZZ_CHECK(uidl_file_parse(line, 8 + enc, &f));
+    FUZZ_CHECK(f.n_errors == 0 && f.n_matchable == 1 && f.entries[0].key == UIDL_KEY_MESSAGE_ID);
+    FUZZ_CHECK(f.entries[0].msgid_len == n && memcmp(f.entries[0].msgid, got, n) == 0);
+    uidl_file_free(&f);
+}
+
+static void check_header_hash(const uint8_t *data, size_t size)
+{
+    char whole[HEADER_HASH_HEX_LEN + 1], pieces[HEADER_HASH_HEX_LEN + 1], more[HEADER_HASH_HEX_LEN + 1];
+    FUZZ_CHECK(header_hash_of((const char *)data, size, whole));
+    FUZZ_CHECK(strlen(whole) == HEADER_HASH_HEX_LEN);
+
+    struct header_hash h;
+    FUZZ_CHECK(header_hash_init(&h));
+    struct fuzz_rng r;
+    fuzz_rng_init(&r, fuzz_hash(data, size));
+    for (size_t off = 0; off < size;) {
+        size_t n = fuzz_chunk_len(&r, size - off);
+        header_hash_feed(&h, (const char *)data + off, n);
+        off += n;
     }
+    bool ended = header_hash_ended(&h);
+    FUZZ_CHECK(header_hash_final(&h, pieces));
+    FUZZ_CHECK(strcmp(whole, pieces) == 0);
+    /* Once the header ended, what follows is ignored. */
+    if (ended) {
+        FUZZ_CHECK(header_hash_reset(&h));
+        header_hash_feed(&h, (const char *)data, size);
+        header_hash_feed(&h, "X-More: field\r\n", 15);
+        FUZZ_CHECK(header_hash_final(&h, more));
+        FUZZ_CHECK(strcmp(whole, more) == 0);
+    }
+    header_hash_free(&h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    check_message_id((const char *)data, size);
+    check_header_hash(data, size);
     return 0;
 }

@@ -27,8 +27,10 @@ struct ref_line {
     enum uidl_file_problem problem;
     const char *uidl;
     size_t uidl_len;
-    const char *msgid;
+    char msgid[998];             /* decoded */
     size_t msgid_len;
+    bool has_hash;
+    const char *hash;
     uint64_t size;
 };
 
@@ -37,12 +39,12 @@ static bool ref_visible(unsigned char c)
     return c > ' ' && c < 0x7f;
 }
 
-/* Splits on spaces and tabs into at most four fields; returns how many. */
+/* Splits on spaces and tabs into at most five fields; returns how many. */
 static size_t ref_fields(const char *s, size_t len, const char **f, size_t *fl)
 {
     size_t n = 0;
     const char *end = s + len;
-    while (s < end && n < 4) {
+    while (s < end && n < 5) {
         if (*s == ' ' || *s == '\t') {
             s++;
             continue;
@@ -59,15 +61,17 @@ static size_t ref_fields(const char *s, size_t len, const char **f, size_t *fl)
 
 static struct ref_line ref_classify(const char *s, size_t len)
 {
-    struct ref_line r = { .kind = REF_PROBLEM };
-    const char *f[4];
-    size_t fl[4];
+    static struct ref_line r;
+    memset(&r, 0, sizeof r);
+    r.kind = REF_PROBLEM;
+    const char *f[5];
+    size_t fl[5];
     size_t n = ref_fields(s, len, f, fl);
     if (n == 0 || f[0][0] == '#') {
         r.kind = REF_SKIP;
         return r;
     }
-    if (n != 3) {
+    if (n != 3 && n != 4) {
         r.problem = UIDL_FILE_FIELD_COUNT;
         return r;
     }
@@ -94,22 +98,67 @@ static struct ref_line ref_classify(const char *s, size_t len)
         r.problem = UIDL_FILE_BAD_SIZE;
         return r;
     }
-    if (fl[2] == 1 && f[2][0] == '-') {
-        r.msgid = NULL;
+    if (n == 4 && !(fl[2] == 1 && f[2][0] == '-')) {
+        bool ok = fl[2] == 32;
+        for (size_t i = 0; ok && i < 32; i++)
+            ok = (f[2][i] >= '0' && f[2][i] <= '9') || (f[2][i] >= 'a' && f[2][i] <= 'f');
+        if (!ok) {
+            r.problem = UIDL_FILE_BAD_HASH;
+            return r;
+        }
+        r.has_hash = true;
+        r.hash = f[2];
+    }
+    const char *id = f[n - 1];
+    size_t il = fl[n - 1];
+    if (il == 1 && id[0] == '-') {
         r.msgid_len = 0;
-    } else if (fl[2] > 998) {
-        r.problem = UIDL_FILE_MSGID_TOO_LONG;
-        return r;
-    } else {
-        bool ok = fl[2] >= 3 && f[2][0] == '<' && f[2][fl[2] - 1] == '>';
-        for (size_t i = 1; ok && i + 1 < fl[2]; i++)
-            ok = ref_visible((unsigned char)f[2][i]) && f[2][i] != '<' && f[2][i] != '>';
+    } else if (n == 3) {
+        if (il > 998) {
+            r.problem = UIDL_FILE_MSGID_TOO_LONG;
+            return r;
+        }
+        bool ok = il >= 3 && id[0] == '<' && id[il - 1] == '>';
+        for (size_t i = 1; ok && i + 1 < il; i++)
+            ok = ref_visible((unsigned char)id[i]) && id[i] != '<' && id[i] != '>';
         if (!ok) {
             r.problem = UIDL_FILE_BAD_MSGID;
             return r;
         }
-        r.msgid = f[2];
-        r.msgid_len = fl[2];
+        memcpy(r.msgid, id, il);
+        r.msgid_len = il;
+    } else {
+        /* %XX decoding; too long is reported as soon as a 999th octet comes. */
+        size_t k = 0;
+        for (size_t i = 0; i < il; i++) {
+            unsigned c = (unsigned char)id[i];
+            if (c == '%') {
+                char hx[3] = { 0 };
+                bool ok = i + 2 < il;
+                for (int j = 1; ok && j <= 2; j++) {
+                    char d = id[i + (size_t)j];
+                    ok = (d >= '0' && d <= '9') || (d >= 'a' && d <= 'f') || (d >= 'A' && d <= 'F');
+                    hx[j - 1] = d;
+                }
+                if (!ok) {
+                    r.problem = UIDL_FILE_BAD_MSGID;
+                    return r;
+                }
+                c = (unsigned)strtoul(hx, NULL, 16);
+                i += 2;
+            }
+            if (k == 998) {
+                r.problem = UIDL_FILE_MSGID_TOO_LONG;
+                return r;
+            }
+            r.msgid[k++] = (char)c;
+        }
+        if (k == 0 || r.msgid[0] == ' ' || r.msgid[0] == '\t' || r.msgid[k - 1] == ' ' ||
+            r.msgid[k - 1] == '\t') {
+            r.problem = UIDL_FILE_BAD_MSGID;
+            return r;
+        }
+        r.msgid_len = k;
     }
     r.kind = REF_ENTRY;
     r.uidl = f[0];
@@ -139,7 +188,7 @@ static void check_file(const char *data, size_t size)
         if (end > s && end[-1] == '\r')
             end--;
         size_t len = (size_t)(end - s);
-        struct ref_line r = ref_classify(s, len);
+        const struct ref_line r = ref_classify(s, len);
         if (r.kind == REF_SKIP) {
             FUZZ_CHECK(next_entry == f.n_entries || f.entries[next_entry].line != line);
             FUZZ_CHECK(next_error == f.n_errors || f.errors[next_error].line != line);
@@ -157,7 +206,9 @@ static void check_file(const char *data, size_t size)
         const struct uidl_file_entry *e = &f.entries[next_entry++];
         FUZZ_CHECK(e->line == line);
         FUZZ_CHECK(e->uidl == r.uidl && e->uidl_len == r.uidl_len);
-        FUZZ_CHECK(e->msgid == r.msgid && e->msgid_len == r.msgid_len);
+        FUZZ_CHECK(e->msgid_len == r.msgid_len && (e->msgid_len == 0) == (e->msgid == NULL));
+        FUZZ_CHECK(e->msgid_len == 0 || memcmp(e->msgid, r.msgid, r.msgid_len) == 0);
+        FUZZ_CHECK(e->has_hash == r.has_hash && (!r.has_hash || memcmp(e->hash, r.hash, 32) == 0));
         FUZZ_CHECK(e->size == r.size);
         FUZZ_CHECK(e->uidl >= data && e->uidl + e->uidl_len <= data + size);
 
@@ -186,15 +237,24 @@ static void check_file(const char *data, size_t size)
     FUZZ_CHECK(next_entry == f.n_entries);
     FUZZ_CHECK(next_error == f.n_errors);
 
+    /* The key rule (uidl_keys_assign), pairwise. */
     size_t matchable = 0;
     for (size_t i = 0; i < f.n_entries; i++) {
         const struct uidl_file_entry *e = &f.entries[i];
-        size_t other = 0;
+        size_t other = 0, other_hash = 0;
         for (size_t k = 0; k < f.n_entries && !other && e->msgid_len; k++)
             if (k != i && same_bytes(f.entries[k].msgid, f.entries[k].msgid_len, e->msgid, e->msgid_len))
                 other = f.entries[k].line;
+        for (size_t k = 0; k < f.n_entries && !other_hash && e->has_hash; k++)
+            if (k != i && f.entries[k].has_hash && f.entries[k].size == e->size &&
+                memcmp(f.entries[k].hash, e->hash, 32) == 0)
+                other_hash = f.entries[k].line;
         FUZZ_CHECK(e->same_msgid_line == other);
-        FUZZ_CHECK(uidl_file_entry_matchable(e) == (e->msgid_len > 0 && other == 0));
+        FUZZ_CHECK(e->same_hash_line == other_hash);
+        enum uidl_key want = e->msgid_len > 0 && other == 0 ? UIDL_KEY_MESSAGE_ID
+                             : e->has_hash && other_hash == 0 ? UIDL_KEY_HEADER_HASH
+                                                              : UIDL_KEY_NONE;
+        FUZZ_CHECK(e->key == want);
         matchable += uidl_file_entry_matchable(e);
     }
     FUZZ_CHECK(f.n_matchable == matchable);

@@ -510,11 +510,11 @@ def test_uidl_import_and_export(bed, conf, user):
     path = write(bed, f"{user}.uidl", LEGACY)
     r = run(conf, "uidl", "import", user.upper(), path)
     assert r.returncode == OK, r.stderr
-    assert f"{user}: 2 legacy UIDLs stored" in r.stdout
-    assert "3 cannot be matched by Message-ID" in r.stdout
-    assert f"{path}:4: uidl UID2-1103476231: no Message-ID" in r.stdout
-    assert f"{path}:5: uidl UID3-1103476231: Message-ID <dup@example.org> also on line 7" in r.stdout
-    assert f"{path}:7: uidl UID4-1103476231: Message-ID <dup@example.org> also on line 5" in r.stdout
+    assert f"{user}: 2 legacy UIDLs stored (2 by Message-ID, 0 by header hash)" in r.stdout
+    assert "3 cannot be matched" in r.stdout
+    assert f"{path}:4: uidl UID2-1103476231: no Message-ID, no header hash" in r.stdout
+    assert f"{path}:5: uidl UID3-1103476231: same Message-ID as line 7, no header hash" in r.stdout
+    assert f"{path}:7: uidl UID4-1103476231: same Message-ID as line 5, no header hash" in r.stdout
     assert hgetall(bed, f"pg1:{{{user}}}:uidl") == {
         "<one@example.org>": "UID1-1103476231 1200",
         "<five@example.org>": "UID5-1103476231 4294967295",
@@ -522,22 +522,33 @@ def test_uidl_import_and_export(bed, conf, user):
 
     r = run(conf, "uidl", "export", user)
     assert r.returncode == OK
-    assert r.stdout == ("UID1-1103476231 1200 <one@example.org>\n"
-                        "UID5-1103476231 4294967295 <five@example.org>\n")
+    assert r.stdout == ("UID1-1103476231 1200 - <one@example.org>\n"
+                        "UID5-1103476231 4294967295 - <five@example.org>\n")
     # The export imports again unchanged.
     again = write(bed, f"{user}.export", r.stdout)
     assert run(conf, "uidl", "import", user, again).returncode == OK
     assert run(conf, "uidl", "export", user).stdout == r.stdout
 
     assert run_json(conf, "uidl", "export", user) == {"user": user, "entries": [
-        {"uidl": "UID1-1103476231", "size": 1200, "message_id": "<one@example.org>"},
-        {"uidl": "UID5-1103476231", "size": 4294967295, "message_id": "<five@example.org>"}]}
+        {"uidl": "UID1-1103476231", "size": 1200, "message_id": "<one@example.org>", "header_hash": None},
+        {"uidl": "UID5-1103476231", "size": 4294967295, "message_id": "<five@example.org>",
+         "header_hash": None}]}
+
+    # Keys of any syntax and header-hash keys come back the same way.
+    h = "0123456789abcdef0123456789abcdef"
+    text = f"A1 10 - PM20008:14:54%20AM\nA2 20 {h} -\nA3 30 {h} %3Cx%25%3E\n"
+    assert run(conf, "uidl", "import", user, "-", stdin=text).returncode == OK
+    assert hgetall(bed, f"pg1:{{{user}}}:uidl") == {
+        "PM20008:14:54 AM": "A1 10", f" hdr 20 {h}": "A2 20", "<x%>": "A3 30", " size 20": "1"}
+    assert run(conf, "uidl", "export", user).stdout == \
+        f"A1 10 - PM20008:14:54%20AM\nA2 20 {h} -\nA3 30 - <x%25>\n"
 
 
 def test_uidl_import_json_report(bed, conf, user):
     out = run_json(conf, "uidl", "import", user, write(bed, f"{user}.uidl", LEGACY))
-    assert out == {"user": user, "entries": 5, "stored": 2, "unmatched": [
-        {"line": 4, "uidl": "UID2-1103476231", "message_id": None, "reason": "no message-id"},
+    assert out == {"user": user, "entries": 5, "stored": 2, "by_message_id": 2, "by_header_hash": 0,
+                   "unmatched": [
+        {"line": 4, "uidl": "UID2-1103476231", "message_id": None, "reason": "no message-id and no header hash"},
         {"line": 5, "uidl": "UID3-1103476231", "message_id": "<dup@example.org>",
          "reason": "duplicate message-id", "other_line": 7},
         {"line": 7, "uidl": "UID4-1103476231", "message_id": "<dup@example.org>",
@@ -564,22 +575,22 @@ def test_uidl_import_malformed_file_writes_nothing(bed, conf, user):
             "BIG 4294967296 <b@x>\n"             # 8
             "NOBRACKETS 1 id@x\n"                # 9
             "GOOD1 11 <g2@x>\n"                  # 10: duplicate uidl
-            "SPACE 1 <a b@x>\n"                  # 11: four fields
+            "SPACE 1 <a b@x>\n"                  # 11: four fields: <a is no hash
             "EMPTYID 1 <>\n")                    # 12
     path = write(bed, f"{user}.bad", text)
     r = run(conf, "uidl", "import", user, path)
     assert_usage(r)
     expected = [
-        f"{path}:2: expected three fields: <uidl> <size> <message-id>",
+        f"{path}:2: expected four fields: <uidl> <size> <header-hash> <message-id>",
         f"{path}:4: uidl longer than 70 characters",
         f"{path}:5: uidl holds a character outside 0x21..0x7E",
         f"{path}:6: size is not a decimal number of octets up to 4294967295",
         f"{path}:7: size is not a decimal number of octets up to 4294967295",
         f"{path}:8: size is not a decimal number of octets up to 4294967295",
-        f"{path}:9: message-id must be <...> of characters 0x21..0x7E, or - when the message has none",
+        f"{path}:9: message-id must be %XX-encoded (three fields: <...> of 0x21..0x7E), or - when the message has none",
         f"{path}:10: duplicate uidl (first on line 1)",
-        f"{path}:11: expected three fields: <uidl> <size> <message-id>",
-        f"{path}:12: message-id must be <...> of characters 0x21..0x7E, or - when the message has none",
+        f"{path}:11: header-hash must be 32 lower-case hex digits, or -",
+        f"{path}:12: message-id must be %XX-encoded (three fields: <...> of 0x21..0x7E), or - when the message has none",
     ]
     lines = r.stderr.splitlines()
     assert lines[:len(expected)] == expected
@@ -612,10 +623,10 @@ def test_uidl_export_and_del_unknown_user(bed, conf, user):
 
 def test_uidl_export_skips_foreign_entries(bed, conf, user):
     key = f"pg1:{{{user}}}:uidl"
-    redis_cli(bed, "HSET", key, "<ok@x>", "OK1 5", "<bad value@x>", "X 1", "<v@x>", "no size")
+    redis_cli(bed, "HSET", key, "<ok@x>", "OK1 5", " bad value", "X 1", "<v@x>", "no size")
     r = run(conf, "uidl", "export", user)
     assert r.returncode == OK
-    assert r.stdout == "OK1 5 <ok@x>\n"
+    assert r.stdout == "OK1 5 - <ok@x>\n"
     assert r.stderr.count("skipping a malformed entry") == 2
 
 

@@ -13,19 +13,25 @@ The cast:
   at popgate on the same host name but another port is what a DNS switch
   does to it.
 
-The mail: m1..m4 with unique Message-IDs, n1 without one, and d1, d2 with the
-same Message-ID and identical headers and sizes. Only m1..m4 can be matched:
-n1, d1 and d2 must come again (downloaded twice is safe; a message a client
-never had, hidden behind a UIDL it knows, would be lost). The import file
-cannot carry anything but the Message-ID, and popgate matches by Message-ID
-only (translate/legacy_uidl.h), so both methods re-download exactly those.
+The mail: m1..m4 with unique Message-IDs, n1 without one, d1 and d2 with the
+same Message-ID and identical headers and sizes, and 200 messages of the
+SpamAssassin public corpus (deploy/dev/install-corpus.sh), among them the
+Message-IDs real mailers write and RFC 5322 forbids ("PM20008:14:54 AM",
+nested brackets, spaces and backslashes). popgate matches by the Message-ID
+as sent where it is unique, else by the header hash and size
+(translate/legacy_uidl.h): only messages that are truly indistinguishable
+(no unique Message-ID, identical header block and size) may come again, here
+d1 and d2 (downloaded twice is safe; a message a client never had, hidden
+behind a UIDL it knows, would be lost). Both methods must give exactly that.
 
 Method (i): deploy/migration/pop3-uidl-export writes the file and
 `popgate-admin uidl import` stores it. Method (ii): the mapping names the old
 server (legacy_pop3) and popgate reads it at the first login, and never again.
 """
 
+import glob
 import itertools
+import json
 import os
 import poplib
 import re
@@ -50,6 +56,68 @@ _ids = itertools.count(1)
 
 # ---- mail ------------------------------------------------------------------------
 
+CORPUS_DIR = os.environ.get("POPGATE_SA_CORPUS", "/var/cache/popgate-test/spamassassin")
+CORPUS_COUNT = 200
+# The corpus messages whose Message-IDs RFC 5322 forbids (issue 20), and the
+# corpus's only one that has none.
+CORPUS_ODD_IDS = ["spam-1/00498", "spam-2/00423", "spam-2/00695", "spam-2/01023", "spam-2/01025",
+                  "spam-2/00712"]   # 00712: the one without a Message-ID
+
+
+def corpus():
+    """name -> exact bytes of CORPUS_COUNT corpus messages: the odd ones and
+    the first of spam-2, without the mbox "From " line, each with a marker line put first in the body."""
+    files = sorted(glob.glob(os.path.join(CORPUS_DIR, "spam-2", "*.json")))
+    assert len(files) > CORPUS_COUNT, \
+        f"the SpamAssassin corpus is not in {CORPUS_DIR}: run deploy/dev/install-corpus.sh"
+    odd = [f for pre in CORPUS_ODD_IDS for f in glob.glob(os.path.join(CORPUS_DIR, pre + ".*.json"))]
+    assert len(odd) == len(CORPUS_ODD_IDS), odd
+    out = {}
+    for path in odd + [f for f in files if f not in odd]:
+        if len(out) == CORPUS_COUNT:
+            break
+        with open(path) as f:
+            d = json.load(f)
+        try:
+            raw = d["text"].encode("latin-1")   # the original octets, for most
+        except UnicodeEncodeError:
+            raw = d["text"].encode("utf-8")
+        if raw.startswith(b"From "):
+            raw = raw.split(b"\n", 1)[1]
+        name = "sa" + d["group"][-1] + d["id"]
+        head, sep, body = raw.partition(b"\n\n")
+        assert sep, path
+        # First in the body, where TOP n 5 sees it.
+        msg = head + b"\n\nmarker=" + name.encode() + b"\n" + body
+        # CRLF, as the hand-made mail: LIST counts octets as sent.
+        out[name] = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert len(out) == CORPUS_COUNT
+    return out
+
+
+def header_block(data):
+    """The header as stored, up to the blank line."""
+    data = data.replace(b"\r\n", b"\n")
+    return data.split(b"\n\n", 1)[0]
+
+
+def indistinguishable(msgs):
+    """Names of the messages that no key can tell apart: no Message-ID that
+    is unique, and another message with the same header bytes and size."""
+    def msgid(data):
+        ids = re.findall(rb"^message-id[ \t]*:(.*(?:\n[ \t].*)*)", header_block(data), re.I | re.M)
+        return ids[0].replace(b"\n", b"").strip(b" \t") if len(ids) == 1 else None
+    ids = {}
+    for k, v in msgs.items():
+        ids.setdefault(msgid(v), []).append(k)
+    shape = {}
+    for k, v in msgs.items():
+        shape.setdefault((header_block(v), len(v.replace(b"\r\n", b"\n"))), []).append(k)
+    return sorted(k for k, v in msgs.items()
+                  if not (msgid(v) and len(ids[msgid(v)]) == 1)
+                  and len(shape[(header_block(v), len(v.replace(b"\r\n", b"\n")))]) > 1)
+
+
 def mail(tag):
     """name -> exact bytes. Every message carries "marker=<name>" in its body."""
     def msg(name, msgid=None, subject=None, extra=b""):
@@ -66,12 +134,15 @@ def mail(tag):
     out["d1"] = msg("d1", dup, subject="twice")              # same headers, same size,
     out["d2"] = msg("d2", dup, subject="twice")              # different body
     assert len(out["d1"]) == len(out["d2"])
+    out.update(CORPUS)
     return out
 
 
-OLD_ORDER = ["m1", "m2", "n1", "d1", "m3", "d2", "m4"]
-NEW_ORDER = ["m4", "d2", "m3", "d1", "n1", "m2", "m1"]      # the copy reordered
-UNMATCHABLE = ["d1", "d2", "n1"]
+CORPUS = corpus()
+OLD_ORDER = ["m1", "m2", "n1", "d1", "m3", "d2", "m4"] + list(CORPUS)
+NEW_ORDER = list(reversed(OLD_ORDER))                        # the copy reordered
+UNMATCHABLE = indistinguishable(mail("x"))
+assert UNMATCHABLE[:2] == ["d1", "d2"], UNMATCHABLE
 
 
 def later(tag, name, msgid):
@@ -334,13 +405,17 @@ def test_migration_with_uidl_import(testbed, old_server, start_popgate, client_k
              if not ln.startswith("#")]
     assert [ln.split()[0] for ln in lines] == [old_uidls[k] for k in OLD_ORDER]
     assert [int(ln.split()[1]) for ln in lines] == [len(msgs[k]) for k in OLD_ORDER]
-    ids = {k: ln.split()[2] for k, ln in zip(OLD_ORDER, lines)}
-    assert ids["n1"] == "-" and ids["d1"] == ids["d2"] != "-"
+    fields = {k: ln.split() for k, ln in zip(OLD_ORDER, lines)}
+    assert fields["n1"][3] == "-" and fields["d1"][3] == fields["d2"][3] != "-"
+    assert fields["d1"][2] == fields["d2"][2] != fields["n1"][2]
+    assert fields["sa100498"][3] == "PM20008:14:54%20AM"
+    assert fields["sa201023"][3].startswith("<00003dc678b8$00001100$0000354c@C:\\Documents%20and%20")
     assert old_message_count(old_server, user) == len(OLD_ORDER), "the export deleted mail"
 
     pg = migration_popgate(start_popgate)
     r = admin(pg.config_path, "uidl", "import", user, tmp_path / "legacy.uidl")
     assert r.returncode == 0, r.stdout + r.stderr
+    print(r.stdout)
 
     check_served_uidls(pg, testbed, user, old_uidls)
     after_the_switch(pg, testbed, user, client, msgs, f"imp{client_kind}")
@@ -369,6 +444,16 @@ def test_migration_lazy_legacy_pop3(testbed, old_server, start_popgate, client_k
 
     # Later logins do not contact it again ...
     assert client.run(pg.port, testbed.cert) == []
+    # What matched by which key is in the log, per login: n1 and the corpus
+    # message without a Message-ID by header hash, the rest but d1 and d2 by
+    # Message-ID.
+    with open(pg.log_path, errors="replace") as f:
+        reports = [ln for ln in f if "legacy-uidl" in ln and "by_header_hash" in ln]
+    assert reports, testbed_mod.log_tail(pg.log_path, 40)
+    print(reports[-1])
+    want = len(OLD_ORDER) - len(UNMATCHABLE)
+    assert re.search(rf"\bmatched[=\":]+{want}\b", reports[-1]), reports[-1]
+    assert re.search(r"\bby_header_hash[=\":]+2\b", reports[-1]), reports[-1]
     check_served_uidls(pg, testbed, user, old_uidls)
     assert settled_pop3_logins(old_server)[before:] == contacts, "popgate asked the old server again"
 
@@ -408,10 +493,16 @@ def test_export_tool_tls_modes_and_header_forms(old_server, tmp_path):
         outputs.append([ln for ln in r.stdout.splitlines() if not ln.startswith("#")])
     assert outputs[0] == outputs[1]
     fields = [ln.split() for ln in outputs[0]]
-    assert [f[2] for f in fields] == ["<plain@x>", "<folded@x>", "<commented@x>", "-", "-", "-"]
+    # The Message-ID as sent, %XX-encoded; none for two of them.
+    assert [f[3] for f in fields] == ["<plain@x>", "<folded@x>",
+                                      "(comment%20(nested))%20<commented@x>%20(tail)", "-",
+                                      "not%20an%20id", "-"]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", f[2]) for f in fields)
+    assert len({f[2] for f in fields}) == len(fields)
     assert [int(f[1]) for f in fields] == [len(m) for m in msgs]
     assert all(re.fullmatch(r"\d+\.\d+", f[0]) for f in fields)
-    assert "3 without" in r.stderr          # the summary names what cannot be matched
+    assert "2 without a Message-ID" in r.stderr   # the summary names what matches how
+    assert "4 by Message-ID and 2 by header hash" in r.stderr
     # Plain POP3 too, when asked for explicitly.
     r = export(old_server, user, tls="none")
     assert r.returncode == 0, r.stderr

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "header_hash.h"
 #include "legacy_pop3.h"
 
 /* Longest a test may run before it counts as hung. */
@@ -347,8 +348,10 @@ struct outcome {
 };
 
 static void on_item(const char *uidl, size_t uidl_len, uint32_t size, const char *msgid,
-                    size_t msgid_len, void *arg)
+                    size_t msgid_len, const char *hash, void *arg)
 {
+    if (hash)
+        assert_int_equal(strlen(hash), HEADER_HASH_HEX_LEN);
     struct outcome *o = arg;
     assert_false(o->done);
     assert_int_equal(strlen(uidl), uidl_len);

@@ -446,6 +446,126 @@ static void test_drop_collisions_with_own_uidls(void **state)
     maildrop_free(&drop);
 }
 
+/* ---- the header-hash stage ----------------------------------------------- */
+
+/* Values from a fake hash for lent fields. */
+static void values_for(const char *const *fields, const size_t *lens, size_t n, const char *const (*hash)[2],
+                       size_t n_hash, const char **values, size_t *vlens)
+{
+    for (size_t i = 0; i < n; i++) {
+        values[i] = NULL;
+        vlens[i] = 0;
+        for (size_t k = 0; k < n_hash; k++)
+            if (strlen(hash[k][0]) == lens[i] && memcmp(hash[k][0], fields[i], lens[i]) == 0) {
+                values[i] = hash[k][1];
+                vlens[i] = strlen(hash[k][1]);
+            }
+    }
+}
+
+#define H1 "11111111111111111111111111111111"
+#define H2 "22222222222222222222222222222222"
+#define H3 "33333333333333333333333333333333"
+
+static void test_match_header_hash(void **state)
+{
+    (void)state;
+    /* uid 1: matched by Message-ID; 2: no Message-ID, key H1/100 stored;
+     * 3 and 4: one Message-ID twice, keys H2/200 and H2/201 (same hash,
+     * other size: two keys); 5 and 6: no Message-ID, the same key H3/300
+     * twice upstream: neither; 7: no Message-ID, size 999 not marked: not
+     * even hashed. */
+    static const struct msg msgs[] = {
+        { 1, "<a@x>" }, { 2, NULL }, { 3, "PM20008:14:54 AM" }, { 4, "PM20008:14:54 AM" },
+        { 5, NULL }, { 6, NULL }, { 7, NULL },
+    };
+    static const uint32_t sizes[] = { 50, 100, 200, 201, 300, 300, 999 };
+    static const char *const hash[][2] = {
+        { "<a@x>", "A 50" },
+        { " hdr 100 " H1, "B 100" }, { " hdr 200 " H2, "C 200" }, { " hdr 201 " H2, "D 201" },
+        { " hdr 300 " H3, "E 300" },
+        { " size 100", "1" }, { " size 200", "1" }, { " size 201", "1" }, { " size 300", "1" },
+    };
+    static const char *const hexes[] = { NULL, H1, H2, H2, H3, H3, NULL };
+    struct legacy_match m;
+    legacy_match_init(&m);
+    add_all(&m, msgs, 7);
+    size_t n_lookup;
+    assert_true(legacy_match_prepare(&m, &n_lookup));
+    feed_from_hash(&m, n_lookup, hash, sizeof hash / sizeof hash[0]);
+    for (size_t i = 0; i < 7; i++)
+        assert_true(legacy_match_set_size(&m, msgs[i].uid, sizes[i]));
+
+    const char *const *fields;
+    const size_t *lens;
+    size_t n;
+    const char *values[16];
+    size_t vlens[16];
+    assert_true(legacy_match_size_fields(&m, &fields, &lens, &n));
+    assert_int_equal(n, 5);           /* 100, 200, 201, 300, 999: the unmatched sizes */
+    values_for(fields, lens, n, hash, sizeof hash / sizeof hash[0], values, vlens);
+    uint32_t *uids;
+    size_t n_uids;
+    assert_true(legacy_match_set_size_values(&m, values, n, &uids, &n_uids));
+    assert_int_equal(n_uids, 5);      /* uids 2..6 */
+    for (size_t i = 0; i < n_uids; i++) {
+        assert_int_equal(uids[i], i + 2);
+        assert_true(legacy_match_set_hash(&m, uids[i], hexes[i + 1]));
+    }
+    assert_false(legacy_match_set_hash(&m, 7, H1));
+    assert_true(legacy_match_hash_fields(&m, &fields, &lens, &n));
+    assert_int_equal(n, 3);           /* 5 and 6 share their key */
+    values_for(fields, lens, n, hash, sizeof hash / sizeof hash[0], values, vlens);
+    assert_true(legacy_match_set_hash_values(&m, values, vlens, n));
+
+    struct legacy_match_stats st;
+    assert_true(legacy_match_resolve(&m, &st));
+    assert_uidl(&m, 1, "A");
+    assert_uidl(&m, 2, "B");
+    assert_uidl(&m, 3, "C");
+    assert_uidl(&m, 4, "D");
+    assert_uidl(&m, 5, NULL);
+    assert_uidl(&m, 6, NULL);
+    assert_uidl(&m, 7, NULL);
+    assert_int_equal(st.matched, 4);
+    assert_int_equal(st.matched_message_id, 1);
+    assert_int_equal(st.matched_header_hash, 3);
+    assert_int_equal(st.hashed, 5);
+    assert_int_equal(st.same_header_hash, 2);
+    assert_int_equal(st.no_message_id, 3);
+    legacy_match_free(&m);
+}
+
+/* The one key rule for both imports (uidl_file.h uidl_keys_assign). */
+static void test_keys_assign(void **state)
+{
+    (void)state;
+    struct uidl_file_entry e[6] = {
+        { .uidl = "u1", .uidl_len = 2, .msgid = "<a@x>", .msgid_len = 5, .size = 10, .has_hash = true, .hash = H1 },
+        { .uidl = "u2", .uidl_len = 2, .msgid = "<d@x>", .msgid_len = 5, .size = 20, .has_hash = true, .hash = H2 },
+        { .uidl = "u3", .uidl_len = 2, .msgid = "<d@x>", .msgid_len = 5, .size = 21, .has_hash = true, .hash = H2 },
+        { .uidl = "u4", .uidl_len = 2, .size = 30, .has_hash = true, .hash = H3 },
+        { .uidl = "u5", .uidl_len = 2, .size = 30, .has_hash = true, .hash = H3 },
+        { .uidl = "u6", .uidl_len = 2, .size = 40 },
+    };
+    for (size_t i = 0; i < 6; i++)
+        e[i].line = i + 1;
+    struct uidl_key_stats st;
+    assert_true(uidl_keys_assign(e, 6, &st));
+    assert_int_equal(e[0].key, UIDL_KEY_MESSAGE_ID);
+    assert_int_equal(e[1].key, UIDL_KEY_HEADER_HASH);   /* same id, other size: the key differs */
+    assert_int_equal(e[2].key, UIDL_KEY_HEADER_HASH);
+    assert_int_equal(e[3].key, UIDL_KEY_NONE);
+    assert_int_equal(e[4].key, UIDL_KEY_NONE);
+    assert_int_equal(e[3].same_hash_line, 5);
+    assert_int_equal(e[4].same_hash_line, 4);
+    assert_int_equal(e[5].key, UIDL_KEY_NONE);
+    assert_int_equal(st.by_message_id, 1);
+    assert_int_equal(st.by_header_hash, 2);
+    assert_int_equal(st.same_header_hash, 2);
+    assert_int_equal(st.no_key, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +579,8 @@ int main(void)
         cmocka_unit_test(test_match_refuses),
         cmocka_unit_test(test_match_nothing_fed),
         cmocka_unit_test(test_match_repeats),
+        cmocka_unit_test(test_match_header_hash),
+        cmocka_unit_test(test_keys_assign),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

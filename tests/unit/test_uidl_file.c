@@ -94,8 +94,16 @@ static void test_each_malformed_line(void **state)
     const struct bad_line cases[] = {
         { "onlyone", UIDL_FILE_FIELD_COUNT },
         { "two 12", UIDL_FILE_FIELD_COUNT },
-        { "a 1 <x@y> extra", UIDL_FILE_FIELD_COUNT },
-        { "a 1 <x @y>", UIDL_FILE_FIELD_COUNT },
+        { "a 1 - <x@y> extra", UIDL_FILE_FIELD_COUNT },
+        /* Four fields: the third is the header hash. */
+        { "a 1 <x @y>", UIDL_FILE_BAD_HASH },
+        { "a 1 0123456789abcdef0123456789ABCDEF <x@y>", UIDL_FILE_BAD_HASH },
+        { "a 1 0123456789abcdef0123456789abcde <x@y>", UIDL_FILE_BAD_HASH },
+        { "a 1 - %", UIDL_FILE_BAD_MSGID },
+        { "a 1 - x%4", UIDL_FILE_BAD_MSGID },
+        { "a 1 - %zz", UIDL_FILE_BAD_MSGID },
+        { "a 1 - %20x", UIDL_FILE_BAD_MSGID },
+        { "a 1 - x%09", UIDL_FILE_BAD_MSGID },
         { uidl71, UIDL_FILE_UIDL_TOO_LONG },
         { "caf\xc3\xa9 1 <x@y>", UIDL_FILE_UIDL_BAD_CHAR },
         { "a\x01 1 <x@y>", UIDL_FILE_UIDL_BAD_CHAR },
