@@ -8,6 +8,9 @@ is added to a non-empty message that lacks one, NUL becomes 0x80 unless
 nul_bytes = pass. Dot-stuffing is a wire matter, checked separately.
 """
 
+import glob
+import json
+import os
 import re
 from dataclasses import dataclass
 
@@ -183,3 +186,28 @@ def dot_stuff(norm):
 def crlf_to_lf(data):
     """For comparing with clients that deliver Unix line ends."""
     return _LINE_END.sub(b"\n", data)
+
+
+SA_CORPUS_DIR = os.environ.get("POPGATE_SA_CORPUS", "/var/cache/popgate-test/spamassassin")
+
+
+def spamassassin(count=200, group="spam-2"):
+    """[(name, bytes)] of the first count messages of a SpamAssassin public
+    corpus group (deploy/dev/install-corpus.sh), as the corpus holds them:
+    LF line ends, bare CRs where the mail had them, without the mbox "From "
+    line a Maildir never holds."""
+    files = sorted(glob.glob(os.path.join(SA_CORPUS_DIR, group, "*.json")))
+    assert len(files) >= count, \
+        f"the SpamAssassin corpus is not in {SA_CORPUS_DIR}: run deploy/dev/install-corpus.sh"
+    out = []
+    for path in files[:count]:
+        with open(path) as f:
+            d = json.load(f)
+        try:
+            raw = d["text"].encode("latin-1")   # the original octets, for most
+        except UnicodeEncodeError:
+            raw = d["text"].encode("utf-8")
+        if raw.startswith(b"From "):
+            raw = raw.split(b"\n", 1)[1]
+        out.append((os.path.basename(path).split(".")[0], raw))
+    return out
