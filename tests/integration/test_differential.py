@@ -31,6 +31,7 @@ C0. Not a popgate difference: Cyrus refuses to store bare_lf, mixed_endings,
     dot_lf (bare LF), nul_bytes (NUL), empty (0 octets) and only_dot (no
     header line); test_unstorable_messages pins each refusal, and the other
     tests run on the rest plus cr_crlf_lines (the CR cases without a bare LF).
+    (conftest.UNSTORABLE)
 C1. UIDL: Cyrus's pop3d says "<uidvalidity>.<uid>"; popgate's UIDLs never
     depend on the upstream's POP3 server: "%08x%08x" of UID and UIDVALIDITY,
     as on Dovecot. Same numbering, both unique.
@@ -55,7 +56,7 @@ import re
 
 import pytest
 
-from conftest import UPSTREAMS, new_mailbox
+from conftest import UNSTORABLE, UPSTREAMS, new_mailbox
 from messages import Message, corpus, dot_stuff, expected_retr, expected_top
 from pop3client import POP3, unstuff
 
@@ -65,13 +66,6 @@ CR_CRLF = Message("cr_crlf_lines",
                   "bare CR and CR CR LF line ends, no bare LF")
 FULL_CORPUS = corpus() + [CR_CRLF]
 
-# C0: what each server refuses to store, and the words of its refusal.
-UNSTORABLE = {
-    "dovecot": {},
-    "cyrus": {"bare_lf": "bare newlines", "mixed_endings": "bare newlines",
-              "dot_lf": "bare newlines", "nul_bytes": "NUL characters",
-              "empty": "Zero-length", "only_dot": "invalid header"},
-}
 # D4, C2: LIST is the stored size, RETR sends 2 more (the CRLF added at the end).
 LIST_SHORT_BY_2 = {
     "dovecot": {"no_final_newline", "dot_lines", "ends_with_cr", "empty"},
