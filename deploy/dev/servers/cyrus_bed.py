@@ -108,6 +108,7 @@ class CyrusBed:
         try:
             self.install = cyrus.ensure_installed()
             self.dir = tempfile.mkdtemp(prefix=f"popgate-{self.name}-", dir=self.parent_dir)
+            self._check_reachable(self.dir)
             os.chmod(self.dir, 0o755)   # master runs as nobody when we are root
             self.cert = os.path.join(self.dir, "cert.pem")
             self.key = os.path.join(self.dir, "key.pem")
@@ -152,6 +153,18 @@ class CyrusBed:
     def _own(self, path):
         if os.geteuid() == 0:
             os.chown(path, self.run_uid, self.run_gid)
+
+    def _check_reachable(self, path):
+        """As root, Cyrus's processes run as nobody and must reach the
+        directory (pytest's tmp_path, for one, is 0700 root)."""
+        if os.geteuid() != 0:
+            return
+        parent = os.path.dirname(path)
+        while parent != os.path.dirname(parent):
+            if not os.stat(parent).st_mode & 0o001:
+                raise RuntimeError(f"{parent} is not searchable by others: Cyrus runs as "
+                                   "nobody and cannot reach its directory below it")
+            parent = os.path.dirname(parent)
 
     def _make_dirs(self):
         for sub in ("config", "config/db", "config/socket", "config/proc", "config/lock",
