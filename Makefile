@@ -22,8 +22,15 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 REL := build/release
 SAN := build/asan
 
-.PHONY: all test unit integration demo install clean bench fuzz deps test-valgrind
+.PHONY: all test unit integration demo install clean bench fuzz deps deps-demo test-valgrind
 all: popgate popgate-admin
+
+# The release number lives in proxy/version.h alone (both programs print it
+# with --version); `make version` prints it for scripts and packaging.
+VERSION := $(shell sed -n 's/^\#define POPGATE_VERSION "\(.*\)"/\1/p' proxy/version.h)
+.PHONY: version
+version:
+	@echo $(VERSION)
 
 # Debian's python3 has python3-pytest (deploy/dev/install-deps.sh); a python3
 # earlier on PATH (pyenv and the like) may not.
@@ -58,8 +65,12 @@ $(SAN)/tests/unit/%: $(SAN)/tests/unit/%.o $(SAN)/libpopgate.a
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/unit/%)
 
 # ---- tests ------------------------------------------------------------------
+# Install what is missing, never removing a package (deploy/dev/install-deps.sh):
+# `deps` for the tests, fuzzing and valgrind; `deps-demo` only the demo's.
 deps:
-	@deploy/dev/install-deps.sh
+	@deploy/dev/install-deps.sh test
+deps-demo:
+	@deploy/dev/install-deps.sh demo
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -85,8 +96,11 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
-demo: deps popgate
-	$(PYTHON) deploy/dev/demo.py
+# The build runs in a sub-make, after the packages are in: pkg-config's flags
+# are read when a make starts.
+demo: deps-demo
+	$(MAKE) popgate popgate-admin
+	python3 deploy/dev/demo.py
 
 install: popgate install-man install-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/popgate

@@ -102,6 +102,10 @@ int admin_connect(struct admin *a)
     a->config = config_load(a->config_path, err, sizeof err);
     if (!a->config) {
         admin_error("%s: %s", a->config_path, err);
+        /* The default path failed: most likely -c was forgotten (the demo's
+         * and any non-packaged popgate's configuration live elsewhere). */
+        if (strcmp(a->config_path, ADMIN_DEFAULT_CONFIG) == 0)
+            admin_error("name popgate's configuration file with -c FILE");
         return ADMIN_USAGE;
     }
     const struct redis_store_config *cfg = &a->config->redis;

@@ -11,6 +11,7 @@
 
 #include "admin.h"
 #include "admin_keys.h"
+#include "version.h"
 
 /* Arguments after the options; far more than any command takes. */
 #define ARGS_MAX 256
@@ -26,7 +27,8 @@ static const struct group groups[] = {
       "  map set USER KEY=VALUE...     set USER's policy overrides; popgate applies them\n"
       "                                at USER's next login. KEY: view, since,\n"
       "                                from_first_login, max_age, max_messages, on_retr,\n"
-      "                                on_dele (values as in popgate.conf [policy])\n"
+      "                                on_dele (values as in popgate.conf [policy]), and\n"
+      "                                mapping (the NAME of a [mapping NAME] section)\n"
       "  map get USER                  show USER's overrides\n"
       "  map del USER [KEY...]         remove USER's overrides, or only the KEYs named\n"
       "  map list                      every user with overrides\n" },
@@ -74,6 +76,7 @@ void admin_usage(FILE *f, const char *group)
           "                          (default " ADMIN_DEFAULT_CONFIG ")\n"
           "  --json                  print one JSON document instead of text\n"
           "  -h, --help              this help; COMMAND --help for one command group\n"
+          "  -V, --version           the version\n"
           "\nexit status: 0 done, 1 usage error or bad input (nothing written),\n"
           "2 not found (no such user, device or entry), 3 Redis unavailable or failing\n",
           f);
@@ -106,7 +109,7 @@ int main(int argc, char **argv)
     struct admin a = { .config_path = ADMIN_DEFAULT_CONFIG };
     char *args[ARGS_MAX];
     int n_args = 0;
-    bool help = false, options_done = false;
+    bool help = false, version = false, options_done = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -119,6 +122,8 @@ int main(int argc, char **argv)
             options_done = true;
         } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             help = true;
+        } else if (strcmp(arg, "-V") == 0 || strcmp(arg, "--version") == 0) {
+            version = true;
         } else if (strcmp(arg, "--json") == 0) {
             a.json = true;
         } else if (strcmp(arg, "--new") == 0) {
@@ -135,6 +140,12 @@ int main(int argc, char **argv)
     }
 
     const struct group *g = n_args ? find_group(args[0]) : NULL;
+    /* GNU conventions: --help and --version answer on stdout and exit 0,
+     * whatever else the line holds; --help wins over --version. */
+    if (version && !help) {
+        printf(ADMIN_PROG " (popgate) " POPGATE_VERSION "\n");
+        return fflush(stdout) == 0 ? ADMIN_OK : ADMIN_UNAVAILABLE;
+    }
     if (help) {
         admin_usage(stdout, g ? g->name : NULL);
         return ADMIN_OK;

@@ -1,9 +1,12 @@
 /* auth_throttle: failed-login counters shared by every gateway node through
  * Redis, so password guessing is slowed per user and per client address
- * however the attempts are spread over nodes.
+ * however the attempts are spread over nodes; and the upstream's own
+ * request to slow down (a throttle answer), so that no node logs the user in
+ * upstream again before the backoff has passed.
  *
  *   pg1:{user}:authfail        failures for this user in the current window
  *   pg1:authfail:addr:<addr>   failures from this client address
+ *   pg1:{user}:backoff         present while the upstream backoff runs (PX)
  * Each counter expires `window` seconds after its first failure. Two separate
  * keys (not one script) keep the layout Redis-Cluster-ready: the user key
  * lives in the user's slot, the address key wherever it hashes. */
@@ -15,7 +18,12 @@
 
 #include "redis_store.h"
 
-enum auth_throttle_verdict { AUTH_THROTTLE_ALLOW, AUTH_THROTTLE_BLOCK, AUTH_THROTTLE_UNAVAILABLE };
+enum auth_throttle_verdict {
+    AUTH_THROTTLE_ALLOW,
+    AUTH_THROTTLE_BLOCK,          /* too many failed logins */
+    AUTH_THROTTLE_BACKOFF,        /* the upstream asked for a backoff on this user */
+    AUTH_THROTTLE_UNAVAILABLE,    /* Redis could not answer */
+};
 
 struct auth_throttle_limits {
     uint32_t max_per_user;    /* 0 = no limit */
@@ -27,7 +35,8 @@ typedef void auth_throttle_cb(enum auth_throttle_verdict v, void *arg);
 
 struct auth_throttle_check;
 
-/* Reads both counters (two commands in one round trip). Returns a handle to
+/* Reads both counters and the backoff (three commands in one round trip);
+ * BLOCK wins over BACKOFF. Returns a handle to
  * cancel with auth_throttle_cancel() if the session ends first; NULL if the
  * check could not start (then cb is never called). */
 struct auth_throttle_check *auth_throttle_check(struct redis_store *store, const char *state_user,
@@ -38,5 +47,10 @@ void auth_throttle_cancel(struct auth_throttle_check *check);
 /* Counts one failure for both (fire and forget). */
 void auth_throttle_record_failure(struct redis_store *store, const char *state_user, const char *addr,
                                   uint32_t window);
+
+/* Starts (or restarts) the user's upstream backoff for ms > 0 milliseconds
+ * (fire and forget). The latest throttle answer sets it: it is the
+ * upstream's newest word on how long to wait. */
+void auth_throttle_record_backoff(struct redis_store *store, const char *state_user, uint32_t ms);
 
 #endif

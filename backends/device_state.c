@@ -17,6 +17,8 @@ static const char load_script[] =
     "local ids = ARGV[1]\n"
     "local expire_before = tonumber(ARGV[4])\n"
     "local out, n = {}, 0\n"
+    "local sizes = {}\n"
+    "local has_sizes = redis.call('EXISTS', KEYS[6]) == 1\n"
     "for i = 1, #ids, 16 do\n"
     "  local id = string.sub(ids, i, i + 15)\n"
     "  local b = 48\n"
@@ -29,6 +31,10 @@ static const char load_script[] =
     "  end\n"
     "  n = n + 1\n"
     "  out[n] = string.char(b)\n"
+    "  if has_sizes then\n"
+    "    local size = redis.call('HGET', KEYS[6], id)\n"
+    "    if size then sizes[#sizes + 1] = n; sizes[#sizes + 1] = tonumber(size) end\n"
+    "  end\n"
     "end\n"
     "if redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2]) == 1 then\n"
     "  redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"
@@ -36,7 +42,7 @@ static const char load_script[] =
     "local dev = redis.call('HMGET', KEYS[4], 'first_seen', 'uidvalidity', 'idscheme', 'mark_all')\n"
     "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
     "        redis.call('SCARD', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]),\n"
-    "        dev[4] or '0'}\n";
+    "        dev[4] or '0', sizes, redis.call('HLEN', KEYS[6])}\n";
 
 static const char commit_script[] =
     "if redis.call('GET', KEYS[5]) ~= ARGV[1] then return redis.error_reply('LOCKLOST') end\n"
@@ -74,6 +80,12 @@ static const char commit_script[] =
     "    if #stale == 1000 then redis.call('ZREM', KEYS[6], unpack(stale)); stale = {} end\n"
     "  end\n"
     "  if #stale > 0 then redis.call('ZREM', KEYS[6], unpack(stale)) end\n"
+    "  stale = {}\n"
+    "  for _, id in ipairs(redis.call('HKEYS', KEYS[7])) do\n"
+    "    if not current[id] then stale[#stale + 1] = id end\n"
+    "    if #stale == 1000 then redis.call('HDEL', KEYS[7], unpack(stale)); stale = {} end\n"
+    "  end\n"
+    "  if #stale > 0 then redis.call('HDEL', KEYS[7], unpack(stale)) end\n"
     "end\n"
     "redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2])\n"
     "redis.call('HSET', KEYS[4], 'last_seen', ARGV[2], 'last_addr', ARGV[3], 'view', ARGV[5],\n"
@@ -82,6 +94,7 @@ static const char commit_script[] =
     "if ARGV[12] == '1' then redis.call('HDEL', KEYS[4], 'mark_all') end\n"
     "for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end\n"
     "redis.call('PEXPIRE', KEYS[6], ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[7], ARGV[4])\n"
     "return 'OK'\n";
 
 /* The lock, and the limits checked with it: the user's session count (a
@@ -124,6 +137,7 @@ void device_keys_init(struct device_keys *k, const char *state_user, const char 
     snprintf(k->sessions, sizeof k->sessions, KEY_PREFIX ":{%s}:sessions", state_user);
     snprintf(k->delay, sizeof k->delay, KEY_PREFIX ":{%s}:delay:%s", state_user, device);
     snprintf(k->rtime, sizeof k->rtime, KEY_PREFIX ":{%s}:rtime:%s", state_user, device);
+    snprintf(k->size, sizeof k->size, KEY_PREFIX ":{%s}:size", state_user);
 }
 
 void device_id_format(uint64_t id, char *out)
@@ -265,7 +279,9 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
     struct device_load_result res = { .result = DEVICE_UNAVAILABLE };
     uint64_t first_seen, uidvalidity;
     uint64_t mark_all = 0;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 8 && reply_u64(r->element[7], &mark_all) &&
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 10 && reply_u64(r->element[7], &mark_all) &&
+        r->element[8]->type == REDIS_REPLY_ARRAY && r->element[8]->elements % 2 == 0 &&
+        reply_u64(r->element[9], &res.stored_sizes) &&
         r->element[0]->type == REDIS_REPLY_STRING && r->element[3]->type == REDIS_REPLY_STRING &&
         reply_u64(r->element[1], &first_seen) && reply_u64(r->element[2], &uidvalidity) &&
         uidvalidity <= UINT32_MAX && reply_u64(r->element[4], &res.stored_read) &&
@@ -277,6 +293,8 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
         res.uidvalidity = (uint32_t)uidvalidity;
         res.mark_all = mark_all != 0;
         snprintf(res.ids_scheme, sizeof res.ids_scheme, "%s", r->element[3]->str);
+        res.sizes = r->element[8]->element;
+        res.n_sizes = r->element[8]->elements / 2;
     }
     call.done(&res, call.arg);
 }
@@ -293,9 +311,9 @@ struct redis_request *device_state_load(struct redis_store *store, const struct 
     snprintf(now_s, sizeof now_s, "%" PRId64, now);
     snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
     snprintf(expire_s, sizeof expire_s, "%" PRId64, expire_before);
-    const char *argv[] = { "EVAL", load_script, "5", k->read, k->got, k->hide, k->dev, k->rtime,
+    const char *argv[] = { "EVAL", load_script, "6", k->read, k->got, k->hide, k->dev, k->rtime, k->size,
                            ids, now_s, ttl_s, expire_s };
-    enum { ARGC = sizeof argv / sizeof argv[0], IDS = 8 };
+    enum { ARGC = sizeof argv / sizeof argv[0], IDS = 9 };
     size_t argvlen[ARGC];
     for (int i = 0; i < ARGC; i++)
         argvlen[i] = i == IDS ? ids_len : strlen(argv[i]);  /* ids need not end in NUL */
@@ -360,19 +378,20 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     snprintf(uv_s, sizeof uv_s, "%" PRIu32, c->uidvalidity);
     snprintf(retrieved_s, sizeof retrieved_s, "%" PRIu32, c->retrieved);
     const char *argv[] = {
-        "EVAL", commit_script, "6", k->read, k->got, k->hide, k->dev, k->lock, k->rtime,
+        "EVAL", commit_script, "7", k->read, k->got, k->hide, k->dev, k->lock, k->rtime, k->size,
         c->token, now_s, c->addr, ttl_s, c->view, uv_s, c->ids_scheme,
         c->got_ids ? c->got_ids : "", c->hidden_ids ? c->hidden_ids : "",
         c->all_ids ? c->all_ids : "", retrieved_s, c->clear_mark_all ? "1" : "0",
         c->record_retrieval_time ? "1" : "0",
     };
     enum { ARGC = sizeof argv / sizeof argv[0] };
+    enum { GOT = 17, HIDDEN, ALL };  /* argv positions of the id lists */
     size_t argvlen[ARGC];
     for (int i = 0; i < ARGC; i++)
-        argvlen[i] = i >= 16 && i <= 18 ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
-    argvlen[16] = c->got_ids ? c->got_len : 0;
-    argvlen[17] = c->hidden_ids ? c->hidden_len : 0;
-    argvlen[18] = c->all_ids ? c->all_len : 0;
+        argvlen[i] = i >= GOT && i <= ALL ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
+    argvlen[GOT] = c->got_ids ? c->got_len : 0;
+    argvlen[HIDDEN] = c->hidden_ids ? c->hidden_len : 0;
+    argvlen[ALL] = c->all_ids ? c->all_len : 0;
     const struct redis_store_config *cfg = redis_store_config(store);
     if (cfg->replicas_ack == 0)
         return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);
@@ -435,4 +454,23 @@ struct redis_request *device_override_load(struct redis_store *store, const char
     else
         redis_request_on_cancel(req, free);
     return req;
+}
+
+/* ---- exact sizes -------------------------------------------------------- */
+
+void device_size_store(struct redis_store *store, const struct device_keys *k, uint64_t id, uint32_t size,
+                       uint64_t ttl_ms)
+{
+    char field[DEVICE_ID_HEX + 1], size_s[16], ttl_s[24];
+    device_id_format(id, field);
+    field[DEVICE_ID_HEX] = '\0';
+    snprintf(size_s, sizeof size_s, "%" PRIu32, size);
+    snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
+    /* A size is a fact about the message, not a change of state: written as
+     * soon as it is known, whether or not the session reaches QUIT. If this
+     * is lost, the next RETR measures again. */
+    const char *hset[] = { "HSET", k->size, field, size_s };
+    const char *expire[] = { "PEXPIRE", k->size, ttl_s };
+    redis_store_send(store, 4, hset, NULL);
+    redis_store_send(store, 3, expire, NULL);
 }

@@ -11,6 +11,9 @@
  *   pg1:{user}:delay:<device> present for login_delay after a login (LOGIN-DELAY)
  *   pg1:{user}:rtime:<device> sorted set: message id -> when this device first retrieved it
  *                             (written only where EXPIRE is configured)
+ *   pg1:{user}:size           hash: message id -> exact POP3 size, for messages whose
+ *                             RFC822.SIZE is not what RETR sends (and every measured
+ *                             one with exact_sizes), so every node lists the same
  *   pg1:map:<user>            hash: policy override for the user (popgate-admin map set)
  * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
  *
@@ -44,6 +47,7 @@ struct device_keys {
     char sessions[DEVICE_KEY_MAX];
     char delay[DEVICE_KEY_MAX];
     char rtime[DEVICE_KEY_MAX];
+    char size[DEVICE_KEY_MAX];
 };
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
@@ -78,7 +82,8 @@ struct redis_request *device_lock_refresh(struct redis_store *store, const struc
 /* Fire and forget: compare-and-delete. */
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token);
 
-/* ids_scheme: "emailid" when ids come from EMAILID, else "uid". */
+/* ids_scheme: "emailid" when ids come from EMAILID, "gmmsgid" from Gmail's
+ * X-GM-MSGID, else "uid". */
 struct device_load_result {
     enum device_result result;
     const char *bits;          /* one char '0'..'7' per id: VIEW_STATE_* bits + '0' */
@@ -88,6 +93,11 @@ struct device_load_result {
     char ids_scheme[8];
     uint64_t stored_read, stored_got, stored_hide;  /* set sizes, to detect stale ids */
     bool mark_all;             /* popgate-admin device mark-all is pending */
+    /* Exact sizes known for some ids: n_sizes pairs (1-based index into the
+     * ids, size) of integer replies, valid during the callback. */
+    redisReply *const *sizes;
+    size_t n_sizes;
+    uint64_t stored_sizes;     /* entries in the size hash, to detect stale ones */
 };
 typedef void device_load_cb(const struct device_load_result *r, void *arg);
 
@@ -117,6 +127,11 @@ struct device_commit {
 
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
                                           const struct device_commit *c, device_done_cb *done, void *arg);
+
+/* Records the exact POP3 size of message id for every node (fire and
+ * forget; the hash expires after ttl_ms unless a commit refreshes it). */
+void device_size_store(struct redis_store *store, const struct device_keys *k, uint64_t id, uint32_t size,
+                       uint64_t ttl_ms);
 
 /* The user's policy override, hash pg1:map:<user> (popgate-admin map set):
  * pairs of field/value replies, valid during the callback; none when absent. */

@@ -115,7 +115,7 @@ struct imap_client {
     bool body_streaming;            /* literal bytes now go to the sink */
     uint64_t body_left;
     bool paused;                    /* the sink took fewer bytes than offered */
-    bool listing_emailid;           /* the listing asked for EMAILID */
+    enum imap_stable_ids listing_ids;  /* the stable id the listing asked for */
 
     /* special-use lookup */
     char list_use[IMAP_SPECIAL_USE_MAX + 1];
@@ -124,10 +124,15 @@ struct imap_client {
     enum { LIST_NONE, LIST_FOUND, LIST_UNUSABLE } list_match;
 
     unsigned caps;
+    bool sizes_estimated;           /* the greeting names a server whose RFC822.SIZE is an estimate */
     uint32_t uidvalidity;
     uint32_t exists;
     bool tls_active;
     bool bye_seen;
+    bool bye_throttled;             /* the BYE was a throttle: the close is one too */
+
+    imap_throttle_cb *throttle_cb;  /* observer of throttle answers, may be NULL */
+    void *throttle_arg;
 
     bool dead;                      /* the connection is gone; ops fail at once */
     enum imap_result dead_result;
@@ -161,6 +166,9 @@ const char *imap_result_name(enum imap_result r)
         [IMAP_RESULT_TIMEOUT] = "timeout",
         [IMAP_RESULT_PROTOCOL_ERROR] = "protocol-error",
         [IMAP_RESULT_INVALID_ARGUMENT] = "invalid-argument",
+        [IMAP_RESULT_THROTTLED] = "throttled",
+        [IMAP_RESULT_IN_USE] = "in-use",
+        [IMAP_RESULT_OVERQUOTA] = "overquota",
     };
     if ((size_t)r < sizeof names / sizeof names[0] && names[r])
         return names[r];
@@ -379,6 +387,22 @@ void imap_client_free(struct imap_client *c)
     destroy(c);
 }
 
+void imap_client_on_throttle(struct imap_client *c, imap_throttle_cb *cb, void *arg)
+{
+    c->throttle_cb = cb;
+    c->throttle_arg = arg;
+}
+
+/* A throttle answer arrived: tell the observer (it only records). */
+static void notify_throttle(struct imap_client *c, uint32_t suggested_ms)
+{
+    if (!c->throttle_cb)
+        return;
+    c->in_cb++;
+    c->throttle_cb(suggested_ms, c->throttle_arg);
+    c->in_cb--;
+}
+
 /* ---- sending commands ------------------------------------------------------ */
 
 static void cmd_put(struct imap_client *c, const char *p, size_t len)
@@ -479,6 +503,7 @@ static const struct {
     { "OBJECTID", IMAP_CAP_OBJECTID },
     { "LOGINDISABLED", IMAP_CAP_LOGINDISABLED },
     { "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
+    { "X-GM-EXT-1", IMAP_CAP_X_GM_EXT_1 },
 };
 
 /* A capability list replaces what was known before (RFC 3501 6.1.1). */
@@ -597,9 +622,15 @@ static void handle_greeting(struct imap_client *c, const struct imap_response *r
         return;
     }
     if (r->status == IMAP_STATUS_BYE) {
+        /* "Too many connections" greetings: a throttle, or just unavailable. */
+        uint32_t ms;
+        enum imap_result res = imap_response_throttled(r, &ms) ? IMAP_RESULT_THROTTLED
+                                                               : IMAP_RESULT_UNAVAILABLE;
         set_error_span(c, "BYE ", r->text, r->text_len);
-        mark_dead(c, IMAP_RESULT_UNAVAILABLE, NULL);
-        finish(c, IMAP_RESULT_UNAVAILABLE);
+        mark_dead(c, res, NULL);
+        if (res == IMAP_RESULT_THROTTLED)
+            notify_throttle(c, ms);
+        finish(c, res);
         return;
     }
     if (r->status == IMAP_STATUS_PREAUTH) {
@@ -608,6 +639,11 @@ static void handle_greeting(struct imap_client *c, const struct imap_response *r
         io_fail(c, IMAP_RESULT_UNAVAILABLE, "upstream greeted with PREAUTH");
         return;
     }
+    /* Exchange (Online and on-premises) greets "The Microsoft Exchange IMAP4
+     * service is ready." and reports an estimated RFC822.SIZE unless an
+     * administrator turned on ImapEnableExactRFC822Size per mailbox. */
+    static const char exchange[] = "Microsoft Exchange";
+    c->sizes_estimated = memmem(r->text, r->text_len, exchange, sizeof exchange - 1) != NULL;
     if (imap_resp_code_is(r, "CAPABILITY")) {
         if (!read_caps(c, r->code_args, r->code_args_len)) {
             io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "malformed CAPABILITY in greeting");
@@ -760,6 +796,21 @@ unsigned imap_client_caps(const struct imap_client *c)
     return c->caps;
 }
 
+bool imap_client_sizes_estimated(const struct imap_client *c)
+{
+    return c->sizes_estimated;
+}
+
+enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c)
+{
+    /* EMAILID first: the standard, and what a server with both documents. */
+    if (c->caps & IMAP_CAP_OBJECTID)
+        return IMAP_IDS_EMAILID;
+    if (c->caps & IMAP_CAP_X_GM_EXT_1)
+        return IMAP_IDS_X_GM_MSGID;
+    return IMAP_IDS_NONE;
+}
+
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg)
 {
@@ -771,9 +822,13 @@ void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
         finish_soon(c, IMAP_RESULT_OK);
         return;
     }
-    c->listing_emailid = (c->caps & IMAP_CAP_OBJECTID) != 0;
-    api_send(c, c->listing_emailid ? "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)"
-                                   : "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)");
+    static const char *const listing_cmd[] = {
+        [IMAP_IDS_NONE] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
+        [IMAP_IDS_EMAILID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)",
+        [IMAP_IDS_X_GM_MSGID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE X-GM-MSGID)",
+    };
+    c->listing_ids = imap_client_stable_ids(c);
+    api_send(c, listing_cmd[c->listing_ids]);
 }
 
 void imap_fetch_message_ids(struct imap_client *c, imap_message_id_cb *item_cb,
@@ -1010,9 +1065,13 @@ static enum imap_result tagged_result(const struct imap_response *r, bool login)
     if (imap_resp_code_is(r, "EXPIRED"))
         return IMAP_RESULT_EXPIRED;
     /* RFC 5530 codes for conditions that are not the user's fault and may
-     * clear up: the POP3 client must not take them as a wrong password. */
+     * clear up: the POP3 client must not take them as a wrong password.
+     * ([LIMIT] is a throttle, see imap_response_throttled.) */
+    if (imap_resp_code_is(r, "INUSE"))
+        return IMAP_RESULT_IN_USE;
+    if (imap_resp_code_is(r, "OVERQUOTA"))
+        return IMAP_RESULT_OVERQUOTA;
     if (imap_resp_code_is(r, "UNAVAILABLE") || imap_resp_code_is(r, "SERVERBUG") ||
-        imap_resp_code_is(r, "LIMIT") || imap_resp_code_is(r, "INUSE") ||
         imap_resp_code_is(r, "PRIVACYREQUIRED"))
         return IMAP_RESULT_UNAVAILABLE;
     return login ? IMAP_RESULT_AUTH_FAILED : IMAP_RESULT_NO;
@@ -1097,15 +1156,18 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
     }
     unsigned all = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
                    IMAP_FETCH_HAS_INTERNALDATE;
-    if (c->listing_emailid)
+    if (c->listing_ids == IMAP_IDS_EMAILID)
         all |= IMAP_FETCH_HAS_EMAILID;
+    else if (c->listing_ids == IMAP_IDS_X_GM_MSGID)
+        all |= IMAP_FETCH_HAS_X_GM_MSGID;
     /* Flag updates the server sends on its own lack RFC822.SIZE: not listing items. */
     if (c->op == OP_LISTING && (a.present & all) == all && c->item_cb) {
         struct imap_listing_item item = {
             .uid = a.uid, .size = a.size, .seen = a.seen, .deleted = a.deleted,
             .internaldate = clamp_date(a.internaldate),
-            .emailid = c->listing_emailid ? a.emailid : NULL,
-            .emailid_len = c->listing_emailid ? a.emailid_len : 0,
+            .emailid = c->listing_ids == IMAP_IDS_EMAILID ? a.emailid : NULL,
+            .emailid_len = c->listing_ids == IMAP_IDS_EMAILID ? a.emailid_len : 0,
+            .x_gm_msgid = c->listing_ids == IMAP_IDS_X_GM_MSGID ? a.x_gm_msgid : 0,
         };
         c->in_cb++;
         c->item_cb(&item, c->arg);
@@ -1161,9 +1223,15 @@ static void handle_untagged(struct imap_client *c, const struct imap_response *r
             c->uidvalidity = v;
         }
         if (r->status == IMAP_STATUS_BYE) {
+            uint32_t ms;
             c->bye_seen = true;
-            if (c->op != OP_LOGOUT)
+            if (c->op != OP_LOGOUT) {
                 set_error_span(c, "BYE ", r->text, r->text_len);
+                if (imap_response_throttled(r, &ms)) {
+                    c->bye_throttled = true;
+                    notify_throttle(c, ms);
+                }
+            }
         }
         return;
     }
@@ -1199,10 +1267,18 @@ static void handle_tagged(struct imap_client *c, const struct imap_response *r)
         return;
     }
     bool login = (c->op == OP_LOGIN);
-    enum imap_result res = tagged_result(r, login);
+    uint32_t backoff_ms;
+    bool throttled = imap_response_throttled(r, &backoff_ms);
+    /* A throttle may come as BAD (Office 365): it is not our syntax error. */
+    enum imap_result res = throttled ? IMAP_RESULT_THROTTLED : tagged_result(r, login);
     if (res != IMAP_RESULT_OK) {
         /* From the status word on: "NO [AUTHENTICATIONFAILED] ..." */
         set_error_span(c, "", r->name, (size_t)(r->text + r->text_len - r->name));
+    }
+    if (throttled) {
+        notify_throttle(c, backoff_ms);
+        if (c->dead || c->free_pending)
+            return;
     }
 
     switch (c->step) {
@@ -1434,7 +1510,7 @@ static void on_close(struct net_stream *s, enum net_stream_error err, void *arg)
         mark_dead(c, IMAP_RESULT_IO_ERROR, "logged out");
         finish(c, IMAP_RESULT_OK);
     } else if (c->bye_seen) {
-        io_fail(c, IMAP_RESULT_UNAVAILABLE, NULL);
+        io_fail(c, c->bye_throttled ? IMAP_RESULT_THROTTLED : IMAP_RESULT_UNAVAILABLE, NULL);
     } else {
         io_fail(c, err == NET_STREAM_TIMEOUT ? IMAP_RESULT_TIMEOUT :
                    err == NET_STREAM_TLS_VERIFY_ERROR ? IMAP_RESULT_TLS_VERIFY_ERROR :

@@ -51,6 +51,11 @@ enum imap_result {
     IMAP_RESULT_TIMEOUT,
     IMAP_RESULT_PROTOCOL_ERROR,    /* garbage, over-long line, literal overrun */
     IMAP_RESULT_INVALID_ARGUMENT,  /* e.g. credentials with CR, LF or NUL */
+    IMAP_RESULT_THROTTLED,         /* the server asks us to slow down: [THROTTLED],
+                                      [LIMIT], Office 365's "Request is throttled"
+                                      (in a NO, a BAD or a BYE) */
+    IMAP_RESULT_IN_USE,            /* NO [INUSE]: someone else holds the mailbox */
+    IMAP_RESULT_OVERQUOTA,         /* NO [OVERQUOTA]: the target is over its quota */
 };
 const char *imap_result_name(enum imap_result r);
 
@@ -64,7 +69,15 @@ enum {
     IMAP_CAP_OBJECTID   = 1u << 5,
     IMAP_CAP_LOGINDISABLED = 1u << 6,
     IMAP_CAP_SPECIAL_USE = 1u << 7,
+    IMAP_CAP_X_GM_EXT_1 = 1u << 8,  /* Gmail: X-GM-MSGID, X-GM-LABELS */
 };
+
+/* Where the listing's stable message ids come from, by capability: EMAILID
+ * (RFC 8474 OBJECTID) first, else Gmail's X-GM-MSGID (X-GM-EXT-1), else none
+ * (state ids then hang on UIDVALIDITY and UID). Both survive a UIDVALIDITY
+ * change. */
+enum imap_stable_ids { IMAP_IDS_NONE, IMAP_IDS_EMAILID, IMAP_IDS_X_GM_MSGID };
+
 
 struct imap_client;
 
@@ -83,6 +96,9 @@ struct imap_listing_item {
      * otherwise. Valid only during the callback. */
     const char *emailid;
     size_t emailid_len;
+    /* X-GM-MSGID, fetched when the server has X-GM-EXT-1 and no OBJECTID;
+     * 0 otherwise. */
+    uint64_t x_gm_msgid;
 };
 typedef void imap_listing_cb(const struct imap_listing_item *item, void *arg);
 
@@ -106,6 +122,13 @@ struct imap_body_sink {
 struct imap_client *imap_client_new(struct ev_loop *loop, const struct imap_upstream *up);
 void imap_client_free(struct imap_client *c);
 
+/* Told whenever the server answers with a throttle (IMAP_RESULT_THROTTLED),
+ * before the operation's own callback runs: suggested_ms is the backoff the
+ * server named (Office 365), 0 when it named none. The observer must not
+ * free the client or start an operation; it is for remembering the backoff. */
+typedef void imap_throttle_cb(uint32_t suggested_ms, void *arg);
+void imap_client_on_throttle(struct imap_client *c, imap_throttle_cb *cb, void *arg);
+
 /* TCP connect, TLS (implicit or STARTTLS), greeting, CAPABILITY. */
 void imap_connect(struct imap_client *c, imap_done_cb *done, void *arg);
 
@@ -120,9 +143,12 @@ void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done,
 uint32_t imap_client_uidvalidity(const struct imap_client *c);
 uint32_t imap_client_exists(const struct imap_client *c);
 unsigned imap_client_caps(const struct imap_client *c);
+enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c);
 
-/* UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE [EMAILID]); item_cb once
- * per message in mailbox order. EMAILID is asked for when OBJECTID is advertised. */
+/* UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE [EMAILID|X-GM-MSGID]);
+ * item_cb once per message in mailbox order. The stable id asked for is
+ * imap_client_stable_ids()'s; a message the server lists without it is no
+ * listing item (as one without RFC822.SIZE). */
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg);
 
@@ -167,6 +193,10 @@ void imap_find_special_use(struct imap_client *c, const char *use, char *name_ou
 /* NOOP: lets the server report EXPUNGE/EXISTS; keeps the connection alive. */
 void imap_noop(struct imap_client *c, imap_done_cb *done, void *arg);
 void imap_logout(struct imap_client *c, imap_done_cb *done, void *arg);
+
+/* The server's greeting names one known to report estimated RFC822.SIZE
+ * values (Microsoft Exchange): LIST cannot trust them (exact_sizes = auto). */
+bool imap_client_sizes_estimated(const struct imap_client *c);
 
 /* Text of the last tagged NO/BAD or BYE (sanitised, bounded), for logs. */
 const char *imap_client_last_error(const struct imap_client *c);

@@ -411,6 +411,42 @@ bool imap_resp_code_is(const struct imap_response *r, const char *word)
     return r->code != NULL && span_is(r->code, r->code_len, word);
 }
 
+/* Case-insensitive search for needle in a span that is not NUL-terminated. */
+static const char *span_find(const char *p, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; n <= len && i <= len - n; i++)
+        if (strncasecmp(p + i, needle, n) == 0)
+            return p + i;
+    return NULL;
+}
+
+bool imap_response_throttled(const struct imap_response *r, uint32_t *backoff_ms)
+{
+    static const char suggested[] = "Suggested Backoff Time:";
+    *backoff_ms = 0;
+    if (r->status != IMAP_STATUS_NO && r->status != IMAP_STATUS_BAD && r->status != IMAP_STATUS_BYE)
+        return false;
+    if (imap_resp_code_is(r, "THROTTLED") || imap_resp_code_is(r, "LIMIT") ||
+        span_find(r->text, r->text_len, "[THROTTLED]"))
+        return true;
+    if (!span_find(r->text, r->text_len, "Request is throttled"))
+        return false;
+    const char *p = span_find(r->text, r->text_len, suggested);
+    if (p) {
+        const char *end = r->text + r->text_len;
+        p += sizeof suggested - 1;
+        while (p < end && *p == ' ')
+            p++;
+        uint64_t v = 0;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if ((v = v * 10 + (uint64_t)(*p - '0')) > UINT32_MAX)
+                v = UINT32_MAX;
+        *backoff_ms = (uint32_t)v;
+    }
+    return true;
+}
+
 /* Length of the word at p: up to a space or the end. */
 static size_t word_len(const char *p, const char *end)
 {
@@ -715,6 +751,25 @@ static bool parse_emailid(struct imap_tokenizer *t, struct imap_fetch_attrs *a)
     return true;
 }
 
+/* X-GM-MSGID's value: 1 to 20 digits, non-zero, at most UINT64_MAX. */
+static bool parse_u64(const struct imap_token *tok, uint64_t *out)
+{
+    if (tok->type != IMAP_TOK_ATOM || tok->len == 0 || tok->len > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < tok->len; i++) {
+        char ch = tok->p[i];
+        if (ch < '0' || ch > '9')
+            return false;
+        uint64_t d = (uint64_t)(ch - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return v != 0;
+}
+
 bool imap_fetch_parse(const char *data, size_t len, bool partial,
                       struct imap_fetch_attrs *a, const char **error)
 {
@@ -757,6 +812,10 @@ bool imap_fetch_parse(const char *data, size_t len, bool partial,
             if (ty != IMAP_TOK_QUOTED || !imap_parse_date_time(tok.p, tok.len, &a->internaldate))
                 return parse_fail(error, "malformed INTERNALDATE");
             a->present |= IMAP_FETCH_HAS_INTERNALDATE;
+        } else if (imap_token_is(&name, "X-GM-MSGID")) {
+            if (!parse_u64(&tok, &a->x_gm_msgid))
+                return parse_fail(error, "malformed X-GM-MSGID");
+            a->present |= IMAP_FETCH_HAS_X_GM_MSGID;
         } else if (ty == IMAP_TOK_LITERAL && partial) {
             struct imap_tokenizer after = t;
             struct imap_token next;

@@ -192,6 +192,14 @@ bool imap_response_parse(const char *line, size_t len, struct imap_response *r,
 bool imap_resp_name_is(const struct imap_response *r, const char *word);
 bool imap_resp_code_is(const struct imap_response *r, const char *word);
 
+/* Is a NO, BAD or BYE the server telling the client to slow down? Gmail
+ * answers "[THROTTLED]" (as the response code or at the end of the text),
+ * Yahoo "NO [LIMIT]", Office 365 "NO|BAD Request is throttled. Suggested
+ * Backoff Time: N milliseconds". *backoff_ms is N when the server suggests a
+ * time (clamped to UINT32_MAX), else 0. An OK is never a throttle: the
+ * command was done, only slowly (Gmail's "OK Success [THROTTLED]"). */
+bool imap_response_throttled(const struct imap_response *r, uint32_t *backoff_ms);
+
 /* Parse an RFC 3501 date-time, the contents of an INTERNALDATE quoted string
  * without its quotes: "dd-Mon-yyyy hh:mm:ss +zzzz", the day either two digits
  * or a space and one digit (" 3-Feb-2026"), exactly IMAP_DATE_TIME_LEN octets.
@@ -212,6 +220,7 @@ enum {
     IMAP_FETCH_HAS_FLAGS        = 1u << 2,
     IMAP_FETCH_HAS_INTERNALDATE = 1u << 3,
     IMAP_FETCH_HAS_EMAILID      = 1u << 4,
+    IMAP_FETCH_HAS_X_GM_MSGID   = 1u << 5,
 };
 
 struct imap_fetch_attrs {
@@ -223,6 +232,8 @@ struct imap_fetch_attrs {
     int64_t internaldate;       /* INTERNALDATE, see imap_parse_date_time() */
     const char *emailid;        /* EMAILID (RFC 8474) object id, pointing into */
     size_t emailid_len;         /* data; 1 to IMAP_OBJECTID_MAX octets */
+    uint64_t x_gm_msgid;        /* Gmail's X-GM-MSGID (X-GM-EXT-1): a non-zero
+                                   unsigned 64-bit decimal number */
     /* Partial parse only: the item whose value is the literal that ends the
      * text (e.g. "BODY[]<0>"), pointing into data. */
     const char *literal_item;

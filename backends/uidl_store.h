@@ -1,4 +1,4 @@
-/* uidl_store: a user's legacy UIDLs in Redis (DESIGN.md "UIDL", migration).
+/* uidl_store: a user's legacy UIDLs in Redis (docs/design.md "UIDL", migration).
  *
  * Keys ({user} is the Redis Cluster hash tag: one slot, so a script may touch
  * both):

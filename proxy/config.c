@@ -116,6 +116,10 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return config_parse_uint(v, 0, 1000000, &c->auth_throttle.max_per_addr);
     if (!strcmp(key, "auth_failure_window"))
         return view_parse_duration(v, &c->auth_throttle.window) && c->auth_throttle.window > 0;
+    if (!strcmp(key, "upstream_backoff"))
+        return view_parse_duration(v, &c->upstream_backoff) && c->upstream_backoff <= 86400;
+    if (!strcmp(key, "upstream_backoff_max"))
+        return view_parse_duration(v, &c->upstream_backoff_max) && c->upstream_backoff_max <= 86400;
     if (!strcmp(key, "proxy_trusted")) {
         char err[128];
         return proxy_cidr_list_parse(v, c->proxy_trusted, CONFIG_MAX_TRUSTED, &c->n_proxy_trusted, err,
@@ -332,6 +336,8 @@ static bool set_defaults(struct config *c)
     c->max_connections_per_addr = 50;
     c->auth_throttle = (struct auth_throttle_limits){ .max_per_user = 10, .max_per_addr = 50,
                                                       .window = 15 * 60 };
+    c->upstream_backoff = 60;
+    c->upstream_backoff_max = 15 * 60;
     c->nul_bytes = DOT_STREAM_NUL_REPLACE;
     c->log_level = LOG_LEVEL_INFO;
     strcpy(c->redis.address, "127.0.0.1:6379");

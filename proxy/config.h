@@ -61,6 +61,12 @@ struct config {
     double auth_failure_delay;
     unsigned max_connections_per_addr;   /* 0 = no cap */
     struct auth_throttle_limits auth_throttle;
+    /* After a throttle answer ([THROTTLED], [LIMIT], "Request is throttled"):
+     * how long the user's logins are refused without contacting the upstream,
+     * when the server suggests no time, and the cap on a suggested one.
+     * Seconds; upstream_backoff_max 0 turns the backoff off. */
+    uint32_t upstream_backoff;
+    uint32_t upstream_backoff_max;
     char run_user[CONFIG_NAME_MAX];      /* drop privileges to it after binding; empty = stay */
     char run_group[CONFIG_NAME_MAX];
     /* Networks whose connections start with a PROXY protocol header (HAProxy). */

@@ -9,14 +9,34 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: popgate -c FILE [-t]\n"
-            "  -c FILE  configuration file (INI; see popgate.conf(5) / README.md)\n"
-            "  -t       check the configuration, print warnings, and exit\n"
-            "  -h       this help\n");
+            "POP3 server that keeps no mail: a gateway to an IMAP server.\n"
+            "\n"
+            "  -c, --config FILE  configuration file (INI; see popgate.conf(5), README.md)\n"
+            "  -t, --check        check the configuration, print warnings, and exit\n"
+            "  -h, --help         this help, then exit\n"
+            "  -V, --version      the version, then exit\n"
+            "\n"
+            "Runs in the foreground and logs to stderr. SIGHUP reloads the configuration,\n"
+            "SIGTERM drains and stops. Manual: popgate(8).\n");
+}
+
+/* GNU style: the complaint (getopt printed it, or the caller did), then a
+ * pointer to --help rather than the whole text. */
+static int usage_error(void)
+{
+    fprintf(stderr, "Try 'popgate --help' for more information.\n");
+    return 2;
+}
+
+static void version(void)
+{
+    printf("popgate " POPGATE_VERSION "\n");
 }
 
 static void print_warning(const char *msg, void *arg)
@@ -29,18 +49,31 @@ int main(int argc, char **argv)
 {
     const char *config_path = NULL;
     bool check_only = false;
+    /* GNU conventions: --help and --version print to stdout and exit 0;
+     * a usage error prints the usage to stderr and exits 2. */
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
     int opt;
-    while ((opt = getopt(argc, argv, "c:th")) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 't': check_only = true; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'V': version(); return 0;
+        default: return usage_error();
         }
     }
     if (!config_path || optind != argc) {
-        usage(stderr);
-        return 2;
+        if (!config_path)
+            fprintf(stderr, "popgate: no configuration file given (-c FILE)\n");
+        else
+            fprintf(stderr, "popgate: unexpected argument %s\n", argv[optind]);
+        return usage_error();
     }
 
     char err[512];

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "config_value.h"
+#include "imap_quote.h"
 #include "tls_context.h"
 
 void mapping_defaults(struct mapping *m)
@@ -68,6 +69,30 @@ static bool parse_folders(struct mapping *m, const char *v)
     return true;
 }
 
+/* A folder name popgate can send (a quoted string: no CR, LF or NUL). */
+static bool parse_trash_folder(struct mapping *m, const char *v)
+{
+    char quoted[2 * MAPPING_FOLDER_MAX + 3];
+    size_t pos = 0, len = strlen(v);
+    if (len >= MAPPING_FOLDER_MAX || !imap_append_quoted(quoted, sizeof quoted, &pos, v, len))
+        return false;
+    memcpy(m->trash_folder, v, len + 1);
+    return true;
+}
+
+static bool parse_exact_sizes(struct mapping *m, const char *v)
+{
+    static const struct { const char *name; enum mapping_exact_sizes mode; } modes[] = {
+        { "auto", EXACT_SIZES_AUTO }, { "no", EXACT_SIZES_NO }, { "yes", EXACT_SIZES_YES },
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(v, modes[i].name)) {
+            m->exact_sizes = modes[i].mode;
+            return true;
+        }
+    return false;
+}
+
 static bool parse_expire(struct mapping *m, const char *v)
 {
     if (!strcasecmp(v, "never")) {
@@ -120,6 +145,10 @@ bool mapping_set_upstream(struct mapping *m, const char *key, const char *v)
         return parse_folders(m, v);
     if (!strcmp(key, "login"))
         return login_transform_parse(v, &m->login);
+    if (!strcmp(key, "trash_folder"))
+        return parse_trash_folder(m, v);
+    if (!strcmp(key, "exact_sizes"))
+        return parse_exact_sizes(m, v);
     if (!strcmp(key, "legacy_pop3")) {
         m->has_legacy = config_parse_host_port(v, m->legacy.host, sizeof m->legacy.host, &m->legacy.port);
         return m->has_legacy;

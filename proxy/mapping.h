@@ -36,6 +36,13 @@
  * retrieved. Not advertised unless configured. */
 enum mapping_expire { EXPIRE_UNSET = 0, EXPIRE_NEVER, EXPIRE_DAYS };
 
+/* Whether RFC822.SIZE can be trusted for LIST (README "IMAP servers"). */
+enum mapping_exact_sizes {
+    EXACT_SIZES_AUTO = 0,  /* measure where the server is known to estimate (Exchange) */
+    EXACT_SIZES_NO,        /* trust RFC822.SIZE; correct it after the first RETR */
+    EXACT_SIZES_YES,       /* measure every message once before it is first listed */
+};
+
 /* One TCP/TLS endpoint, resolved at config load (never in a session). */
 struct mapping_endpoint {
     char host[MAPPING_HOST_MAX];
@@ -58,6 +65,8 @@ struct mapping {
     struct login_transform login;
     char folders[MAPPING_MAX_FOLDERS][MAPPING_FOLDER_MAX];
     unsigned n_folders;
+    char trash_folder[MAPPING_FOLDER_MAX];   /* on_dele = trash goes here; "" = the \Trash special use */
+    enum mapping_exact_sizes exact_sizes;
 
     /* the legacy POP3 server of a lazy migration (legacy_pop3 = host:port) */
     bool has_legacy;
@@ -72,7 +81,7 @@ struct mapping {
     uint32_t expire_days;              /* EXPIRE_DAYS: 0 = removed at the QUIT that retrieved it */
 };
 
-/* [upstream] and [policy] defaults (DESIGN.md "Limits and defaults"). */
+/* [upstream] and [policy] defaults (docs/design.md "Limits and defaults"). */
 void mapping_defaults(struct mapping *m);
 
 /* Applies one key of [upstream], of [policy], or of either (a [mapping]

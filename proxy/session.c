@@ -295,6 +295,7 @@ static void session_destroy(struct session *s, const char *reason)
     session_wipe_password(s);
     maildrop_free(&s->drop);
     free(s->commit);
+    session_trash_release(s);
     gateway_session_ended(s->gw, s, (const struct sockaddr *)&s->peer_sa);
     config_unref(s->cfg);
     free(s);

@@ -13,7 +13,6 @@
 #include "log.h"
 #include "metrics.h"
 #include "reply_code.h"
-#include "size_cache.h"
 
 /* RFC 5034 allows longer SASL lines; the decoded PLAIN message of a user name
  * and password up to the line limit fits in this. */
@@ -129,26 +128,22 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
     struct session *s = arg;
     uint8_t folder = (uint8_t)(s->drop.n_folders - 1);
     uint32_t uidvalidity = s->drop.folder_uidvalidity[folder];
-    uint32_t size = item->size;
-    uint32_t exact;
-    uint64_t key = size_cache_key(s->device.login.state_user, s->mapping->folders[folder], uidvalidity, item->uid);
-    bool learned = size_cache_lookup(key, &exact);
-    if (learned)
-        size = exact;
-    /* Beyond MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
-    if (!maildrop_append(&s->drop, item->uid, size))
+    /* RFC822.SIZE until the device state says the exact size (Redis). Beyond
+     * MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
+    if (!maildrop_append(&s->drop, item->uid, item->size))
         return;
     struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
     e->internaldate = item->internaldate;
-    e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
-    if (folder > 0 && !item->emailid) {
-        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs do not. */
+    if (item->x_gm_msgid)
+        e->state_id = message_state_id_x_gm(item->x_gm_msgid);
+    else
+        e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
+    if (folder > 0 && !item->emailid && !item->x_gm_msgid) {
+        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs and
+         * X-GM-MSGIDs do not (Gmail's id is the same in every label). */
         uint32_t tag = s->drop.folder_tag[folder];
         e->state_id = hash64(e->state_id, &tag, sizeof tag);
     }
-    s->device.ids_from_emailid = item->emailid != NULL;
-    if (learned)
-        e->flags |= MAILDROP_SIZE_EXACT;
     if (item->seen)
         e->flags |= MAILDROP_SEEN_UPSTREAM;
 }
@@ -172,6 +167,12 @@ static void login_complete(struct session *s)
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg);
 
+/* The view is applied: sizes LIST can trust, then the +OK. */
+static void after_state_loaded(struct session *s)
+{
+    session_measure_sizes(s, login_complete);
+}
+
 static void list_next_folder(struct session *s);
 
 /* A mapping's folders form one maildrop: list each in turn. */
@@ -193,7 +194,7 @@ static void list_next_folder(struct session *s)
         session_select_folder(s, (uint8_t)next, on_selected);
         return;
     }
-    session_device_load(s, login_complete);
+    session_device_load(s, after_state_loaded);
 }
 
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
@@ -207,6 +208,9 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
     if (s->selected_folder == 0) {
         maildrop_free(&s->drop);
         maildrop_init(&s->drop, uidvalidity);
+        /* By capability, not by what the listing held: an empty mailbox
+         * must not store a scheme that the next login calls changed. */
+        s->device.ids = imap_client_stable_ids(c);
     } else if (!maildrop_add_folder(&s->drop, uidvalidity,
                                     maildrop_folder_tag(s->mapping->folders[s->selected_folder]))) {
         login_failed(s, IMAP_RESULT_INVALID_ARGUMENT, "select");
@@ -259,6 +263,23 @@ static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
     imap_login(c, upstream_user, s->password, on_logged_in, s);
 }
 
+/* The upstream answered with a throttle, at login, RETR/TOP or QUIT: no
+ * node contacts it for this user again before the backoff has passed (the
+ * Redis key auth_throttle_check reads), and this session sends no more
+ * RETR/TOP meanwhile. The failing command's own reply follows as usual. */
+static void on_upstream_throttled(uint32_t suggested_ms, void *arg)
+{
+    struct session *s = arg;
+    uint32_t ms = upstream_backoff_ms(suggested_ms, s->cfg->upstream_backoff, s->cfg->upstream_backoff_max);
+    log_event(LOG_LEVEL_WARN, s->id, "upstream-throttled", "user", s->device.login.user,
+              "suggested_ms", LOG_U64(suggested_ms), "backoff_ms", LOG_U64(ms),
+              "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
+    if (ms == 0)
+        return;
+    s->upstream_backoff_until = ev_now(s->gw->loop) + ms / 1000.;
+    auth_throttle_record_backoff(s->gw->redis, s->device.login.state_user, ms);
+}
+
 /* The mapping is known: connect to its upstream. */
 static void connect_upstream(struct session *s)
 {
@@ -267,6 +288,7 @@ static void connect_upstream(struct session *s)
         session_login_failed_with(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
         return;
     }
+    imap_client_on_throttle(s->imap, on_upstream_throttled, s);
     imap_connect(s->imap, on_connected, s);
 }
 
@@ -277,6 +299,11 @@ static void on_throttle_verdict(enum auth_throttle_verdict v, void *arg)
     if (v == AUTH_THROTTLE_BLOCK) {
         session_login_failed_with(s, "-ERR [AUTH] Too many failed logins; try again later.", "throttled",
                                   true);
+        return;
+    }
+    if (v == AUTH_THROTTLE_BACKOFF) {
+        struct pop3_error_reply reply = reply_for_upstream_backoff();
+        session_login_failed_with(s, reply.line, reply.reason, reply.delayed);
         return;
     }
     if (v == AUTH_THROTTLE_UNAVAILABLE) {

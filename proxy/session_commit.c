@@ -1,4 +1,4 @@
-/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6, DESIGN.md
+/* session_commit.c: QUIT and the UPDATE state (RFC 1939 section 6, docs/design.md
  * "Dispositions" and "Commit").
  *
  * Nothing changes before QUIT. QUIT first checks that Redis is reachable and
@@ -6,6 +6,12 @@
  * idempotent IMAP command over a bounded UID set, chosen by on_retr and
  * on_dele), then makes the one atomic Redis step. +OK only when all of it
  * succeeded; otherwise -ERR [SYS/TEMP], and the client keeps its messages.
+ * Only for failures a retry can change (connection, timeout, [UNAVAILABLE]):
+ * an upstream that refuses a step (tagged NO or BAD: no such trash folder,
+ * over quota, a read-only mailbox) refuses it at every QUIT, so the step is
+ * given up instead, logged once, and the rest commits. Deleted messages it
+ * could not remove are hidden from the device (as on_dele = hide), so they
+ * are not offered again at every poll.
  * Never plain EXPUNGE or CLOSE: they would also remove messages other clients
  * marked \Deleted; UID EXPUNGE touches only our UIDs. */
 #include "session_internal.h"
@@ -13,6 +19,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "reply_code.h"
 #include "view.h"
 
 enum commit_action { COMMIT_STORE, COMMIT_UID_EXPUNGE, COMMIT_FIND_TRASH, COMMIT_MOVE, COMMIT_COPY };
@@ -55,7 +62,7 @@ static bool dele_trash_copy(const struct session *s)
     return dele_trash(s) && !has_cap(s, IMAP_CAP_MOVE);
 }
 
-/* Without UIDPLUS there is no safe expunge: \Deleted stays set (DESIGN.md). */
+/* Without UIDPLUS there is no safe expunge: \Deleted stays set (docs/design.md). */
 static bool dele_trash_copy_expunge(const struct session *s)
 {
     return dele_trash_copy(s) && has_cap(s, IMAP_CAP_UIDPLUS);
@@ -71,7 +78,8 @@ static bool dele_expunge_uidplus(const struct session *s)
     return dele_expunge(s) && has_cap(s, IMAP_CAP_UIDPLUS);
 }
 
-#define DELETED_HERE MAILDROP_DELETED, MAILDROP_GONE
+/* Deleted here, still upstream, and not already given up on. */
+#define DELETED_HERE MAILDROP_DELETED, MAILDROP_GONE | MAILDROP_HIDDEN_INSTEAD
 
 static const struct commit_step commit_steps[] = {
     { "seen", COMMIT_STORE, "\\Seen", MAILDROP_RETRIEVED, MAILDROP_GONE, retr_seen_dele_hide },
@@ -89,39 +97,100 @@ static const struct commit_step commit_steps[] = {
 
 static void commit_next(struct session *s);
 
-void session_commit_failed(struct session *s, const char *step, const char *reason)
+static void commit_failed_with(struct session *s, const char *step, const char *reason, const char *reply)
 {
     log_event(LOG_LEVEL_WARN, s->id, "commit", "user", s->device.login.user,
               "device", s->device.login.device, "result", "failed", "step", step, "reason", reason,
               "upstream_error", s->imap ? imap_client_last_error(s->imap) : NULL, LOG_END);
     s->busy = false;
-    session_close(s, "-ERR [SYS/TEMP] Could not save the session's changes; nothing was removed, "
-                     "try again later.", "commit-failed");
+    session_close(s, reply, "commit-failed");
+}
+
+void session_commit_failed(struct session *s, const char *step, const char *reason)
+{
+    commit_failed_with(s, step, reason, reply_for_commit_failure(IMAP_RESULT_IO_ERROR).line);
+}
+
+/* An upstream step failed in a way a retry can change. */
+static void upstream_step_failed(struct session *s, const char *step, enum imap_result r)
+{
+    commit_failed_with(s, step, imap_result_name(r), reply_for_commit_failure(r).line);
 }
 
 static void commit_finished(struct session *s)
 {
+    uint32_t hidden = s->commit->hidden_instead;
     log_event(LOG_LEVEL_INFO, s->id, "commit", "user", s->device.login.user,
-              "device", s->device.login.device, "result", "ok", "retr", LOG_U64(s->retr_count), LOG_END);
+              "device", s->device.login.device, "result", "ok", "retr", LOG_U64(s->retr_count),
+              "hidden_instead", hidden ? LOG_U64(hidden) : NULL, LOG_END);
     /* LOGOUT is a courtesy; the commit is already durable upstream and in Redis. */
     imap_client_free(s->imap);
     s->imap = NULL;
     s->busy = false;
-    session_close(s, "+OK Logging out.", "quit");
+    session_close(s, hidden ? "+OK Logging out; deleted mail the server would not remove is hidden "
+                              "from this device instead."
+                            : "+OK Logging out.", "quit");
+}
+
+/* A failure retrying cannot change: the upstream answered, and said no
+ * (over quota included: the user, not a retry, has to make room). */
+static bool permanent_refusal(enum imap_result r)
+{
+    return r == IMAP_RESULT_NO || r == IMAP_RESULT_BAD || reply_for_commit_failure(r).permanent;
+}
+
+/* The folder's deleted messages stay upstream; the device stops seeing them. */
+static void hide_deleted_instead(struct session *s, uint8_t folder)
+{
+    for (uint32_t i = 1; i <= s->drop.count; i++) {
+        struct maildrop_entry *e = maildrop_get(&s->drop, i);
+        if (e->folder == folder && (e->flags & MAILDROP_DELETED) &&
+            !(e->flags & (MAILDROP_GONE | MAILDROP_HIDDEN_INSTEAD))) {
+            e->flags |= MAILDROP_HIDDEN_INSTEAD;
+            s->commit->hidden_instead++;
+        }
+    }
+}
+
+static void skip_step(struct session *s)
+{
+    s->commit->step++;
+    s->commit->cursor = 0;
 }
 
 static void on_commit_step_done(struct imap_client *c, enum imap_result r, void *arg)
 {
     (void)c;
     struct session *s = arg;
-    if (r != IMAP_RESULT_OK) {
-        session_commit_failed(s, commit_steps[s->commit->step].name, imap_result_name(r));
+    const struct commit_step *step = &commit_steps[s->commit->step];
+    if (r != IMAP_RESULT_OK && !permanent_refusal(r)) {
+        upstream_step_failed(s, step->name, r);
         return;
     }
-    if (commit_steps[s->commit->step].action == COMMIT_FIND_TRASH) {
-        s->commit->step++;
-        s->commit->cursor = 0;
+    if (r != IMAP_RESULT_OK) {
+        log_event(LOG_LEVEL_WARN, s->id, "commit-step-refused", "user", s->device.login.user,
+                  "step", step->name, "folder", s->mapping->folders[s->commit->folder],
+                  "upstream_error", imap_client_last_error(s->imap), LOG_END);
+        if (step->action == COMMIT_MOVE || step->action == COMMIT_COPY)
+            session_trash_warn_once(s, "the server refused to put mail into the trash folder");
+        if (step->with == MAILDROP_DELETED)
+            hide_deleted_instead(s, s->commit->folder);
+        skip_step(s);
     }
+    commit_next(s);
+}
+
+static void on_trash_resolved(struct session *s, enum imap_result r)
+{
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (r != IMAP_RESULT_OK) {
+        upstream_step_failed(s, "find-trash", r);
+        return;
+    }
+    if (!session_trash_name(s))
+        hide_deleted_instead(s, s->commit->folder);
+    skip_step(s);
     commit_next(s);
 }
 
@@ -132,7 +201,7 @@ static void on_folder_selected(struct imap_client *c, enum imap_result r, void *
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
-        session_commit_failed(s, "select", imap_result_name(r));
+        upstream_step_failed(s, "select", r);
         return;
     }
     run_step(s);
@@ -152,10 +221,15 @@ static void commit_next(struct session *s)
         }
         const struct commit_step *step = &commit_steps[p->step];
         size_t len = 0;
-        bool trash_known = step->action == COMMIT_FIND_TRASH && p->trash[0] != '\0';
-        if (step->applies(s) && !trash_known)
+        if (step->applies(s))
             len = maildrop_uidset(&s->drop, p->folder, step->with, step->without, &p->cursor, p->uidset,
                                   sizeof p->uidset);
+        if (len > 0 && step->action == COMMIT_FIND_TRASH && s->trash_state != TRASH_UNKNOWN) {
+            /* Known since a DELE: no lookup; without a trash, hide instead. */
+            if (!session_trash_name(s))
+                hide_deleted_instead(s, p->folder);
+            len = 0;
+        }
         if (len == 0) {
             p->step++;
             p->cursor = 0;
@@ -180,13 +254,13 @@ static void run_step(struct session *s)
         break;
     case COMMIT_FIND_TRASH:
         /* Runs once, only when there is something to put there. */
-        imap_find_special_use(s->imap, "\\Trash", p->trash, sizeof p->trash, on_commit_step_done, s);
+        session_trash_resolve(s, on_trash_resolved);
         break;
     case COMMIT_MOVE:
-        imap_uid_move(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+        imap_uid_move(s->imap, p->uidset, session_trash_name(s), on_commit_step_done, s);
         break;
     case COMMIT_COPY:
-        imap_uid_copy(s->imap, p->uidset, p->trash, on_commit_step_done, s);
+        imap_uid_copy(s->imap, p->uidset, session_trash_name(s), on_commit_step_done, s);
         break;
     }
 }

@@ -1,4 +1,4 @@
-/* session_device.c: the session's side of per-device state (DESIGN.md
+/* session_device.c: the session's side of per-device state (docs/design.md
  * "Devices", "Views", "Commit"): the device lock from login to the end of the
  * session, loading the device's state and applying its view at login, and the
  * atomic Redis step of QUIT. The Redis work itself is in backends/device_state.c. */
@@ -168,6 +168,12 @@ static char *collect_ids(const struct maildrop *m, uint8_t with, uint8_t without
     return ids;
 }
 
+/* The id scheme as stored in the device hash (idscheme, under 8 octets). */
+static const char *ids_scheme_name(enum imap_stable_ids ids)
+{
+    return ids == IMAP_IDS_EMAILID ? "emailid" : ids == IMAP_IDS_X_GM_MSGID ? "gmmsgid" : "uid";
+}
+
 static void on_state_loaded(const struct device_load_result *res, void *arg)
 {
     struct session *s = arg;
@@ -183,6 +189,17 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
                                   "redis", false);
         return;
     }
+    /* Sizes measured before, by any node: before the view drops entries, so
+     * the indexes still match the ids sent. */
+    for (size_t i = 0; i < res->n_sizes; i++) {
+        const redisReply *idx = res->sizes[2 * i], *size = res->sizes[2 * i + 1];
+        if (idx->type != REDIS_REPLY_INTEGER || size->type != REDIS_REPLY_INTEGER || idx->integer < 1 ||
+            idx->integer > (long long)count || size->integer < 0 || size->integer > UINT32_MAX)
+            continue;
+        struct maildrop_entry *e = &s->drop.entries[idx->integer - 1];
+        e->size = (uint32_t)size->integer;
+        e->flags |= MAILDROP_SIZE_EXACT;
+    }
     uint64_t n_read = 0, n_got = 0, n_hide = 0;
     for (uint32_t i = 0; i < count; i++) {
         state[i] = (uint8_t)(res->bits[i] - '0') & (VIEW_STATE_READ | VIEW_STATE_GOT | VIEW_STATE_HIDDEN);
@@ -190,12 +207,23 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         n_got += !!(state[i] & VIEW_STATE_GOT);
         n_hide += !!(state[i] & VIEW_STATE_HIDDEN);
     }
-    /* Ids that do not follow the message across a UIDVALIDITY change: apply
-     * the configured policy instead of a silent re-download storm. */
-    if (!d->ids_from_emailid && res->uidvalidity != 0 && res->uidvalidity != s->drop.uidvalidity) {
-        log_event(LOG_LEVEL_WARN, s->id, "uidvalidity-changed", "user", d->login.user,
-                  "device", d->login.device, "old", LOG_U64(res->uidvalidity),
-                  "new", LOG_U64(s->drop.uidvalidity),
+    /* Ids that do not follow the message across a UIDVALIDITY change, or
+     * ids of another scheme than the stored ones (a server that gained
+     * OBJECTID, a Gmail device from before X-GM-MSGID): apply the configured
+     * policy instead of a silent re-download storm. A device with nothing
+     * stored has nothing to carry over. */
+    const char *scheme = ids_scheme_name(d->ids);
+    bool stored = res->stored_read > 0 || res->stored_got > 0 || res->stored_hide > 0;
+    bool scheme_changed = stored && res->ids_scheme[0] != '\0' && strcmp(res->ids_scheme, scheme) != 0;
+    bool uidvalidity_changed = d->ids == IMAP_IDS_NONE && res->uidvalidity != 0 &&
+                               res->uidvalidity != s->drop.uidvalidity;
+    if (scheme_changed || uidvalidity_changed) {
+        log_event(LOG_LEVEL_WARN, s->id, scheme_changed ? "ids-scheme-changed" : "uidvalidity-changed",
+                  "user", d->login.user, "device", d->login.device,
+                  "old", scheme_changed ? res->ids_scheme : NULL,
+                  "new", scheme_changed ? scheme : NULL,
+                  "old_uidvalidity", LOG_U64(res->uidvalidity),
+                  "new_uidvalidity", LOG_U64(s->drop.uidvalidity),
                   "policy", s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED
                                 ? "mark-all-downloaded" : "redownload", LOG_END);
         if (s->cfg->uidvalidity_policy == UIDVALIDITY_MARK_ALL_DOWNLOADED) {
@@ -211,7 +239,8 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         for (uint32_t i = 0; i < count; i++)
             state[i] |= VIEW_STATE_READ | VIEW_STATE_GOT;
     }
-    bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide;
+    bool stale = res->stored_read > n_read || res->stored_got > n_got || res->stored_hide > n_hide ||
+                 res->stored_sizes > res->n_sizes;
     if (!stale && !d->mark_all_downloaded) {
         free(d->all_ids);
         d->all_ids = NULL;
@@ -250,6 +279,13 @@ void session_device_load(struct session *s, void (*next)(struct session *s))
         struct device_load_result failed = { .result = DEVICE_UNAVAILABLE };
         on_state_loaded(&failed, s);
     }
+}
+
+void session_device_store_size(struct session *s, const struct maildrop_entry *e)
+{
+    struct device_session *d = dev(s);
+    if (d->keys)
+        device_size_store(s->gw->redis, d->keys, e->state_id, e->size, (uint64_t)s->cfg->device_ttl * 1000);
 }
 
 /* ---- QUIT --------------------------------------------------------------- */
@@ -297,10 +333,11 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
     struct device_session *d = dev(s);
     size_t got_len = 0, hidden_len = 0;
     char *got = d->mark_all_downloaded ? NULL : collect_ids(&s->drop, MAILDROP_RETRIEVED, MAILDROP_GONE, &got_len);
-    char *hidden = s->policy.on_dele == ON_DELE_HIDE
-                       ? collect_ids(&s->drop, MAILDROP_DELETED, MAILDROP_GONE, &hidden_len)
-                       : NULL;
-    bool ok = (got || d->mark_all_downloaded) && (hidden || s->policy.on_dele != ON_DELE_HIDE);
+    /* on_dele = hide hides what was deleted; the other dispositions hide what
+     * the upstream refused to remove (session_commit.c). */
+    uint8_t hide_flag = s->policy.on_dele == ON_DELE_HIDE ? MAILDROP_DELETED : MAILDROP_HIDDEN_INSTEAD;
+    char *hidden = collect_ids(&s->drop, hide_flag, MAILDROP_GONE, &hidden_len);
+    bool ok = (got || d->mark_all_downloaded) && hidden;
     struct device_commit c = {
         .token = d->lock_token,
         .now = (int64_t)time(NULL),
@@ -308,7 +345,7 @@ void session_device_commit(struct session *s, void (*next)(struct session *s))
         .ttl_ms = (uint64_t)s->cfg->device_ttl * 1000,
         .view = view_kind_name(s->policy.kind),
         .uidvalidity = s->drop.uidvalidity,
-        .ids_scheme = d->ids_from_emailid ? "emailid" : "uid",
+        .ids_scheme = ids_scheme_name(d->ids),
         .got_ids = d->mark_all_downloaded ? d->all_ids : got,
         .got_len = d->mark_all_downloaded ? d->all_ids_len : got_len,
         .hidden_ids = hidden,

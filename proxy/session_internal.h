@@ -70,8 +70,11 @@ struct commit_progress {
     int step;                /* index into the commit step table */
     uint32_t cursor;         /* maildrop cursor inside a step */
     char uidset[4096];       /* one bounded UID set per IMAP command */
-    char trash[CONFIG_NAME_MAX];  /* the \Trash mailbox, for on_dele = trash */
+    uint32_t hidden_instead; /* deleted messages on_dele could not remove: hidden instead */
 };
+
+/* Where on_dele = trash puts mail (session_trash.c). */
+enum trash_state { TRASH_UNKNOWN = 0, TRASH_FOUND, TRASH_MISSING };
 
 /* The device this session speaks for, and its lock and state in Redis. */
 struct device_session {
@@ -83,7 +86,7 @@ struct device_session {
     struct redis_request *request;   /* acquire, load or commit in flight */
     struct redis_request *refresh;   /* lock refresh in flight */
     ev_timer refresh_timer;
-    bool ids_from_emailid;
+    enum imap_stable_ids ids;        /* where state ids come from (the first folder's server) */
     bool mark_all_downloaded;        /* UIDVALIDITY changed or mark-all asked: record every message as retrieved */
     bool mark_all_requested;         /* popgate-admin device mark-all: clear the request at commit */
     void (*next)(struct session *s); /* where an asynchronous device step continues */
@@ -107,6 +110,9 @@ struct session {
 
     struct net_stream *client;
     struct imap_client *imap;
+    /* The upstream asked to slow down (a throttle answer): until then no
+     * RETR or TOP is sent upstream (README "Hosted providers"). */
+    ev_tstamp upstream_backoff_until;
 
     struct pop3_line_reader reader;
     unsigned bad_commands;
@@ -131,6 +137,16 @@ struct session {
     struct listing_cursor listing;
     struct transfer xfer;
     struct commit_progress *commit;  /* allocated at QUIT: most of a session's size */
+    enum trash_state trash_state;
+    bool trash_warned;               /* the trash problem was logged (once per session) */
+    char *trash;                     /* MAPPING_FOLDER_MAX bytes, allocated at the first lookup */
+    void (*trash_next)(struct session *s, enum imap_result r);
+    uint32_t dele_msgnum;            /* DELE waiting for the trash lookup */
+
+    /* exact_sizes at login (session_sizes.c); uses xfer.ds and xfer.found */
+    uint32_t measure_next;           /* message number being measured */
+    uint32_t measured;
+    void (*measure_done)(struct session *s);
 
     /* An old POP3 server's UIDLs (session_legacy.c) */
     struct legacy_uidl legacy_uidls; /* message number -> legacy UIDL, for the session */
@@ -195,6 +211,21 @@ void session_output_drained(struct session *s);
 /* session_commit.c */
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
 
+/* session_sizes.c: with exact_sizes (or auto against Exchange), measure every
+ * message no node measured yet, then next(s) or a failed login. */
+void session_measure_sizes(struct session *s, void (*next)(struct session *s));
+
+/* session_trash.c */
+/* Find the trash mailbox once per session (trash_folder, else \Trash), then
+ * next(s, r): OK (found, or known missing: see session_trash_name) or the
+ * upstream error of the lookup. */
+void session_trash_resolve(struct session *s, void (*next)(struct session *s, enum imap_result r));
+/* The trash mailbox, NULL when the server has none. */
+const char *session_trash_name(const struct session *s);
+/* Logs the trash problem once per session, with what to configure. */
+void session_trash_warn_once(struct session *s, const char *problem);
+void session_trash_release(struct session *s);
+
 /* session_mapping.c: the user's Redis override and the mapping it selects;
  * sets s->mapping and s->policy, then calls next(s) or fails the login. */
 void session_resolve_mapping(struct session *s, void (*next)(struct session *s));
@@ -215,6 +246,8 @@ void session_device_init(struct session *s);
 void session_device_lock(struct session *s, void (*next)(struct session *s));
 /* After the listing: load state, apply the view, then finish the login. */
 void session_device_load(struct session *s, void (*next)(struct session *s));
+/* A size measured while streaming, for every node's LIST (fire and forget). */
+void session_device_store_size(struct session *s, const struct maildrop_entry *e);
 /* QUIT: first check Redis (lock still ours) before anything changes upstream. */
 void session_device_precheck(struct session *s, void (*next)(struct session *s));
 /* QUIT: the one atomic Redis step after the upstream changes. */

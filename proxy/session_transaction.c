@@ -17,7 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "size_cache.h"
+#include "reply_code.h"
 
 /* One buffer of listing lines or dot-stuffed body per write. */
 #define SEND_CHUNK (16 * 1024)
@@ -182,6 +182,12 @@ static void on_transfer_folder_selected(struct imap_client *c, enum imap_result 
 
 static void start_transfer(struct session *s, uint32_t msgnum, bool is_top, uint32_t top_lines)
 {
+    /* The upstream throttled this session: a client retrying RETR at once
+     * must not keep the throttle going. Answered here, no upstream command. */
+    if (ev_now(s->gw->loop) < s->upstream_backoff_until) {
+        session_reply(s, reply_for_fetch_failure(IMAP_RESULT_THROTTLED).line);
+        return;
+    }
     s->xfer = (struct transfer){ .active = true, .is_top = is_top, .msgnum = msgnum,
                                  .top_lines = top_lines };
     dot_stream_init(&s->xfer.ds, s->cfg->nul_bytes);
@@ -248,15 +254,14 @@ static void finish_transfer(struct session *s)
         e->flags |= MAILDROP_RETRIEVED;
         s->retr_count++;
         metrics_counter_add(METRIC_RETR_TOTAL, NULL, 1);
-        /* LIST must match what RETR sends; remember the exact size if the
-         * upstream's RFC822.SIZE was off (no final newline, bare CR). */
+        /* LIST must match what RETR sends: where the upstream's RFC822.SIZE
+         * was off (no final newline, an estimate), every node lists the
+         * measured size from now on. */
         if (x->ds.unstuffed_octets != e->size && x->ds.unstuffed_octets <= UINT32_MAX) {
             log_event(LOG_LEVEL_DEBUG, s->id, "size-learned", "uid", LOG_U64(e->uid),
                       "listed", LOG_U64(e->size), "exact", LOG_U64(x->ds.unstuffed_octets), LOG_END);
             e->size = (uint32_t)x->ds.unstuffed_octets;
-            size_cache_store(size_cache_key(s->device.login.state_user, s->mapping->folders[e->folder],
-                                            s->drop.folder_uidvalidity[e->folder], e->uid),
-                             e->size);
+            session_device_store_size(s, e);
         }
         e->flags |= MAILDROP_SIZE_EXACT;
     }
@@ -288,7 +293,7 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         else if (connection_lost(r))
             session_close(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream-lost");
         else {
-            session_reply(s, "-ERR [SYS/TEMP] Message could not be read.");
+            session_reply(s, reply_for_fetch_failure(r).line);
             session_command_done(s);
         }
         return;
@@ -374,12 +379,40 @@ void session_output_drained(struct session *s)
 
 /* ---- DELE, RSET, NOOP --------------------------------------------------- */
 
+static void dele_after_trash_lookup(struct session *s, enum imap_result r)
+{
+    struct maildrop_entry *e = maildrop_get(&s->drop, s->dele_msgnum);
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (r != IMAP_RESULT_OK)
+        session_reply(s, "-ERR [SYS/TEMP] Mail server did not answer; message not deleted.");
+    else if (!session_trash_name(s))
+        /* Permanent: say it now, so QUIT commits everything else. */
+        session_reply(s, "-ERR [SYS/PERM] The mail server has no Trash folder; message not deleted.");
+    else {
+        e->flags |= MAILDROP_DELETED;
+        session_reply(s, "+OK Marked to be deleted.");
+    }
+    session_command_done(s);
+}
+
 void session_cmd_dele(struct session *s, const struct pop3_command *cmd)
 {
     uint32_t n;
     struct maildrop_entry *e = message_arg(s, cmd, 0, &n);
     if (!e)
         return;
+    if (s->policy.on_dele == ON_DELE_TRASH && s->trash_state == TRASH_UNKNOWN) {
+        /* Whether there is a trash to move it to is learnt at the first DELE. */
+        s->dele_msgnum = n;
+        s->busy = true;
+        session_trash_resolve(s, dele_after_trash_lookup);
+        return;
+    }
+    if (s->policy.on_dele == ON_DELE_TRASH && !session_trash_name(s)) {
+        session_reply(s, "-ERR [SYS/PERM] The mail server has no Trash folder; message not deleted.");
+        return;
+    }
     e->flags |= MAILDROP_DELETED;
     session_reply(s, "+OK Marked to be deleted.");
 }

@@ -1,7 +1,7 @@
 /* legacy_uidl: serving the UIDLs of an old POP3 server, imported per user
  * into the Redis hash pg1:{user}:uidl (Message-ID -> "<uidl> <size>", see
  * uidl_file.h), instead of popgate's own, so a migrated client downloads
- * nothing again (DESIGN.md "UIDL"). Pure: no I/O.
+ * nothing again (docs/design.md "UIDL"). Pure: no I/O.
  *
  * Two pieces:
  * - struct legacy_match decides, once at login, which upstream message gets

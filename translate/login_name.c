@@ -63,3 +63,11 @@ uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidv
     }
     return hash64(hash64(HASH64_SEED, "U", 1), raw, sizeof raw);
 }
+
+uint64_t message_state_id_x_gm(uint64_t x_gm_msgid)
+{
+    unsigned char raw[8];
+    for (int i = 0; i < 8; i++)
+        raw[i] = (unsigned char)(x_gm_msgid >> (8 * i));
+    return hash64(hash64(HASH64_SEED, "G", 1), raw, sizeof raw);
+}

@@ -2,7 +2,7 @@
  * Pure. "alice#phone" -> user "alice", device "phone"; "alice@example.org#desk"
  * -> "alice@example.org", "desk"; no separator -> device "default".
  * The split is at the LAST separator, so a user name may itself contain one.
- * Device names are [A-Za-z0-9._-]{1,32} (DESIGN.md): anything else is refused,
+ * Device names are [A-Za-z0-9._-]{1,32} (docs/design.md): anything else is refused,
  * so a device name is always safe inside a Redis key and a log line. */
 #ifndef POPGATE_LOGIN_NAME_H
 #define POPGATE_LOGIN_NAME_H
@@ -34,5 +34,8 @@ uint64_t hash64(uint64_t seed, const void *data, size_t len);
 /* A message's id in device state: from its EMAILID (RFC 8474) when the server
  * has one, which survives a UIDVALIDITY change; else from UIDVALIDITY and UID. */
 uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidvalidity, uint32_t uid);
+/* The same from Gmail's X-GM-MSGID, which also survives a UIDVALIDITY change
+ * and is one id in every label. Hashed apart from EMAILIDs and UIDs. */
+uint64_t message_state_id_x_gm(uint64_t x_gm_msgid);
 
 #endif

@@ -22,6 +22,8 @@ enum {
     MAILDROP_RETRIEVED = 4,  /* RETR sent it whole */
     MAILDROP_SIZE_EXACT = 8, /* size is the streamed octet count, not RFC822.SIZE */
     MAILDROP_SEEN_UPSTREAM = 16, /* \Seen was set upstream at login */
+    MAILDROP_HIDDEN_INSTEAD = 32, /* deleted, but on_dele could not remove it upstream
+                                     (a permanent condition): hidden from the device */
 };
 
 struct maildrop_entry {

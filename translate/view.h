@@ -1,5 +1,5 @@
 /* view: which upstream messages a device's maildrop holds, and what RETR and
- * DELE do to them upstream (DESIGN.md "Views" and "Dispositions"). Pure: no I/O.
+ * DELE do to them upstream (docs/design.md "Views" and "Dispositions"). Pure: no I/O.
  *
  * The caller loads the per-message state from Redis and the device's first
  * login time, and passes them in with the clock; this file only decides. A
@@ -55,7 +55,7 @@ enum {
     VIEW_STATE_HIDDEN = 4,  /* this device deleted it with on_dele = hide */
 };
 
-/* unread, no windows, on_retr = seen, on_dele = hide (DESIGN.md defaults). */
+/* unread, no windows, on_retr = seen, on_dele = hide (docs/design.md defaults). */
 void view_policy_defaults(struct view_policy *p);
 
 /* Applies one config key:

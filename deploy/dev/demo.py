@@ -3,16 +3,25 @@
 
 Starts, in one temporary directory: Dovecot serving IMAP only (to popgate),
 Redis, and ./popgate (or POPGATE_BIN) on 127.0.0.1 with a POP3 port (STLS) and
-a POP3S port. User demo, password demo, about 20 messages in the INBOX,
-including a 5 MB one and one with attachments. Prints how to connect with curl,
-fetchmail and Thunderbird. Ctrl-C (or SIGTERM) stops everything and removes
-the directory.
+a POP3S port. User demo, password demo, 20 messages in the INBOX, including
+a 5 MB one and one with attachments.
+
+Prints the device story: what a phone (demo#phone) and a desk (demo#desk) each
+see after the other downloaded, told with fetchmail, mpop, curl and
+popgate-admin command lines that work as printed; Thunderbird settings; and how
+to start again (Enter, or SIGUSR1: every message unread, no device state).
+Ctrl-C (or SIGTERM) stops everything and removes the directory.
 """
 
 import base64
 import os
 import pwd
+import re
+import select
+import shlex
+import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -26,6 +35,7 @@ PASSWORD = "demo"
 PREFERRED_POP3 = 11110
 PREFERRED_POP3S = 11995
 LARGE_SIZE = 5 * 1024 * 1024
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 
 
 def pick_port(preferred):
@@ -109,70 +119,208 @@ exec cat > "$1/$(printf %04d $((n + 1)))"
 """
 
 
-def write_fetchmailrc(tb, pop3_port):
-    out = os.path.join(tb.dir, "fetchmail-out")
-    os.mkdir(out)
-    save = os.path.join(tb.dir, "fetchmail-save.sh")
-    with open(save, "w") as f:
-        f.write(FETCHMAIL_SAVE)
-    os.chmod(save, 0o755)
-    rc = os.path.join(tb.dir, "fetchmailrc")
-    local_user = pwd.getpwuid(os.getuid()).pw_name
-    with open(rc, "w") as f:
-        f.write("set no bouncemail\n"
-                f"poll 127.0.0.1 service {pop3_port} protocol pop3 auth password\n"
-                f'  user "{USER}" there with password "{PASSWORD}" is "{local_user}" here\n'
-                f'  sslproto "tls1.2+" sslcertck sslcertfile "{tb.cert}" sslcommonname "localhost"\n'
-                "  keep\n"
-                f'  mda "{save} {out}"\n')
-    # fetchmail refuses an rc file others can read.
-    os.chmod(rc, 0o600)
-    return rc, out
+class Demo:
+    """The running demo: the test bed, popgate, and the client files the
+    printed steps use, all inside tb.dir."""
 
+    def __init__(self, tb, pg, msgs, admin):
+        self.tb, self.pg, self.msgs, self.admin = tb, pg, msgs, admin
+        d = tb.dir
+        self.phone_out = os.path.join(d, "phone")          # fetchmail delivers here
+        self.desk_maildir = os.path.join(d, "desk")        # mpop delivers here
+        self.fetchmailrc = os.path.join(d, "fetchmailrc")
+        self.fetchids = os.path.join(d, "fetchids")
+        self.mpoprc = os.path.join(d, "mpoprc")
+        self.mpop_uidls = os.path.join(d, "mpop-uidls")
+        self.write_client_files()
 
-def instructions(tb, pg, count, rc, out):
-    p, s = pg.port, pg.tls_port
-    return f"""
-popgate demo is running (state in {tb.dir}).
+    # -- the clients' configuration ---------------------------------------
+    def write_client_files(self):
+        d, pg, tb = self.tb.dir, self.pg, self.tb
+        os.makedirs(self.phone_out, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(self.desk_maildir, sub), exist_ok=True)
+        save = os.path.join(d, "fetchmail-save.sh")
+        with open(save, "w") as f:
+            f.write(FETCHMAIL_SAVE)
+        os.chmod(save, 0o755)
+        local_user = pwd.getpwuid(os.getuid()).pw_name
+        # fetchmail and mpop refuse a file others can read (it holds a password).
+        with open(os.open(self.fetchmailrc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write("set no bouncemail\n"
+                    f"poll 127.0.0.1 service {pg.port} protocol pop3 auth password timeout 30\n"
+                    f'  user "{USER}#phone" there with password "{PASSWORD}" is "{local_user}" here\n'
+                    f'  sslproto "tls1.2+" sslcertck sslcertfile "{tb.cert}" sslcommonname "localhost"\n'
+                    "  keep\n"
+                    f'  mda "{save} {self.phone_out}"\n')
+        with open(os.open(self.mpoprc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(self.mpop_settings())
+
+    def mpop_settings(self):
+        return ("account desk\n"
+                "host 127.0.0.1\n"
+                f"port {self.pg.port}\n"
+                "tls on\n"
+                "tls_starttls on\n"
+                f"tls_trust_file {self.tb.cert}\n"
+                "auth user\n"
+                f"user {USER}#desk\n"
+                f"password {PASSWORD}\n"
+                "keep on\n"
+                "only_new on\n"
+                f"uidls_file {self.mpop_uidls}\n"
+                f"delivery maildir {self.desk_maildir}\n"
+                "received_header off\n"
+                "timeout 30\n")
+
+    # -- "start the story again" -------------------------------------------
+    def reset(self):
+        """Every message unread and back in the INBOX, no device state and no
+        overrides in Redis, the clients' delivered mail and UIDL lists gone."""
+        # Redis: every key of the user (they all carry {demo}) and the
+        # override hash pg1:map:demo.
+        script = ("local n = 0 "
+                  "for _, p in ipairs(ARGV) do "
+                  "for _, k in ipairs(redis.call('KEYS', p)) do redis.call('DEL', k); n = n + 1 end "
+                  "end return n")
+        r = subprocess.run([REDIS_CLI, "-h", self.tb.host, "-p", str(self.tb.ports["redis"]),
+                            "EVAL", script, "0", f"pg1:{{{USER}}}:*", f"pg1:map:{USER}"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            raise RuntimeError(f"redis-cli: {r.stdout}{r.stderr}".strip())
+        # IMAP: clear the flags a client could have set, put back what was
+        # expunged or moved (known by Message-ID).
+        conn = self.tb.imap(USER, PASSWORD)
+        try:
+            typ, data = conn.select("INBOX")
+            if typ != "OK":
+                raise RuntimeError(f"IMAP SELECT INBOX: {data}")
+            present = set()
+            if int(data[0]) > 0:
+                conn.store("1:*", "-FLAGS.SILENT", r"(\Seen \Deleted \Answered \Flagged)")
+                typ, data = conn.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+                for item in data:
+                    if isinstance(item, tuple):
+                        present.update(re.findall(rb"<[^>]+>", item[1]))
+        finally:
+            conn.logout()
+        missing = [m for m in self.msgs if message_id(m) not in present]
+        self.tb.seed(USER, missing)
+        # The clients: what they delivered, and the UIDLs they remember.
+        for path in (self.fetchids, self.mpop_uidls):
+            if os.path.exists(path):
+                os.unlink(path)
+        for d in (self.phone_out, os.path.join(self.desk_maildir, "new"),
+                  os.path.join(self.desk_maildir, "cur")):
+            for name in os.listdir(d):
+                os.unlink(os.path.join(d, name))
+        return len(missing)
+
+    # -- what to print -----------------------------------------------------
+    def instructions(self):
+        tb, pg = self.tb, self.pg
+        p, s, d = pg.port, pg.tls_port, tb.dir
+        q = shlex.quote
+        admin = f"{q(self.admin)} -c {q(pg.config_path)}"
+
+        def lst(device):
+            return f"curl -k pop3s://{USER}%23{device}:{PASSWORD}@127.0.0.1:{s}/"
+        fetchmail = (f"fetchmail -f {q(self.fetchmailrc)} -N --nosyslog -i {q(self.fetchids)}"
+                     f" --pidfile {q(os.path.join(d, 'fetchmail.pid'))}")
+        mpop = f"mpop -C {q(self.mpoprc)} desk"
+        n = len(self.msgs)
+        missing = [c for c in ("curl", "fetchmail", "mpop") if not shutil.which(c)]
+        note = (f"\n  (not installed here: {', '.join(missing)}; apt-get install {' '.join(missing)})\n"
+                if missing else "")
+        admin_note = ("" if os.access(self.admin, os.X_OK) else
+                      "\n  (popgate-admin is not built yet: make popgate-admin)\n")
+        mpop_lines = "".join(f"      {ln}\n" for ln in self.mpop_settings().splitlines())
+        return f"""
+popgate demo is running (state in {d}).
 
   POP3 with STARTTLS   127.0.0.1:{p}
   POP3S (implicit TLS) 127.0.0.1:{s}
-  user {USER}, password {PASSWORD}; {count} messages, one of 5 MB, one with attachments
+  password {PASSWORD}; {n} messages, one of 5 MB, one with attachments
   popgate log: {pg.log_path}
   upstream Dovecot (IMAP only) 127.0.0.1:{tb.ports['imap']}, Redis 127.0.0.1:{tb.ports['redis']}
+{note}
+One mailbox, two devices
+------------------------
+Each client names its device in its user name: the phone logs in as
+{USER}#phone, the desk as {USER}#desk (curl writes # as %23). The mail stays on
+the IMAP server; popgate keeps in Redis what each device downloaded. The view
+is popgate's default, `unread`: a device is offered what is not \\Seen upstream
+and not downloaded by any device yet, and a session that downloaded mail and
+ended with QUIT marks that mail \\Seen. (-k: the certificate is self-signed.)
 
-Policy: popgate's defaults. A device sees the messages that are unread
-(not \\Seen upstream, not retrieved by any of the user's devices); a
-session that retrieved messages and ended with QUIT marks them read, so
-other devices stop seeing them. Name a device with a login suffix:
-demo#phone, demo#desk (no suffix: device "default").
+1. Both devices see all {n} messages (LIST):
+    {lst("phone")}
+    {lst("desk")}
 
-curl (-k accepts the self-signed certificate):
-  curl -k pop3s://{USER}:{PASSWORD}@127.0.0.1:{s}/          # LIST
-  curl -k pop3s://{USER}%23phone:{PASSWORD}@127.0.0.1:{s}/1 # RETR 1 as device "phone"
-  curl -k -X UIDL pop3s://{USER}:{PASSWORD}@127.0.0.1:{s}/
-  curl -k -X 'TOP 5 0' pop3s://{USER}:{PASSWORD}@127.0.0.1:{s}/
-  curl --ssl-reqd -k pop3://{USER}:{PASSWORD}@127.0.0.1:{p}/2   # STLS on the POP3 port
+2. The phone downloads everything with fetchmail (STLS, certificate checked,
+   mail kept on the server); the messages land in {self.phone_out}/:
+    {fetchmail}
 
-fetchmail (STLS, certificate checked against {tb.cert}, messages kept on the server):
-  fetchmail -f {rc} -N -v --nosyslog -i {tb.dir}/fetchids
-  delivered messages land in {out}/
+3. The desk now sees none of them: mail read on one device is not new on
+   another. The phone sees none either: it has them all.
+    {lst("desk")}
 
-Thunderbird: New account → "Configure manually":
+4. To give every device each message once instead, switch {USER} to the view
+   `new` (applies at the next login). The desk then sees all {n}, the phone
+   still none. Download them with mpop as the desk (into {self.desk_maildir}/new/):
+    {admin} map set {USER} view=new
+    {lst("desk")}
+    {mpop}
+   mpop's settings ({self.mpoprc}):
+{mpop_lines}
+5. The phone lost its mail? Let it download its view again (all {n}), and look:
+    {admin} device reset {USER} phone
+    {lst("phone")}
+    {admin} device list {USER}
+    {admin} stats
+{admin_note}
+Start the story again (all mail unread, no device state, no override, the
+delivered files removed): press Enter here, or
+    kill -USR1 {os.getpid()}
+
+More with curl: RETR 1, UIDL, TOP, and STARTTLS on the POP3 port:
+    curl -k pop3s://{USER}%23phone:{PASSWORD}@127.0.0.1:{s}/1
+    curl -k -X UIDL pop3s://{USER}:{PASSWORD}@127.0.0.1:{s}/
+    curl -k -X 'TOP 5 0' pop3s://{USER}:{PASSWORD}@127.0.0.1:{s}/
+    curl --ssl-reqd -k pop3://{USER}:{PASSWORD}@127.0.0.1:{p}/2
+
+Thunderbird: New account, "Configure manually":
   Incoming: POP3, server 127.0.0.1, port {p} with STARTTLS, or port {s} with SSL/TLS
-  Authentication: Normal password; username {USER}, password {PASSWORD}
-  Outgoing: any (not used). When Thunderbird warns about the certificate,
-  confirm the security exception (it is self-signed, for localhost/127.0.0.1).
+  Authentication: Normal password; username {USER}#laptop (a third device),
+  password {PASSWORD}. It sees what its view leaves it: nothing new after the
+  phone's download with `unread`, everything with `new`.
+  Outgoing: any (not used). Confirm the security exception Thunderbird asks
+  for (the certificate is self-signed, for localhost/127.0.0.1).
 
-Press Ctrl-C to stop everything and remove {tb.dir}.
+Press Ctrl-C to stop everything and remove {d}.
 """
 
 
+def message_id(data):
+    m = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M | re.I)
+    return m.group(1) if m else None
+
+
+def admin_binary(popgate_binary):
+    """POPGATE_ADMIN_BIN, else popgate-admin beside the popgate binary."""
+    if os.environ.get("POPGATE_ADMIN_BIN"):
+        return os.path.abspath(os.environ["POPGATE_ADMIN_BIN"])
+    return os.path.join(os.path.dirname(popgate_binary), "popgate-admin")
+
+
 def main():
+    reset_asked = []
+
     def on_signal(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: reset_asked.append(True))
 
     binary = os.path.abspath(testbed.default_popgate_binary())
     if not os.access(binary, os.X_OK):
@@ -196,10 +344,27 @@ def main():
         pg.sections.pop("policy", None)
         print("demo: starting popgate ...", flush=True)
         pg.start()
-        rc, out = write_fetchmailrc(tb, pg.port)
-        print(instructions(tb, pg, len(msgs), rc, out), flush=True)
+        demo = Demo(tb, pg, msgs, admin_binary(binary))
+        print(demo.instructions(), flush=True)
+        # Enter on a terminal (or a line on a pipe) asks for a reset too;
+        # at end of input, only SIGUSR1 does.
+        watch_stdin = True
         while pg.running():
-            time.sleep(0.5)
+            if watch_stdin:
+                ready, _, _ = select.select([sys.stdin], [], [], 0.5)
+                if ready:
+                    if sys.stdin.readline():
+                        reset_asked.append(True)
+                    else:
+                        watch_stdin = False
+            else:
+                time.sleep(0.5)
+            if reset_asked:
+                reset_asked.clear()
+                restored = demo.reset()
+                print(f"demo: reset: all {len(msgs)} messages unread"
+                      + (f" ({restored} put back)" if restored else "")
+                      + ", no device state, no override. Start again at step 1.", flush=True)
         print(f"demo: popgate exited with status {pg.proc.returncode}; see {pg.log_path}:\n"
               + pg.log()[-3000:], file=sys.stderr)
         return 1

@@ -1,6 +1,21 @@
 #!/bin/sh
-# Installs what building and testing popgate needs on Debian 12. Idempotent and
-# quick when everything is there: apt is only touched for missing packages.
+# Installs what popgate needs on Debian 12, and never removes anything.
+#
+#   install-deps.sh demo   what `make demo` needs: the build, Dovecot's IMAP
+#                          server, Redis, and the clients the demo prints
+#   install-deps.sh test   (the default) everything `make test`, `make fuzz`
+#                          and `make test-valgrind` need
+#
+# Idempotent and quick when everything is there: apt is only touched for
+# missing packages. Callers with needs of their own add them in
+# EXTRA_PACKAGES (bench/install-deps.sh).
+#
+# Never removes a package. In Debian, Dovecot's IMAP server conflicts with
+# Courier's and Cyrus's (they all provide imap-server): installing
+# dovecot-imapd on a machine that runs one of them would uninstall it. So the
+# installation is simulated first (apt-get -s); if apt would remove anything,
+# this script stops, names the packages, and changes nothing. The real
+# apt-get then runs with --no-remove as well.
 #
 # The system Dovecot and Redis services must never start: they would take ports
 # 110, 143 and 6379 and run with the distribution's config. The test bed starts
@@ -9,10 +24,21 @@
 # anyway is stopped afterwards.
 set -eu
 
-PACKAGES="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libcmocka-dev
-libinih-dev redis-server dovecot-imapd dovecot-pop3d dovecot-lmtpd fetchmail mpop
-curl python3 python3-pytest openssl procps clang libclang-rt-14-dev haproxy valgrind"
-# Callers with needs of their own (bench/install-deps.sh) add to the list.
+BUILD="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libinih-dev"
+# The demo's stack (deploy/dev/demo.py): Dovecot IMAP and Redis started
+# privately, a certificate made with openssl, and the clients it prints.
+DEMO="$BUILD redis-server dovecot-imapd python3 openssl curl fetchmail mpop"
+TEST="$DEMO libcmocka-dev dovecot-pop3d dovecot-lmtpd python3-pytest procps
+clang libclang-rt-14-dev haproxy valgrind"
+
+case "${1:-test}" in
+    demo) PACKAGES=$DEMO ;;
+    test) PACKAGES=$TEST ;;
+    *)
+        echo "usage: $0 [demo|test]" >&2
+        exit 2
+        ;;
+esac
 PACKAGES="$PACKAGES ${EXTRA_PACKAGES:-}"
 
 # One dpkg-query for all packages; it exits non-zero when some are unknown.
@@ -49,8 +75,37 @@ else
 fi
 
 echo "install-deps: installing$missing"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
 
-POLICY=/usr/sbin/policy-rc.d
+# The simulation runs without --no-remove, so that apt says what it would
+# remove ("Remv <package> [<version>]") instead of only failing.
+# shellcheck disable=SC2086 # word splitting of the package list is intended
+if ! plan=$($SUDO env LC_ALL=C DEBIAN_FRONTEND=noninteractive \
+        apt-get -s install -q --no-install-recommends $missing 2>&1); then
+    printf '%s\n' "$plan" | tail -n 20 >&2
+    echo "install-deps: apt cannot install$missing (above); nothing was changed." >&2
+    exit 1
+fi
+removed=$(printf '%s\n' "$plan" | sed -n 's/^Remv \([^ ]*\).*/\1/p' | tr '\n' ' ' | sed 's/ *$//')
+if [ -n "$removed" ]; then
+    cat >&2 <<EOF
+install-deps: refusing: installing$missing would REMOVE: $removed
+install-deps: nothing was installed or removed.
+  apt removes these because they conflict with a package popgate needs; most
+  likely your IMAP server (Courier or Cyrus) and Dovecot's dovecot-imapd, which
+  Debian does not install side by side (both provide imap-server). popgate's
+  demo and tests start a private Dovecot and never use the system's services.
+  What to do:
+  - run \`make demo\` / \`make test\` in a container or VM instead, e.g.
+      docker run --rm -it -v "\$PWD":/src -w /src debian:12 sh -c 'apt-get update && apt-get install -y make && make demo'
+  - or, if this machine does not need $removed, remove it yourself
+    (apt-get remove $removed) and run this again.
+  To see apt's plan: apt-get -s install$missing
+EOF
+    exit 1
+fi
+
+POLICY=${POPGATE_POLICY_RC_D:-/usr/sbin/policy-rc.d}   # tests point it elsewhere
 policy_ours=no
 if [ ! -e "$POLICY" ]; then
     # Exit status 101 tells invoke-rc.d the action is forbidden.
@@ -65,9 +120,15 @@ remove_policy() {
 }
 trap remove_policy EXIT
 
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# --no-remove: should the package database have changed since the simulation,
+# apt fails rather than uninstall anything.
 # shellcheck disable=SC2086 # word splitting of the package list is intended
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends $missing
+if ! $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -q -y --no-install-recommends --no-remove $missing; then
+    echo "install-deps: apt-get failed (above). It was told never to remove a package" \
+         "(--no-remove); if it needed to, see: apt-get -s install$missing" >&2
+    exit 1
+fi
 
 # Belt and braces for systems where policy-rc.d is not consulted (systemd
 # units started by a preset): stop and disable the services this run installed.

@@ -200,7 +200,7 @@ class Testbed:
     host = "127.0.0.1"
 
     def __init__(self, protocols=("imap", "pop3", "lmtp"), parent_dir=None, name="pgtest",
-                 dovecot_settings=None, redis=True):
+                 dovecot_settings=None, redis=True, trash=True):
         """dovecot_settings: extra Dovecot settings, a dict {name: value} (a
         top-level setting the test bed already writes, such as
         pop3_uidl_format, is replaced in place; others are added) or a string
@@ -208,10 +208,13 @@ class Testbed:
         { ... }`). E.g. {"pop3_uidl_format": "%g"} plays an old POP3 server
         whose UIDLs differ from popgate's. redis=False runs no Redis (the
         instance is then only an IMAP/POP3 server for another test bed's
-        popgate); ports["redis"] is still reserved but nothing listens."""
+        popgate); ports["redis"] is still reserved but nothing listens.
+        trash=False leaves out the special-use Trash mailbox, as on a server
+        without special-use folders."""
         self.protocols = tuple(protocols)
         self.dovecot_settings = dovecot_settings
         self.with_redis = redis
+        self.with_trash = trash
         self.dir = tempfile.mkdtemp(prefix="popgate-testbed-", dir=parent_dir)
         os.chmod(self.dir, 0o755)  # Dovecot's unprivileged processes walk into it.
         self.cert = os.path.join(self.dir, "cert.pem")
@@ -313,10 +316,8 @@ class Testbed:
             # A special-use Trash, as real servers have, for on_dele = trash.
             "namespace inbox {",
             "  inbox = yes",
-            "  mailbox Trash {",
-            "    special_use = \\Trash",
-            "    auto = create",
-            "  }",
+            *(["  mailbox Trash {", "    special_use = \\Trash", "    auto = create", "  }"]
+              if self.with_trash else []),
             "}",
             # Tests find a user's imap process by its title to kill it.
             "verbose_proctitle = yes",

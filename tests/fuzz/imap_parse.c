@@ -80,6 +80,7 @@ static void check_fetch(const char *data, size_t len, bool partial)
         FUZZ_CHECK(error == NULL);
         if (a.present & IMAP_FETCH_HAS_UID)
             FUZZ_CHECK(a.uid != 0);
+        FUZZ_CHECK(((a.present & IMAP_FETCH_HAS_X_GM_MSGID) != 0) == (a.x_gm_msgid != 0));
         if (a.present & IMAP_FETCH_HAS_EMAILID) {
             FUZZ_CHECK(a.emailid_len >= 1 && a.emailid_len <= IMAP_OBJECTID_MAX);
             FUZZ_CHECK(span_inside(a.emailid, a.emailid_len, data, len));
@@ -140,6 +141,11 @@ static void check_text(const char *text, size_t len, bool partial)
                    r.status == IMAP_STATUS_BAD);
     (void)imap_resp_name_is(&r, "FETCH");
     (void)imap_resp_code_is(&r, "UIDVALIDITY");
+    uint32_t backoff_ms = 0;
+    bool throttled = imap_response_throttled(&r, &backoff_ms);
+    /* An OK is never a throttle, and only a throttle names a backoff. */
+    FUZZ_CHECK(!throttled || r.status != IMAP_STATUS_OK);
+    FUZZ_CHECK(throttled || backoff_ms == 0);
     if (r.type == IMAP_RESP_UNTAGGED && r.status == IMAP_STATUS_NONE) {
         check_tokens(r.data, r.data_len);
         check_fetch(r.data, r.data_len, partial);

@@ -11,7 +11,13 @@ The hook replaces the server's whole answer at that point and may write
 anything (conn.send), stall (conn.stall) or hang up (conn.close). Hook points:
 "greeting" (tag and cmd are None), "login" (LOGIN or AUTHENTICATE, called once
 the command and its literals are read; cmd.user and cmd.password hold the
-decoded credentials), "select", "listing", "body" (cmd.uid, cmd.data).
+decoded credentials), "select", "listing", "body" (cmd.uid, cmd.data), and
+"UID STORE", "UID EXPUNGE", "UID MOVE", "UID COPY" (answered OK otherwise).
+
+Provider traits: with "X-GM-EXT-1" in caps the listing answers X-GM-MSGID
+(gm_msgid(uid), a fixed 64-bit number per message, as Gmail's survives a
+UIDVALIDITY change); LIST returns `mailboxes` ((attributes, name) pairs, e.g.
+("\\HasNoChildren \\Trash", "Trash")).
 
 The LOGIN parser is strict RFC 3501 (quoted strings are 7-bit TEXT-CHARs with
 only \\" and \\\\ escaped; 8-bit and specials need a literal) so a quoting
@@ -246,8 +252,16 @@ class FakeImap:
     bytes, that logs in."""
 
     def __init__(self, *, messages=(), user=b"fake", password=b"fakepw", caps=("AUTH=PLAIN", "SASL-IR", "UIDPLUS"),
-                 tls=None, starttls=False, certfile=None, keyfile=None, uidvalidity=1700000000):
+                 tls=None, starttls=False, certfile=None, keyfile=None, uidvalidity=1700000000,
+                 mailboxes=(), greeting="fake IMAP ready", reported_size=len):
+        """greeting: the text after the greeting's CAPABILITY code (Exchange
+        greets "The Microsoft Exchange IMAP4 service is ready."); reported_size:
+        fn(message bytes) -> the RFC822.SIZE the listing reports (an estimate,
+        as Exchange's, when it is not len)."""
         self.messages = list(messages)
+        self.mailboxes = list(mailboxes)
+        self.greeting = greeting
+        self.reported_size = reported_size
         self.accept = (user, password)
         self.caps = list(caps)
         self.tls = tls
@@ -360,7 +374,7 @@ class FakeImap:
             if hook:
                 hook(conn, None, None)
             else:
-                conn.line(f"* OK [CAPABILITY {self._caps(conn)}] fake IMAP ready")
+                conn.line(f"* OK [CAPABILITY {self._caps(conn)}] {self.greeting}")
             while True:
                 self._command(conn)
         except Closed:
@@ -397,9 +411,12 @@ class FakeImap:
             "SELECT": self._select,
             "UID FETCH": self._uid_fetch,
             "LOGOUT": self._logout,
+            "LIST": self._list,
         }.get(verb)
         if handler:
             handler(conn, cmd)
+        elif self.hooks.get(verb):
+            self.hooks[verb](conn, tag, cmd)
         else:
             # NOOP, UID STORE, UID EXPUNGE, UID MOVE, UID COPY, LIST ...
             conn.line(f"{tag} OK {verb} done")
@@ -514,13 +531,28 @@ class FakeImap:
             if hook:
                 hook(conn, cmd.tag, cmd)
                 return
+            gm = b"X-GM-MSGID" in cmd.args.upper()
+            if gm and "X-GM-EXT-1" not in self.caps:
+                conn.violations.append("X-GM-MSGID asked for without X-GM-EXT-1")
             for uid, data in enumerate(self.messages, 1):
-                conn.line(f"* {uid} FETCH (UID {uid} FLAGS () RFC822.SIZE {len(data)} "
-                          f"INTERNALDATE {INTERNALDATE})")
+                extra = f" X-GM-MSGID {self.gm_msgid(uid)}" if gm else ""
+                conn.line(f"* {uid} FETCH (UID {uid} FLAGS () RFC822.SIZE {self.reported_size(data)} "
+                          f"INTERNALDATE {INTERNALDATE}{extra})")
             conn.line(f"{cmd.tag} OK Fetch completed")
             return
         conn.violations.append(f"unexpected UID FETCH {cmd.args[:80]!r}")
         conn.line(f"{cmd.tag} BAD not supported by the fake server")
+
+    @staticmethod
+    def gm_msgid(uid):
+        """The X-GM-MSGID of the message with this UID (the same whatever
+        the UIDVALIDITY), above 2**60 as Gmail's are."""
+        return 1278455344230334865 + uid * 7919
+
+    def _list(self, conn, cmd):
+        for attrs, name in self.mailboxes:
+            conn.line(f'* LIST ({attrs}) "/" "{name}"')
+        conn.line(f"{cmd.tag} OK LIST done")
 
     def _logout(self, conn, cmd):
         conn.line("* BYE Logging out")

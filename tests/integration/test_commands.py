@@ -1,7 +1,7 @@
 """Every POP3 command through popgate against the test bed's Dovecot (IMAP).
 
 RFC 1939 (POP3), 2449 (CAPA, RESP-CODES, PIPELINING), 2595 (STLS), 5034 (SASL
-AUTH) and DESIGN.md "Session lifecycle" and "Limits and defaults".
+AUTH) and docs/design.md "Session lifecycle" and "Limits and defaults".
 """
 
 import base64

@@ -48,6 +48,9 @@ def test_check_does_not_bind(make):
     ("server", "tls_cert", "/nonexistent/cert.pem"),
     ("upstream", "ca_file", "/nonexistent/ca.pem"),
     ("upstream", "port", "0"),
+    ("server", "upstream_backoff", "soon"),
+    ("server", "upstream_backoff", "2d"),
+    ("server", "upstream_backoff_max", "-1"),
 ])
 def test_check_bad_config(make, section, key, value):
     pg = make(**{section: {key: value}})

@@ -1,6 +1,6 @@
 """What a session does to the upstream mailbox, and what the client can trust.
 
-DESIGN.md: "LIST size and RETR bytes", "Session lifecycle" (UPDATE at QUIT
+docs/design.md: "LIST size and RETR bytes", "Session lifecycle" (UPDATE at QUIT
 only; a session without QUIT changes nothing), "Reply codes". Upstream state is
 read back over IMAP (imaplib, EXAMINE: read-only) on the test bed's Dovecot.
 """

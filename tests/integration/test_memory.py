@@ -1,4 +1,4 @@
-"""Memory per session is independent of message size (DESIGN.md: "A message is
+"""Memory per session is independent of message size (docs/design.md: "A message is
 never held whole in memory"; backpressure when the client reads slowly).
 
 ASan's shadow memory and quarantine inflate RSS, so this measures the release

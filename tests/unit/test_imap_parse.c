@@ -1156,6 +1156,74 @@ static void test_garbage_after_literal(void **state)
     imap_reader_deinit(&r);
 }
 
+/* ---- provider throttles and X-GM-MSGID ------------------------------------ */
+
+static void expect_throttle(const char *line, bool throttled, uint32_t ms)
+{
+    struct imap_response r;
+    uint32_t got = 12345;
+    parse_ok(line, &r);
+    if (imap_response_throttled(&r, &got) != throttled)
+        fail_msg("'%s': throttled should be %d", line, throttled);
+    if (got != ms)
+        fail_msg("'%s': backoff %u, expected %u", line, (unsigned)got, (unsigned)ms);
+}
+
+static void test_throttle_answers(void **state)
+{
+    (void)state;
+    /* Gmail: as the code, at the end of the text, in a BYE. */
+    expect_throttle("A1 NO [THROTTLED] Account exceeded command or bandwidth limits.", true, 0);
+    expect_throttle("A1 NO Some failure [THROTTLED]", true, 0);
+    expect_throttle("* BYE [THROTTLED] Too many simultaneous connections", true, 0);
+    /* A command that was done, slowly, is done. */
+    expect_throttle("A1 OK Success [THROTTLED]", false, 0);
+    expect_throttle("A1 OK [THROTTLED] Success", false, 0);
+    /* Yahoo. */
+    expect_throttle("A1 NO [LIMIT] Too many connections", true, 0);
+    /* Office 365, as NO and as BAD, with and without a number. */
+    expect_throttle("A2 NO Request is throttled. Suggested Backoff Time: 299609 milliseconds", true, 299609);
+    expect_throttle("A2 BAD Request is throttled. Suggested Backoff Time: 89117 milliseconds", true, 89117);
+    expect_throttle("A2 BAD request is THROTTLED. suggested backoff time:1500 milliseconds", true, 1500);
+    expect_throttle("A2 NO Request is throttled.", true, 0);
+    expect_throttle("A2 NO Request is throttled. Suggested Backoff Time: 99999999999999999999 ms", true,
+                    UINT32_MAX);
+    expect_throttle("A2 NO Request is throttled. Suggested Backoff Time: soon", true, 0);
+    /* Not throttles. */
+    expect_throttle("A3 NO [AUTHENTICATIONFAILED] Authentication failed.", false, 0);
+    expect_throttle("A3 NO [UNAVAILABLE] Backend down", false, 0);
+    expect_throttle("A3 NO [INUSE] Mailbox locked", false, 0);
+    expect_throttle("A3 NO [OVERQUOTA] Quota exceeded", false, 0);
+    expect_throttle("A3 NO [LIMITED] not the LIMIT code", false, 0);
+    expect_throttle("* BYE Connection closed. 14", false, 0);
+    expect_throttle("* 3 EXISTS", false, 0);
+}
+
+static void test_fetch_x_gm_msgid(void **state)
+{
+    (void)state;
+    struct imap_fetch_attrs a;
+    fetch_ok("(UID 7 X-GM-MSGID 1278455344230334865 FLAGS () RFC822.SIZE 54 "
+             "INTERNALDATE \"03-Feb-2026 04:05:06 +0000\")", false, &a);
+    assert_int_equal(a.present, IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
+                                    IMAP_FETCH_HAS_INTERNALDATE | IMAP_FETCH_HAS_X_GM_MSGID);
+    assert_true(a.x_gm_msgid == 1278455344230334865ULL);
+    fetch_ok("(x-gm-msgid 18446744073709551615)", false, &a);
+    assert_true(a.x_gm_msgid == UINT64_MAX);
+    /* Without it the attribute stays absent. */
+    fetch_ok("(UID 1)", false, &a);
+    assert_int_equal(a.present, IMAP_FETCH_HAS_UID);
+    assert_true(a.x_gm_msgid == 0);
+    expect_fetch_error("(X-GM-MSGID 18446744073709551616)");
+    expect_fetch_error("(X-GM-MSGID 0)");
+    expect_fetch_error("(X-GM-MSGID -1)");
+    expect_fetch_error("(X-GM-MSGID 12a)");
+    expect_fetch_error("(X-GM-MSGID \"12\")");
+    expect_fetch_error("(X-GM-MSGID (12))");
+    expect_fetch_error("(X-GM-MSGID)");
+    expect_fetch_error("(X-GM-MSGID 000000000000000000001)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1192,6 +1260,8 @@ int main(void)
         cmocka_unit_test(test_list_entries),
         cmocka_unit_test(test_list_literal_name_absorbed),
         cmocka_unit_test(test_list_garbage),
+        cmocka_unit_test(test_throttle_answers),
+        cmocka_unit_test(test_fetch_x_gm_msgid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,12 @@ static void test_state_ids(void **state)
     assert_true(message_state_id(NULL, 0, 1, 5) != message_state_id(NULL, 0, 2, 5));
     assert_true(message_state_id(NULL, 0, 1, 5) != message_state_id(NULL, 0, 1, 6));
     assert_true(message_state_id(NULL, 0, 1, 5) == message_state_id(NULL, 0, 1, 5));
+    /* X-GM-MSGID ids: one per number, apart from an EMAILID or a UID pair
+     * whose bytes happen to match. */
+    assert_true(message_state_id_x_gm(1278455344230334865ULL) == message_state_id_x_gm(1278455344230334865ULL));
+    assert_true(message_state_id_x_gm(1) != message_state_id_x_gm(2));
+    assert_true(message_state_id_x_gm(((uint64_t)5 << 32) | 1) != message_state_id(NULL, 0, 1, 5));
+    assert_true(message_state_id_x_gm(0x31) != message_state_id("1", 1, 0, 0));
     /* FNV-1a 64 reference value: "a" from the standard offset basis. */
     assert_true(hash64(HASH64_SEED, "a", 1) == 0xaf63dc4c8601ec8cULL);
 }
