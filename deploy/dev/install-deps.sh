@@ -51,15 +51,7 @@ for p in $PACKAGES; do
     fi
 done
 
-# Cyrus IMAP conflicts with dovecot-imapd: it is never installed, but unpacked
-# into a private root under build/servers/ (deploy/dev/servers/cyrus.py; quick
-# when it is there). The test bed also does this on first use.
-private_servers() {
-    python3 "$(dirname "$0")/servers/cyrus.py" >/dev/null
-}
-
 if [ -z "$missing" ]; then
-    private_servers
     exit 0
 fi
 
@@ -143,5 +135,3 @@ for svc in $services; do
         $SUDO service "$svc" stop >/dev/null 2>&1 || true
     fi
 done
-
-private_servers

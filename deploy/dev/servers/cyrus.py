@@ -4,8 +4,9 @@ unpacked into a private root (private_root.py says why nothing is installed).
 
     python3 deploy/dev/servers/cyrus.py          # fetch and unpack if needed, print the root
 
-deploy/dev/install-deps.sh runs this; CyrusBed.start() runs it too (quick
-when the root is there), so a fresh checkout needs nothing else.
+CyrusBed.start() runs this on first use (about 7 s with the download; well
+under a second when the root is there), so a fresh checkout needs nothing
+else; run it by hand to fetch ahead of a test run.
 """
 
 import os
