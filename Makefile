@@ -110,8 +110,9 @@ install: popgate install-man install-admin
 clean:
 	rm -rf build popgate popgate-admin
 
-# -type f: unpacked test servers under build/servers hold directories named init.d.
--include $(shell find build -name '*.d' -type f 2>/dev/null)
+# Compiler dependency files only: build/servers/ holds unpacked Debian
+# packages (deploy/dev/servers/private_root.py) with directories like init.d.
+-include $(shell find build -path build/servers -prune -o -name '*.d' -type f -print 2>/dev/null)
 
 # ---- benchmarks: popgate beside its peers (bench/README.md) -----------------
 # `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and

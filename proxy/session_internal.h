@@ -56,7 +56,8 @@ struct transfer {
     uint32_t msgnum;
     uint32_t top_lines;
     int top_phase;           /* 0 = header, 1 = body windows */
-    uint64_t text_offset;    /* TOP: next BODY[TEXT] offset */
+    uint64_t header_octets;  /* TOP: length of BODY[HEADER] = where the text starts in BODY[] */
+    uint64_t text_offset;    /* TOP: next offset into the body text */
     uint64_t window;         /* TOP: size of the window being fetched */
     uint64_t literal_len;    /* length announced for the current literal */
     uint64_t received;       /* bytes of the current literal seen */

@@ -21,9 +21,14 @@
 
 /* One buffer of listing lines or dot-stuffed body per write. */
 #define SEND_CHUNK (16 * 1024)
-/* TOP reads BODY[TEXT] in windows that start small (a few lines are usually
- * wanted) and double, so neither a short TOP of a 50 MB message nor a
- * fetchmail-style "TOP n 99999999" costs more than a few round trips. */
+/* TOP reads BODY[HEADER], then the body text in windows that start small (a
+ * few lines are usually wanted) and double, so neither a short TOP of a 50 MB
+ * message nor a fetchmail-style "TOP n 99999999" costs more than a few round
+ * trips. The windows are BODY[]<header octets + offset>, not BODY[TEXT]<offset>:
+ * the same bytes by RFC 3501 (BODY[] is HEADER then TEXT), but a server's TEXT
+ * depends on its MIME parse. Cyrus 3.6 answers BODY[TEXT] "" for a message
+ * whose Content-Type boundary has an unterminated quote, while its BODY[] and
+ * its own POP3 TOP have the text. */
 #define TOP_WINDOW_MIN (4 * 1024)
 #define TOP_WINDOW_MAX (4 * 1024 * 1024)
 #define TOP_BYTES_PER_LINE 128
@@ -162,8 +167,8 @@ static void fetch_next_section(struct session *s)
     else if (x->top_phase == 0)
         imap_fetch_body(s->imap, e->uid, "HEADER", 0, 0, &body_sink, &x->found, on_section_fetched, s);
     else
-        imap_fetch_body(s->imap, e->uid, "TEXT", x->text_offset, x->window, &body_sink, &x->found,
-                        on_section_fetched, s);
+        imap_fetch_body(s->imap, e->uid, "", x->header_octets + x->text_offset, x->window, &body_sink,
+                        &x->found, on_section_fetched, s);
 }
 
 static void on_transfer_folder_selected(struct imap_client *c, enum imap_result r, void *arg)
@@ -293,7 +298,7 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         }
         return;
     }
-    /* A window past the end of the body text may come back as "" or NIL
+    /* A window past the end of the message may come back as "" or NIL
      * instead of a literal: that is the end of TOP, not a vanished message. */
     if (!x->found && x->is_top && x->top_phase == 1) {
         finish_transfer(s);
@@ -321,6 +326,7 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         }
         dot_stream_limit_lines(&x->ds, x->top_lines);
         x->top_phase = 1;
+        x->header_octets = x->received;
         x->text_offset = 0;
         uint64_t w = (uint64_t)x->top_lines * TOP_BYTES_PER_LINE;
         x->window = w < TOP_WINDOW_MIN ? TOP_WINDOW_MIN : w > TOP_WINDOW_MAX ? TOP_WINDOW_MAX : w;

@@ -499,6 +499,34 @@ class Testbed:
         conn.login(user, password if password is not None else self.users[user])
         return conn
 
+    # -- the upstream-bed interface (deploy/dev/upstream_beds.py) ------------
+    kind = "dovecot"
+
+    def create_trash(self, user):
+        """The \\Trash special-use mailbox: the config has it (auto = create)."""
+        return "Trash"
+
+    def popgate_upstream(self):
+        """The [upstream] keys that point a popgate at this Dovecot."""
+        return {"host": self.host, "port": self.ports["imap"], "tls": "starttls",
+                "ca_file": self.cert, "verify": "yes", "verify_name": "localhost"}
+
+    def log_tail(self, n=60):
+        return log_tail(self.dovecot_log, n)
+
+    @property
+    def capabilities(self):
+        """IMAP capabilities after login (of a probe user added on first use)."""
+        if "pgprobe" not in self.users:
+            self.add_user("pgprobe", "probe-pw")
+        conn = self.imap("pgprobe")
+        try:
+            typ, data = conn.capability()
+            assert typ == "OK", data
+            return set(data[0].decode().upper().split())
+        finally:
+            conn.logout()
+
     def imap_process_pids(self, user):
         """PIDs of Dovecot imap processes serving user (verbose_proctitle)."""
         pids = []

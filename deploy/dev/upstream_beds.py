@@ -1,15 +1,29 @@
-"""IMAP servers other than the test bed's Dovecot that the integration suite
-can put behind popgate, by kind. Each class has the same interface (see
-servers/courier_bed.py): kind, host, ports, cert, start(), stop(), add_user(),
-seed(), imap(), create_trash(), popgate_upstream(), log_tail(), capabilities."""
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "servers"))
+
+from courier_bed import CourierBed  # noqa: E402
+from cyrus_bed import CyrusBed  # noqa: E402
+from testbed import Testbed  # noqa: E402
+
+BEDS = {
+    "dovecot": Testbed,
+    "cyrus": CyrusBed,
+    "courier": CourierBed,
 
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "servers"))
 
-from servers.courier_bed import CourierBed  # noqa: E402
+from courier_bed import CourierBed  # noqa: E402
+from cyrus_bed import CyrusBed  # noqa: E402
+from testbed import Testbed  # noqa: E402
 
 BEDS = {
+    "dovecot": Testbed,
+    "cyrus": CyrusBed,
     "courier": CourierBed,
 }

@@ -20,7 +20,21 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 
 import testbed as testbed_mod  # noqa: E402
+import upstream_beds  # noqa: E402
 from pop3client import POP3  # noqa: E402
+
+# The IMAP servers the cross-server tests run against (upstream_beds.BEDS):
+# adding one is one more name here, and its entry in UNSTORABLE.
+UPSTREAMS = ["dovecot", "cyrus"]
+# Corpus messages (messages.py) a server refuses to store, with the words of
+# its refusal: its bed's seed() raises ValueError for them. Cyrus 3.6 APPEND
+# (servers/cyrus_bed.py): bare LF, NUL, 0 octets, a first line that is no header.
+UNSTORABLE = {
+    "dovecot": {},
+    "cyrus": {"bare_lf": "bare newlines", "mixed_endings": "bare newlines",
+              "dot_lf": "bare newlines", "nul_bytes": "NUL characters",
+              "empty": "Zero-length", "only_dot": "invalid header"},
+}
 
 _user_ids = itertools.count(1)
 
@@ -130,6 +144,51 @@ def new_mailbox(testbed, password=None):
     pw = password if password is not None else f"pw{n}secret"
     testbed.add_user(user, pw)
     return Mailbox(testbed, user, pw)
+
+
+@pytest.fixture(scope="session")
+def upstream_bed(request, testbed):
+    """upstream_bed(kind) -> the started bed of that IMAP server, one per
+    run (started on first use; "dovecot" is `testbed`), stopped at the end."""
+    beds = {"dovecot": testbed}
+
+    def get(kind):
+        if kind not in beds:
+            beds[kind] = upstream_beds.BEDS[kind]().start()
+        return beds[kind]
+
+    yield get
+    for kind, bed in beds.items():
+        if kind == "dovecot":
+            continue
+        if request.session.testsfailed:
+            print(f"--- {kind} ---" + bed.log_tail(60))
+        bed.stop()
+
+
+@pytest.fixture(scope="session")
+def cyrus_bed(upstream_bed):
+    return upstream_bed("cyrus")
+
+
+@pytest.fixture(scope="module", params=UPSTREAMS)
+def upstream(request, upstream_bed):
+    """Each IMAP server in turn (module scope: a module's tests run against
+    one server, then the next). Popgates reach it with
+    start_popgate(upstream=upstream.popgate_upstream())."""
+    return upstream_bed(request.param)
+
+
+@pytest.fixture
+def up_mailbox(upstream):
+    """A fresh, empty INBOX for a new user on `upstream`."""
+    return new_mailbox(upstream)
+
+
+@pytest.fixture
+def up_popgate(start_popgate, upstream):
+    """popgate with the default test config, in front of `upstream`."""
+    return start_popgate(upstream=upstream.popgate_upstream())
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,10 @@
 """Real POP3 clients (TESTBED.md: curl, fetchmail, mpop) downloading a mailbox.
 
-Each client test also runs against the test bed's Dovecot POP3 on the same
-Maildir ([dovecot-reference]): if that variant fails, the client invocation
-is wrong, not popgate. Downloads are compared with what was seeded, line ends
-normalised (fetchmail and mpop deliver Unix line ends).
+Each client test runs against popgate in front of every upstream of
+conftest.UPSTREAMS ([popgate-<server>]) and against that server's own POP3
+on the same mailbox ([reference-<server>]): if a reference variant fails, the
+client invocation is wrong, not popgate. Downloads are compared with what was
+seeded, line ends normalised (fetchmail and mpop deliver Unix line ends).
 """
 
 import os
@@ -12,6 +13,7 @@ import subprocess
 
 import pytest
 
+from conftest import UNSTORABLE, UPSTREAMS, new_mailbox
 from messages import big_message, corpus, crlf_to_lf, expected_retr, expected_top
 
 CLIENT_TIMEOUT = 120
@@ -24,38 +26,46 @@ CLIENT_SET = ("plain", "bare_lf", "dot_lines", "dot_lf", "eight_bit", "line_1500
               "malformed_mime", "long_header", "headers_blank_only")
 
 
-def client_messages():
-    """The client set, each ending in a line end (so LIST is exact before any
-    RETR), and a 2 MB message without the 100,000-octet line."""
+def client_messages(kind="dovecot"):
+    """The client set (without what server kind cannot store), each ending
+    in a line end (so LIST is exact before any RETR), and a 2 MB message
+    without the 100,000-octet line."""
     msgs = [m.data if m.data.endswith(b"\n") else m.data + b"\r\n"
-            for m in corpus(include_big=False) if m.name in CLIENT_SET]
+            for m in corpus(include_big=False)
+            if m.name in CLIENT_SET and m.name not in UNSTORABLE[kind]]
     msgs.append(big_message(2 * 1024 * 1024, name=b"client", long_line=False))
     return msgs
 
 
 class Server:
-    """Where a client connects: port (plaintext/STLS) and tls_port."""
+    """Where a client connects: port (plaintext/STLS) and tls_port, the
+    certificate that verifies it, and the upstream bed holding the mail."""
 
-    def __init__(self, kind, port, tls_port):
+    def __init__(self, kind, port, tls_port, cert, bed):
         self.kind = kind
         self.port = port
         self.tls_port = tls_port
+        self.cert = cert
+        self.bed = bed
 
 
-@pytest.fixture(params=["popgate", "dovecot-reference"])
-def server(request, testbed, start_popgate):
-    if request.param == "popgate":
-        pg = start_popgate(server={"allow_plaintext_auth": "yes"})
-        return Server("popgate", pg.port, pg.tls_port)
-    return Server("dovecot", testbed.ports["pop3"], testbed.ports["pop3s"])
+@pytest.fixture(params=[f"{side}-{up}" for up in UPSTREAMS for side in ("popgate", "reference")])
+def server(request, testbed, upstream_bed, start_popgate):
+    side, _, kind = request.param.partition("-")
+    bed = upstream_bed(kind)
+    if side == "popgate":
+        pg = start_popgate(server={"allow_plaintext_auth": "yes"}, upstream=bed.popgate_upstream())
+        return Server("popgate", pg.port, pg.tls_port, testbed.cert, bed)
+    return Server(kind, bed.ports["pop3"], bed.ports["pop3s"], bed.cert, bed)
 
 
 @pytest.fixture
-def box(mailbox):
-    msgs = client_messages()
-    mailbox.seed(msgs)
-    mailbox.msgs = msgs
-    return mailbox
+def box(server):
+    mb = new_mailbox(server.bed)
+    msgs = client_messages(server.bed.kind)
+    mb.seed(msgs)
+    mb.msgs = msgs
+    return mb
 
 
 def run(cmd, **kw):
@@ -115,20 +125,22 @@ def test_curl_stls_ssl_reqd(server, box):
         assert out == expected_retr(m), n
 
 
-def test_curl_pop3s(server, box, testbed):
+def test_curl_pop3s(server, box):
     url = f"pop3s://{box.user}:{box.password}@127.0.0.1:{server.tls_port}/"
     rc, out, err = curl("-k", "-X", "UIDL", url)
     assert rc == 0, err
     assert len(out.split(b"\r\n")[:-1]) == len(box.msgs)
     # The same with the certificate checked instead of -k.
-    rc, out, err = curl("--cacert", testbed.cert, url + "1")
+    rc, out, err = curl("--cacert", server.cert, url + "1")
     assert rc == 0, err
     assert out == expected_retr(box.msgs[0])
 
 
-def test_curl_without_tls_cannot_log_in_by_default(popgate, box):
+def test_curl_without_tls_cannot_log_in_by_default(popgate, mailbox):
     """With allow_plaintext_auth = no a client that does not start TLS has
     no way to send its password."""
+    box = mailbox
+    box.seed(client_messages()[:1])
     rc, out, err = curl(f"pop3://{box.user}:{box.password}@127.0.0.1:{popgate.port}/1")
     assert rc != 0, "curl fetched a message over plaintext"
     assert out == b""
@@ -142,7 +154,7 @@ exec cat > "$1/$(printf %04d $((n + 1)))"
 """
 
 
-def fetchmail(testbed, box, server, tmp_path, keep):
+def fetchmail(box, server, tmp_path, keep):
     out = tmp_path / "delivered"
     out.mkdir()
     save = tmp_path / "save.sh"
@@ -155,7 +167,7 @@ def fetchmail(testbed, box, server, tmp_path, keep):
         "set no syslog\n"
         f"poll 127.0.0.1 service {server.port} protocol pop3 auth password timeout 30\n"
         f'  user "{box.user}" there with password "{box.password}" is "{local_user}" here\n'
-        f'  sslproto "tls1.2+" sslcertck sslcertfile "{testbed.cert}" sslcommonname "localhost"\n'
+        f'  sslproto "tls1.2+" sslcertck sslcertfile "{server.cert}" sslcommonname "localhost"\n'
         f"  {'keep' if keep else 'no keep'}\n"
         f'  mda "{save} {out}"\n')
     rc.chmod(0o600)
@@ -167,23 +179,23 @@ def fetchmail(testbed, box, server, tmp_path, keep):
     return r.returncode, read_dir(out), log
 
 
-def test_fetchmail_keep(testbed, server, box, tmp_path):
-    rc, delivered, log = fetchmail(testbed, box, server, tmp_path, keep=True)
+def test_fetchmail_keep(server, box, tmp_path):
+    rc, delivered, log = fetchmail(box, server, tmp_path, keep=True)
     assert rc == 0, log
     assert "STLS" in log and "upgrade to TLS succeeded" in log, log
     same_messages(delivered, box.msgs)
     assert len(box.upstream()) == len(box.msgs), "keep must leave every message upstream"
 
 
-def test_fetchmail_no_keep(testbed, server, box, tmp_path):
-    rc, delivered, log = fetchmail(testbed, box, server, tmp_path, keep=False)
+def test_fetchmail_no_keep(server, box, tmp_path):
+    rc, delivered, log = fetchmail(box, server, tmp_path, keep=False)
     assert rc == 0, log
     same_messages(delivered, box.msgs)
     assert box.upstream() == {}, "fetchmail deleted every message; they must be gone upstream"
 
 
 # -- mpop ----------------------------------------------------------------------
-def mpop(testbed, box, server, tmp_path, implicit_tls=False):
+def mpop(box, server, tmp_path, implicit_tls=False):
     md = tmp_path / "Maildir"
     for sub in ("tmp", "new", "cur"):
         (md / sub).mkdir(parents=True, exist_ok=True)
@@ -194,31 +206,31 @@ def mpop(testbed, box, server, tmp_path, implicit_tls=False):
     r = run(["mpop", "-C", str(conf), "--host=127.0.0.1", f"--port={port}",
              "--auth=user", f"--user={box.user}", f"--passwordeval=echo {box.password}",
              "--tls=on", f"--tls-starttls={'off' if implicit_tls else 'on'}",
-             f"--tls-trust-file={testbed.cert}",
+             f"--tls-trust-file={server.cert}",
              "--keep=on", "--only-new=on", f"--uidls-file={tmp_path / 'uidls'}",
              f"--delivery=maildir,{md}", "--received-header=off", "--timeout=30"])
     log = (r.stdout + r.stderr).decode("utf-8", "replace")
     return r.returncode, read_dir(md / "new"), log
 
 
-def test_mpop_keep_only_new(testbed, server, box, tmp_path):
+def test_mpop_keep_only_new(server, box, tmp_path):
     """mpop keeps UIDLs like a phone: a second run fetches nothing, a run
     after new mail fetches only the new mail."""
-    rc, delivered, log = mpop(testbed, box, server, tmp_path)
+    rc, delivered, log = mpop(box, server, tmp_path)
     assert rc == 0, log
     same_messages(delivered, box.msgs)
-    rc, again, log = mpop(testbed, box, server, tmp_path)
+    rc, again, log = mpop(box, server, tmp_path)
     assert rc == 0, log
     assert len(again) == len(box.msgs), "a second run fetched messages again"
     new = [b"Subject: later 1\r\n\r\nnew mail\r\n", b"Subject: later 2\r\n\r\nmore\r\n"]
     box.seed(new)
-    rc, after, log = mpop(testbed, box, server, tmp_path)
+    rc, after, log = mpop(box, server, tmp_path)
     assert rc == 0, log
     same_messages(after, box.msgs + new)
     assert len(box.upstream()) == len(box.msgs) + len(new)
 
 
-def test_mpop_implicit_tls(testbed, server, box, tmp_path):
-    rc, delivered, log = mpop(testbed, box, server, tmp_path, implicit_tls=True)
+def test_mpop_implicit_tls(server, box, tmp_path):
+    rc, delivered, log = mpop(box, server, tmp_path, implicit_tls=True)
     assert rc == 0, log
     same_messages(delivered, box.msgs)

@@ -1,7 +1,11 @@
 """Per-device download state (issue 4), each test a user's story, against a real
-Dovecot, a real Redis and the real popgate binary.
+IMAP server, a real Redis and the real popgate binary.
 
-Every story runs on its own user so stories do not see each other's state.
+The stories that only need an IMAP server run against every server of
+conftest.UPSTREAMS (fixture `up`; popgate keeps its state in the module's
+Dovecot test bed's Redis either way); the ones that stop Redis or rebuild a
+Dovecot mailbox run against Dovecot. Every story runs on its own user so
+stories do not see each other's state.
 """
 import imaplib
 import os
@@ -15,6 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
 import testbed  # noqa: E402
+from conftest import UPSTREAMS  # noqa: E402
 
 PASSWORD = "s3cret"
 
@@ -35,14 +40,26 @@ def bed():
 _users = iter(range(1, 1000))
 
 
+@pytest.fixture(params=UPSTREAMS)
+def up(request, bed, upstream_bed):
+    """The IMAP server of the story: this module's Dovecot, or the run's bed
+    of another server (upstream_beds.py)."""
+    return bed if request.param == "dovecot" else upstream_bed(request.param)
+
+
+dovecot_only = pytest.mark.parametrize("up", ["dovecot"], indirect=True)
+
+
 @pytest.fixture
-def user(bed):
+def user(up):
     name = f"dev{next(_users)}"
-    bed.add_user(name, PASSWORD)
+    up.add_user(name, PASSWORD)
     return name
 
 
-def start_popgate(bed, policy=None, redis_port=None, **server):
+def start_popgate(bed, policy=None, redis_port=None, upstream=None, **server):
+    """A popgate with its state in bed's Redis, in front of upstream (a bed;
+    default bed's Dovecot)."""
     # DESIGN.md's defaults, which the test bed's Popgate does not use.
     full_policy = {"view": "unread", "on_retr": "seen", "on_dele": "hide"}
     full_policy.update(policy or {})
@@ -50,14 +67,15 @@ def start_popgate(bed, policy=None, redis_port=None, **server):
                 "state": {"lock_ttl": "30s"}, "policy": full_policy}
     srv = {"allow_plaintext_auth": "yes"}
     srv.update(server)
-    pg = testbed.Popgate(bed, server=srv, extra_sections=sections)
+    pg = testbed.Popgate(bed, server=srv, extra_sections=sections,
+                         upstream=(upstream or bed).popgate_upstream())
     pg.start()
     return pg
 
 
 @pytest.fixture
-def popgate(bed):
-    pg = start_popgate(bed)
+def popgate(bed, up):
+    pg = start_popgate(bed, upstream=up)
     yield pg
     pg.stop()
 
@@ -89,8 +107,8 @@ def drop(p):
     p.sock.close()
 
 
-def imap_flags(bed, name):
-    conn = bed.imap(name, PASSWORD)
+def imap_flags(up, name):
+    conn = up.imap(name, PASSWORD)
     try:
         conn.select("INBOX")
         typ, data = conn.uid("FETCH", "1:*", "(FLAGS)")
@@ -126,8 +144,8 @@ def redis_dump(bed, name):
     return dump
 
 
-def test_mail_read_on_one_device_is_not_new_on_another(bed, user, popgate):
-    bed.seed(user, [message(i) for i in range(1, 6)])
+def test_mail_read_on_one_device_is_not_new_on_another(up, user, popgate):
+    up.seed(user, [message(i) for i in range(1, 6)])
     phone = login(popgate, user, "phone")
     assert phone.stat()[0] == 5
     for n in (1, 2, 3):
@@ -139,7 +157,7 @@ def test_mail_read_on_one_device_is_not_new_on_another(bed, user, popgate):
     desk.quit()
 
     # Webmail (any IMAP client) reads message 4.
-    conn = bed.imap(user, PASSWORD)
+    conn = up.imap(user, PASSWORD)
     conn.select("INBOX")
     conn.uid("STORE", "4", "+FLAGS", "(\\Seen)")
     conn.logout()
@@ -149,21 +167,21 @@ def test_mail_read_on_one_device_is_not_new_on_another(bed, user, popgate):
         assert subjects(p) == ["message 5"], device
         p.quit()
     # RETR on the phone set \Seen upstream too (on_retr = seen).
-    flags = imap_flags(bed, user)
+    flags = imap_flags(up, user)
     assert [uid for uid, f in sorted(flags.items()) if "\\Seen" in f] == [1, 2, 3, 4]
 
 
-def test_view_new_gives_each_device_each_message_once(bed, user):
-    pg = start_popgate(bed, policy={"view": "new", "on_retr": "keep"})
+def test_view_new_gives_each_device_each_message_once(bed, up, user):
+    pg = start_popgate(bed, policy={"view": "new", "on_retr": "keep"}, upstream=up)
     try:
-        bed.seed(user, [message(i) for i in range(1, 4)])
+        up.seed(user, [message(i) for i in range(1, 4)])
         for device in ("a", "b"):
             p = login(pg, user, device)
             assert subjects(p) == ["message 1", "message 2", "message 3"]
             for n in range(1, 4):
                 p.retr(n)
             p.quit()
-        bed.seed(user, [message(4)])
+        up.seed(user, [message(4)])
         # Device a lost its UIDL file: it still gets only what it never retrieved.
         p = login(pg, user, "a")
         assert subjects(p) == ["message 4"]
@@ -175,17 +193,17 @@ def test_view_new_gives_each_device_each_message_once(bed, user):
         p = login(pg, user, "b")
         assert subjects(p) == ["message 4"]
         p.quit()
-        assert all("\\Seen" not in f for f in imap_flags(bed, user).values())  # on_retr = keep
+        assert all("\\Seen" not in f for f in imap_flags(up, user).values())  # on_retr = keep
     finally:
         pg.stop()
 
 
-def test_dropped_connection_changes_nothing(bed, user, popgate):
-    bed.seed(user, [message(i) for i in range(1, 5)])
+def test_dropped_connection_changes_nothing(bed, up, user, popgate):
+    up.seed(user, [message(i) for i in range(1, 5)])
     p = login(popgate, user, "phone")
     p.retr(1)
     p.quit()
-    before_redis, before_flags = redis_dump(bed, user), imap_flags(bed, user)
+    before_redis, before_flags = redis_dump(bed, user), imap_flags(up, user)
     assert before_redis  # the first session left state behind
 
     p = login(popgate, user, "phone")
@@ -196,16 +214,16 @@ def test_dropped_connection_changes_nothing(bed, user, popgate):
     drop(p)
     time.sleep(0.5)
     assert redis_dump(bed, user) == before_redis
-    assert imap_flags(bed, user) == before_flags
+    assert imap_flags(up, user) == before_flags
     # And the lock was released: the device can log in again at once.
     p = login(popgate, user, "phone")
     assert p.stat()[0] == 3
     p.quit()
 
 
-def test_same_device_in_use_across_nodes_other_devices_work(bed, user, popgate):
-    bed.seed(user, [message(1)])
-    other_node = start_popgate(bed)
+def test_same_device_in_use_across_nodes_other_devices_work(bed, up, user, popgate):
+    up.seed(user, [message(1)])
+    other_node = start_popgate(bed, upstream=up)
     try:
         first = login(popgate, user, "phone")
         for pg in (popgate, other_node):
@@ -264,19 +282,22 @@ def test_redis_down_at_quit_fails_cleanly_and_recovers():
 
 
 @pytest.mark.parametrize("on_dele", ["hide", "trash", "expunge"])
-def test_on_dele(bed, user, on_dele):
-    pg = start_popgate(bed, policy={"on_dele": on_dele, "view": "all"})
+def test_on_dele(bed, up, user, on_dele):
+    # A \Trash special-use mailbox exists for every on_dele: expunge must
+    # leave it empty.
+    trash = up.create_trash(user)
+    pg = start_popgate(bed, policy={"on_dele": on_dele, "view": "all"}, upstream=up)
     try:
-        bed.seed(user, [message(i) for i in range(1, 4)])
+        up.seed(user, [message(i) for i in range(1, 4)])
         # Another IMAP client marked message 3 \Deleted; it must survive our expunge.
-        conn = bed.imap(user, PASSWORD)
+        conn = up.imap(user, PASSWORD)
         conn.select("INBOX")
         conn.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
         conn.logout()
         p = login(pg, user, "phone")
         p.dele(1)
         assert p.quit().startswith(b"+OK")
-        flags = imap_flags(bed, user)
+        flags = imap_flags(up, user)
         if on_dele == "hide":
             assert sorted(flags) == [1, 2, 3]
             p = login(pg, user, "phone")
@@ -288,15 +309,17 @@ def test_on_dele(bed, user, on_dele):
         else:
             assert sorted(flags) == [2, 3]
             assert "\\Deleted" in flags[3]
-            conn = bed.imap(user, PASSWORD)
-            typ, data = conn.select("Trash")
-            trash_count = int(data[0]) if typ == "OK" else 0
+            conn = up.imap(user, PASSWORD)
+            typ, data = conn.select(trash)
+            assert typ == "OK", data
+            trash_count = int(data[0])
             conn.logout()
             assert trash_count == (1 if on_dele == "trash" else 0)
     finally:
         pg.stop()
 
 
+@dovecot_only
 def test_uidvalidity_change_does_not_redownload(bed, user, popgate):
     bed.seed(user, [message(i) for i in range(1, 4)])
     p = login(popgate, user, "phone")
@@ -321,8 +344,8 @@ def test_uidvalidity_change_does_not_redownload(bed, user, popgate):
     assert before
 
 
-def test_two_mpop_clients_as_two_devices(bed, user, popgate, tmp_path):
-    bed.seed(user, [message(i) for i in range(1, 5)])
+def test_two_mpop_clients_as_two_devices(up, user, popgate, tmp_path):
+    up.seed(user, [message(i) for i in range(1, 5)])
 
     def mpop(device):
         home = tmp_path / device
@@ -345,6 +368,6 @@ def test_two_mpop_clients_as_two_devices(bed, user, popgate, tmp_path):
     assert mpop("phone") == 4
     assert mpop("phone") == 4          # nothing new: mbox unchanged
     assert mpop("laptop") == 0         # read on the phone: not new on the laptop
-    bed.seed(user, [message(5)])
+    up.seed(user, [message(5)])
     assert mpop("laptop") == 1         # new mail reaches the laptop ...
     assert mpop("phone") == 4          # ... and, read there, not the phone
