@@ -8,14 +8,25 @@ DESTDIR  ?=
 PKGS     := libev openssl hiredis inih
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
-INCLUDES := -I. -Iproxy -Ibackends -Itranslate
+# Layers, lowest first (README "How it is built"): each folder sees only its
+# own headers and those of the layers below it, so an include that climbs a
+# layer fails the build. admin/ sits beside proxy/ and shares its config
+# loader; tests and benchmarks see everything.
+INC_translate := -Itranslate
+INC_io        := -Iio $(INC_translate)
+INC_backends  := -Ibackends $(INC_io)
+INC_proxy     := -Iproxy $(INC_backends)
+INC_admin     := -Iadmin $(INC_proxy)
+INC_tests     := $(INC_admin)
+# The include path of the layer a source file belongs to (its first folder).
+INCLUDES = $(INC_$(firstword $(subst /, ,$<)))
 PKG_CFLAGS := $(shell pkg-config --cflags libcmocka openssl hiredis inih 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih 2>/dev/null) -lev
 
 OPT_CFLAGS  := -O2 -g
 SAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-LIB_SRC  := $(sort $(wildcard translate/*.c backends/*.c proxy/*.c))
+LIB_SRC  := $(sort $(wildcard translate/*.c io/*.c backends/*.c proxy/*.c))
 LIB_SRC  := $(filter-out proxy/main.c,$(LIB_SRC))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
@@ -156,7 +167,7 @@ $(FUZZ)/obj/%.o: %.c
 
 # The parsers, and the few proxy/ files the config loader needs (the rest is
 # the event loop, which no target reaches).
-FUZZ_LIB_SRC := $(filter translate/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c proxy/log.c proxy/tls_context.c
+FUZZ_LIB_SRC := $(filter translate/% io/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c
 
 $(FUZZ)/libpopgate.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ)/obj/%.o)
 	rm -f $@

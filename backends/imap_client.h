@@ -27,6 +27,8 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "imap_result.h"
+
 enum imap_tls_mode { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS, IMAP_TLS_NONE };
 
 struct imap_upstream {
@@ -39,25 +41,6 @@ struct imap_upstream {
     double command_timeout;        /* seconds without progress on a command */
 };
 
-enum imap_result {
-    IMAP_RESULT_OK = 0,
-    IMAP_RESULT_NO,                /* tagged NO without a more specific code */
-    IMAP_RESULT_BAD,
-    IMAP_RESULT_AUTH_FAILED,       /* NO [AUTHENTICATIONFAILED] or plain NO to LOGIN */
-    IMAP_RESULT_UNAVAILABLE,       /* NO [UNAVAILABLE], BYE at greeting, ... */
-    IMAP_RESULT_EXPIRED,           /* NO [EXPIRED] */
-    IMAP_RESULT_IO_ERROR,          /* connect refused, reset, EOF, TLS failure */
-    IMAP_RESULT_TLS_VERIFY_ERROR,  /* certificate did not verify or name mismatch */
-    IMAP_RESULT_TIMEOUT,
-    IMAP_RESULT_PROTOCOL_ERROR,    /* garbage, over-long line, literal overrun */
-    IMAP_RESULT_INVALID_ARGUMENT,  /* e.g. credentials with CR, LF or NUL */
-    IMAP_RESULT_THROTTLED,         /* the server asks us to slow down: [THROTTLED],
-                                      [LIMIT], Office 365's "Request is throttled"
-                                      (in a NO, a BAD or a BYE) */
-    IMAP_RESULT_IN_USE,            /* NO [INUSE]: someone else holds the mailbox */
-    IMAP_RESULT_OVERQUOTA,         /* NO [OVERQUOTA]: the target is over its quota */
-};
-const char *imap_result_name(enum imap_result r);
 
 /* Capabilities seen (after login they are re-read if the server sends them). */
 enum {

@@ -2,7 +2,7 @@
  *
  * Shape: one fixed conversation, a step at a time, driven by the events that
  * translate/pop3_reply frames out of the byte stream. The connection layer is
- * the one backends/imap_client.c uses (proxy/net_stream.h), with the same
+ * the one backends/imap_client.c uses (io/net_stream.h), with the same
  * rules:
  * - an outcome caused by network input, a timer or the stream's callbacks
  *   completes the fetch directly from that event;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "login_name.h"
+#include "hash64.h"
 
 struct addr_limit_node {
     struct addr_limit_node *next;

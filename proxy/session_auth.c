@@ -8,11 +8,13 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 
+#include "hash64.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply_code.h"
+#include "sasl_plain.h"
 
 /* RFC 5034 allows longer SASL lines; the decoded PLAIN message of a user name
  * and password up to the line limit fits in this. */
@@ -380,60 +382,20 @@ void session_cmd_pass(struct session *s, const struct pop3_command *cmd)
 
 /* ---- AUTH PLAIN (RFC 5034, RFC 4616) ------------------------------------ */
 
-/* Strict base64: returns the decoded length, or -1 on any invalid input. */
-static int base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
-{
-    if (len % 4 != 0 || (len / 4) * 3 > cap)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        char ch = in[i];
-        bool alnum = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-        bool pad_ok = ch == '=' && (i == len - 1 || (i == len - 2 && in[len - 1] == '='));
-        if (!alnum && ch != '+' && ch != '/' && !pad_ok)
-            return -1;
-    }
-    if (len == 0)
-        return 0;
-    int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-    if (n < 0)
-        return -1;
-    /* EVP_DecodeBlock counts padding as zero bytes. */
-    if (in[len - 1] == '=')
-        n--;
-    if (in[len - 2] == '=')
-        n--;
-    return n;
-}
-
-/* message = [authzid] NUL authcid NUL passwd */
+/* The response's decoded bytes hold the password: wiped on every path. */
 static void auth_plain(struct session *s, const char *b64, size_t b64_len)
 {
-    unsigned char msg[SASL_DECODED_MAX + 1];
-    int n = base64_decode(b64, b64_len, msg, SASL_DECODED_MAX);
-    const unsigned char *nul1 = n > 0 ? memchr(msg, '\0', (size_t)n) : NULL;
-    const unsigned char *nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(msg + n - nul1 - 1)) : NULL;
-    if (!nul2) {
-        if (n > 0)
-            OPENSSL_cleanse(msg, (size_t)n);
+    unsigned char msg[SASL_DECODED_MAX];
+    size_t decoded_len;
+    struct sasl_plain plain;
+    enum sasl_plain_result r = sasl_plain_parse(b64, b64_len, msg, sizeof msg, &decoded_len, &plain);
+    if (r == SASL_PLAIN_MALFORMED)
         session_bad_command(s, "-ERR [AUTH] Invalid AUTH PLAIN response.");
-        return;
-    }
-    const char *authzid = (const char *)msg;
-    size_t authzid_len = (size_t)(nul1 - msg);
-    const char *authcid = (const char *)nul1 + 1;
-    size_t authcid_len = (size_t)(nul2 - nul1 - 1);
-    const char *passwd = (const char *)nul2 + 1;
-    size_t passwd_len = (size_t)(msg + n - nul2 - 1);
-    /* The gateway cannot act for another user: authzid must be empty or the same. */
-    bool proxy_auth = authzid_len > 0 &&
-                      (authzid_len != authcid_len || memcmp(authzid, authcid, authcid_len) != 0);
-    if (proxy_auth || memchr(passwd, '\0', passwd_len)) {
-        OPENSSL_cleanse(msg, (size_t)n);
+    else if (r == SASL_PLAIN_REFUSED)
         session_reply_after(s, s->cfg->auth_failure_delay, "-ERR [AUTH] Authentication failed.");
-        return;
-    }
-    begin_login(s, authcid, authcid_len, passwd, passwd_len);
-    OPENSSL_cleanse(msg, (size_t)n);
+    else
+        begin_login(s, plain.authcid, plain.authcid_len, plain.passwd, plain.passwd_len);
+    OPENSSL_cleanse(msg, decoded_len);
 }
 
 void session_cmd_auth(struct session *s, const struct pop3_command *cmd)

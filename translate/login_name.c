@@ -1,6 +1,8 @@
 /* login_name.c: see login_name.h. */
 #include "login_name.h"
 
+#include "hash64.h"
+
 #include <string.h>
 
 bool device_name_valid(const char *name, size_t len)
@@ -39,17 +41,6 @@ bool login_name_parse(const char *login, size_t len, char separator, struct logi
     memcpy(out->device, device, device_len);
     out->device[device_len] = '\0';
     return true;
-}
-
-uint64_t hash64(uint64_t seed, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidvalidity, uint32_t uid)

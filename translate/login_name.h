@@ -27,10 +27,6 @@ bool device_name_valid(const char *name, size_t len);
  * an empty or invalid device, or a user longer than LOGIN_USER_MAX. */
 bool login_name_parse(const char *login, size_t len, char separator, struct login_name *out);
 
-/* 64-bit FNV-1a, the one hash of the project (size cache, message state ids). */
-uint64_t hash64(uint64_t seed, const void *data, size_t len);
-#define HASH64_SEED 0xcbf29ce484222325ULL
-
 /* A message's id in device state: from its EMAILID (RFC 8474) when the server
  * has one, which survives a UIDVALIDITY change; else from UIDVALIDITY and UID. */
 uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidvalidity, uint32_t uid);

@@ -1,7 +1,7 @@
 /* Session maildrop snapshot; the contract is in maildrop.h. */
 #include "maildrop.h"
 
-#include "login_name.h"
+#include "hash64.h"
 
 #include <stdio.h>
 #include <stdlib.h>

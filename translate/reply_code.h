@@ -7,7 +7,10 @@
 #ifndef POPGATE_REPLY_CODE_H
 #define POPGATE_REPLY_CODE_H
 
-#include "imap_client.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "imap_result.h"
 
 struct pop3_error_reply {
     const char *line;      /* full reply line without CRLF, e.g. "-ERR [AUTH] Authentication failed." */

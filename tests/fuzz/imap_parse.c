@@ -1,5 +1,5 @@
 /* Fuzz target: the IMAP response reader, tokenizer and response parsers
- * (backends/imap_parse.h).
+ * (translate/imap_parse.h).
  *
  * The input is a server's byte stream. It is read twice: fed whole with every
  * literal taken at once, and fed in chunks split where the input's hash says,

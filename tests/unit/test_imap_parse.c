@@ -1,4 +1,4 @@
-/* Unit tests for backends/imap_parse: framing in every split, literals,
+/* Unit tests for translate/imap_parse: framing in every split, literals,
  * bounds, tokens, response framing, FETCH attributes (INTERNALDATE, EMAILID)
  * and LIST entries. */
 #include <stdarg.h>

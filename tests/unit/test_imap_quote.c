@@ -1,4 +1,4 @@
-/* Unit tests for backends/imap_quote: quoted strings, LOGIN literals, refusal
+/* Unit tests for translate/imap_quote: quoted strings, LOGIN literals, refusal
  * of CR/LF/NUL, and the SASL PLAIN initial response. */
 #include <stdarg.h>
 #include <stddef.h>

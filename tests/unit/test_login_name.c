@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "hash64.h"
 #include "login_name.h"
 
 static void test_split_at_last_separator(void **state)
