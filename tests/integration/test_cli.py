@@ -51,7 +51,7 @@ def test_popgate_help_and_version():
         assert r.returncode == 0 and r.stderr == ""
         assert r.stdout == f"popgate {version()}\n"
     # make version reads the same header.
-    made = subprocess.run(["make", "-s", "-C", str(REPO), "version"], capture_output=True,
+    made = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "version"], capture_output=True,
                           text=True, timeout=60)
     assert made.stdout.strip() == version(), made
 

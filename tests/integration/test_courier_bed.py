@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 import testbed as testbed_mod  # noqa: E402
 from pop3client import POP3  # noqa: E402
-from servers.courier_bed import TRASH_FOLDER, CourierBed  # noqa: E402
-from upstream_beds import BEDS  # noqa: E402
+from upstream_beds import BEDS  # noqa: E402  (puts deploy/dev/servers on the path)
+from courier_bed import TRASH_FOLDER, CourierBed  # noqa: E402
 
 # What popgate must do without on Courier (its fallbacks).
 COURIER_LACKS = {"LITERAL+", "SASL-IR", "AUTH=PLAIN", "MOVE", "SPECIAL-USE", "ESEARCH",
