@@ -22,10 +22,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <ev.h>
-#include <openssl/ssl.h>
 
 #include "imap_result.h"
 #include "upstream_conn.h"

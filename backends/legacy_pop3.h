@@ -82,10 +82,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <ev.h>
-#include <openssl/ssl.h>
 
 #include "upstream_conn.h"
 
