@@ -22,24 +22,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <ev.h>
-#include <openssl/ssl.h>
 
 #include "imap_result.h"
-
-enum imap_tls_mode { IMAP_TLS_IMPLICIT, IMAP_TLS_STARTTLS, IMAP_TLS_NONE };
-
-struct imap_upstream {
-    struct sockaddr_storage addr;  /* resolved at config load, never in a session */
-    socklen_t addrlen;
-    enum imap_tls_mode tls;
-    SSL_CTX *tls_ctx;              /* client context: CA file and verification set up */
-    const char *verify_name;       /* host name checked against the certificate */
-    double connect_timeout;        /* seconds, TCP connect + TLS + greeting */
-    double command_timeout;        /* seconds without progress on a command */
-};
+#include "upstream_conn.h"
 
 
 /* Capabilities seen (after login they are re-read if the server sends them). */
@@ -102,7 +89,10 @@ struct imap_body_sink {
     size_t (*data)(const char *data, size_t len, void *arg);
 };
 
-struct imap_client *imap_client_new(struct ev_loop *loop, const struct imap_upstream *up);
+/* The endpoint's connect_timeout bounds TCP connect, TLS and the greeting;
+ * its command_timeout is the longest the server may go without sending a
+ * byte while a command's reply is awaited. */
+struct imap_client *imap_client_new(struct ev_loop *loop, const struct upstream_endpoint *up);
 void imap_client_free(struct imap_client *c);
 
 /* Told whenever the server answers with a throttle (IMAP_RESULT_THROTTLED),

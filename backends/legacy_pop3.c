@@ -1,15 +1,11 @@
 /* legacy_pop3: see legacy_pop3.h for the contract.
  *
  * Shape: one fixed conversation, a step at a time, driven by the events that
- * translate/pop3_reply frames out of the byte stream. The connection layer is
- * the one backends/imap_client.c uses (io/net_stream.h), with the same
- * rules:
- * - an outcome caused by network input, a timer or the stream's callbacks
- *   completes the fetch directly from that event;
- * - an outcome known while the caller is still inside legacy_pop3_fetch()
- *   completes from a zero-delay timer on the next loop iteration;
- * - a free from inside one of our callbacks is deferred until it returns
- *   (in_cb / free_pending).
+ * translate/pop3_reply frames out of the byte stream. The connection is the
+ * one under the IMAP client too (io/upstream_conn.h): its stream, TLS,
+ * timers, deferred free and zero-delay completion, with the completion rules
+ * stated there (an outcome known inside legacy_pop3_fetch() is reported from
+ * the loop).
  *
  * Messages are kept in an array indexed by message number - 1 (STAT gives
  * the count before UIDL), their UIDLs in one growing pool of octets.
@@ -22,23 +18,18 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
-
 #include "header_hash.h"
 #include "message_id.h"
-#include "net_stream.h"
-#include "safe_text.h"
 #include "pop3_reply.h"
 #include "uidl_file.h"
+#include "upstream_conn.h"
 
-/* last_error: octets kept, NUL included. */
-#define LEGACY_POP3_LAST_ERROR_MAX 256
 /* "TOP 4294967295 0\r\n" and the NUL. */
 #define TOP_COMMAND_MAX 24
 
 enum step {
-    STEP_TCP,
-    STEP_TLS,          /* implicit TLS or after STLS */
+    STEP_TCP,          /* TCP connect and, with implicit TLS, the handshake */
+    STEP_TLS,          /* the handshake after STLS */
     STEP_GREETING,
     STEP_CAPA,
     STEP_STLS,
@@ -77,28 +68,19 @@ struct entry {
 _Static_assert(sizeof(struct entry) == 12, "the header states 12 octets per message");
 
 struct legacy_pop3 {
-    struct ev_loop *loop;
-    struct legacy_pop3_server srv;  /* copy; verify_name owned, tls_ctx referenced */
-    char *verify_name;
+    struct upstream_conn conn;      /* stream, TLS, timers, deferred free, last error */
+    uint32_t max_messages;
     char *user;                     /* freed once USER is sent */
     char *pass;                     /* wiped and freed once PASS is sent */
     legacy_pop3_item_cb *item;
     legacy_pop3_done_cb *done;
     void *arg;
 
-    struct net_stream *stream;
     struct pop3_reply_reader reader;
-    ev_timer timer;                 /* connect deadline or reply inactivity */
-    ev_timer soon_timer;            /* deferred completion */
-    bool timer_on_progress;
-    double timer_span;
-    ev_tstamp last_progress;
-    enum legacy_pop3_result soon_result;
 
     enum step step;
     unsigned caps;
     bool capa_ok;                   /* CAPA answered +OK (its list is authoritative) */
-    bool tls_active;
 
     struct entry *entries;          /* stats.messages of them */
     char *uidl_pool;
@@ -118,19 +100,12 @@ struct legacy_pop3 {
     bool hasher_ready;
 
     struct legacy_pop3_stats stats;
-    int in_cb;
-    bool free_pending;
-    char last_error[LEGACY_POP3_LAST_ERROR_MAX];
 };
 
-static size_t on_read(struct net_stream *s, const char *data, size_t len, void *arg);
-static void on_close(struct net_stream *s, enum net_stream_error err, void *arg);
-
-static const struct net_stream_callbacks stream_callbacks = {
-    .on_read = on_read,
-    .on_drain = NULL,
-    .on_close = on_close,
-};
+static struct legacy_pop3 *fetch_of(struct upstream_conn *u)
+{
+    return UPSTREAM_CONN_OWNER(u, struct legacy_pop3, conn);
+}
 
 const char *legacy_pop3_result_name(enum legacy_pop3_result r)
 {
@@ -152,26 +127,21 @@ const char *legacy_pop3_result_name(enum legacy_pop3_result r)
 
 /* ---- error text ----------------------------------------------------------- */
 
-/* Server text goes into logs: printable ASCII only, bounded. */
 static void set_error_span(struct legacy_pop3 *p, const char *prefix, const char *s, size_t len)
 {
-    safe_text_copy(p->last_error, sizeof p->last_error, prefix, s, len);
+    upstream_conn_set_error_span(&p->conn, prefix, s, len);
 }
 
 static void set_error(struct legacy_pop3 *p, const char *msg)
 {
-    set_error_span(p, "", msg, strlen(msg));
+    upstream_conn_set_error(&p->conn, msg);
 }
 
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void wipe_credentials(struct legacy_pop3 *p)
 {
-    if (p->pass) {
-        OPENSSL_cleanse(p->pass, strlen(p->pass));
-        free(p->pass);
-        p->pass = NULL;
-    }
+    upstream_secret_free(&p->pass);
     free(p->user);
     p->user = NULL;
 }
@@ -179,10 +149,8 @@ static void wipe_credentials(struct legacy_pop3 *p)
 /* Everything but the object itself and its counters: the fetch is over. */
 static void release(struct legacy_pop3 *p)
 {
-    ev_timer_stop(p->loop, &p->timer);
-    ev_timer_stop(p->loop, &p->soon_timer);
-    net_stream_free(p->stream);
-    p->stream = NULL;
+    upstream_conn_timers_stop(&p->conn);
+    upstream_conn_close(&p->conn);
     wipe_credentials(p);
     free(p->entries);
     p->entries = NULL;
@@ -195,34 +163,10 @@ static void release(struct legacy_pop3 *p)
     p->hasher_ready = false;
 }
 
-static void destroy(struct legacy_pop3 *p)
-{
-    release(p);
-    if (p->srv.tls_ctx)
-        SSL_CTX_free(p->srv.tls_ctx);
-    free(p->verify_name);
-    free(p);
-}
-
-static void enter(struct legacy_pop3 *p)
-{
-    p->in_cb++;
-}
-
-/* Returns true if the object was destroyed: the caller must not touch it. */
-static bool leave(struct legacy_pop3 *p)
-{
-    if (--p->in_cb == 0 && p->free_pending) {
-        destroy(p);
-        return true;
-    }
-    return false;
-}
-
 /* Is the fetch still going (not finished, not being freed)? */
 static bool live(const struct legacy_pop3 *p)
 {
-    return p->step != STEP_FINISHED && !p->free_pending;
+    return p->step != STEP_FINISHED && !upstream_conn_freeing(&p->conn);
 }
 
 static void finish(struct legacy_pop3 *p, enum legacy_pop3_result r)
@@ -234,11 +178,8 @@ static void finish(struct legacy_pop3 *p, enum legacy_pop3_result r)
     legacy_pop3_done_cb *done = p->done;
     p->done = NULL;
     p->item = NULL;
-    if (done && !p->free_pending) {
-        p->in_cb++;
+    if (done && !upstream_conn_freeing(&p->conn))
         done(p, r, p->arg);
-        p->in_cb--;
-    }
 }
 
 static void fail(struct legacy_pop3 *p, enum legacy_pop3_result r, const char *msg)
@@ -248,58 +189,11 @@ static void fail(struct legacy_pop3 *p, enum legacy_pop3_result r, const char *m
     finish(p, r);
 }
 
-static void soon_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop; (void)revents;
-    struct legacy_pop3 *p = w->data;
-    enter(p);
-    finish(p, p->soon_result);
-    leave(p);
-}
-
 /* Complete from the loop, not from inside legacy_pop3_fetch(). */
 static void finish_soon(struct legacy_pop3 *p, enum legacy_pop3_result r, const char *msg)
 {
     set_error(p, msg);
-    ev_timer_stop(p->loop, &p->timer);
-    p->soon_result = r;
-    ev_timer_set(&p->soon_timer, 0., 0.);
-    ev_timer_start(p->loop, &p->soon_timer);
-}
-
-static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    struct legacy_pop3 *p = w->data;
-    if (p->timer_on_progress) {
-        ev_tstamp left = p->last_progress + p->timer_span - ev_now(loop);
-        if (left > 0.) {
-            ev_timer_set(w, left, 0.);
-            ev_timer_start(loop, w);
-            return;
-        }
-    }
-    enter(p);
-    if (p->step == STEP_QUIT)
-        finish(p, LEGACY_POP3_OK);
-    else
-        fail(p, LEGACY_POP3_TIMEOUT, p->timer_on_progress ? "legacy server reply timed out"
-                                                          : "connect to legacy server timed out");
-    leave(p);
-}
-
-/* A deadline (connect) or an inactivity limit pushed back by every byte that
- * arrives (commands). A span <= 0 disables it. */
-static void timer_arm(struct legacy_pop3 *p, double span, bool on_progress)
-{
-    ev_timer_stop(p->loop, &p->timer);
-    if (span <= 0.)
-        return;
-    p->timer_span = span;
-    p->timer_on_progress = on_progress;
-    p->last_progress = ev_now(p->loop);
-    ev_timer_set(&p->timer, span, 0.);
-    ev_timer_start(p->loop, &p->timer);
+    upstream_conn_finish_soon(&p->conn, (int)r);
 }
 
 void legacy_pop3_free(struct legacy_pop3 *p)
@@ -308,13 +202,7 @@ void legacy_pop3_free(struct legacy_pop3 *p)
         return;
     p->item = NULL;
     p->done = NULL;
-    if (p->in_cb > 0) {
-        p->free_pending = true;
-        ev_timer_stop(p->loop, &p->timer);
-        ev_timer_stop(p->loop, &p->soon_timer);
-        return;
-    }
-    destroy(p);
+    upstream_conn_free(&p->conn);
 }
 
 const struct legacy_pop3_stats *legacy_pop3_stats(const struct legacy_pop3 *p)
@@ -324,7 +212,7 @@ const struct legacy_pop3_stats *legacy_pop3_stats(const struct legacy_pop3 *p)
 
 const char *legacy_pop3_last_error(const struct legacy_pop3 *p)
 {
-    return p->last_error;
+    return upstream_conn_last_error(&p->conn);
 }
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -333,7 +221,7 @@ const char *legacy_pop3_last_error(const struct legacy_pop3 *p)
  * callers are inside an event). */
 static bool send_line(struct legacy_pop3 *p, const char *line, size_t len)
 {
-    if (!net_stream_write(p->stream, line, len)) {
+    if (!net_stream_write(upstream_conn_stream(&p->conn), line, len)) {
         fail(p, LEGACY_POP3_IO_ERROR, "write to legacy server failed");
         return false;
     }
@@ -357,58 +245,90 @@ static bool send_with_arg(struct legacy_pop3 *p, const char *verb, const char *a
     pop3_reply_expect(&p->reader, POP3_EXPECT_SINGLE);
     p->step = next;
     bool ok = n > 0 && (size_t)n < sizeof line && send_line(p, line, (size_t)n);
-    OPENSSL_cleanse(line, sizeof line);
+    upstream_wipe(line, sizeof line);
     return ok;
 }
 
 /* ---- connect, TLS, capabilities ---------------------------------------------- */
 
-static void tls_done(struct net_stream *s, bool ok, enum net_stream_error err, void *arg)
-{
-    (void)s;
-    struct legacy_pop3 *p = arg;
-    enter(p);
-    if (!ok) {
-        if (err == NET_STREAM_TLS_VERIFY_ERROR)
-            fail(p, LEGACY_POP3_TLS_VERIFY_ERROR, "legacy server certificate did not verify");
-        else
-            fail(p, err == NET_STREAM_TIMEOUT ? LEGACY_POP3_TIMEOUT : LEGACY_POP3_IO_ERROR,
-                 "TLS handshake with legacy server failed");
-    } else if (!p->tls_active && p->srv.tls == IMAP_TLS_IMPLICIT) {
-        p->tls_active = true;
-        p->step = STEP_GREETING;
-    } else {
-        /* RFC 2595 4: what CAPA said before STLS is void. */
-        p->tls_active = true;
-        p->caps = 0;
-        p->capa_ok = false;
-        send_command(p, "CAPA\r\n", STEP_CAPA, POP3_EXPECT_LINES);
-    }
-    leave(p);
-}
-
 static void start_tls(struct legacy_pop3 *p)
 {
     p->step = STEP_TLS;
-    net_stream_start_tls(p->stream, p->srv.tls_ctx, false, p->srv.verify_name,
-                         p->srv.connect_timeout, tls_done);
+    upstream_conn_start_tls(&p->conn);
 }
 
-static void connect_done(struct net_stream *s, bool ok, enum net_stream_error err, void *arg)
+/* ---- the connection's events (upstream_conn_ops) ------------------------------ */
+
+static enum legacy_pop3_result result_of(enum upstream_error err)
 {
-    (void)s;
-    struct legacy_pop3 *p = arg;
-    enter(p);
-    if (!ok)
-        fail(p, err == NET_STREAM_TIMEOUT ? LEGACY_POP3_TIMEOUT : LEGACY_POP3_IO_ERROR,
-             err == NET_STREAM_TIMEOUT ? "connect to legacy server timed out"
-                                       : "connect to legacy server failed");
-    else if (p->srv.tls == IMAP_TLS_IMPLICIT)
-        start_tls(p);
-    else
-        p->step = STEP_GREETING;
-    leave(p);
+    static const enum legacy_pop3_result results[] = {
+        [UPSTREAM_ERR_IO] = LEGACY_POP3_IO_ERROR,
+        [UPSTREAM_ERR_TIMEOUT] = LEGACY_POP3_TIMEOUT,
+        [UPSTREAM_ERR_TLS_VERIFY] = LEGACY_POP3_TLS_VERIFY_ERROR,
+    };
+    return results[err];
 }
+
+static size_t on_read(struct upstream_conn *u, const char *data, size_t len);
+
+static void connected(struct upstream_conn *u)
+{
+    fetch_of(u)->step = STEP_GREETING;
+}
+
+static void upgraded(struct upstream_conn *u)
+{
+    struct legacy_pop3 *p = fetch_of(u);
+    /* RFC 2595 4: what CAPA said before STLS is void. */
+    p->caps = 0;
+    p->capa_ok = false;
+    send_command(p, "CAPA\r\n", STEP_CAPA, POP3_EXPECT_LINES);
+}
+
+/* Connect, a handshake or the stream failed. Once QUIT is sent everything
+ * was read: how the server hangs up does not matter. */
+static void lost(struct upstream_conn *u, enum upstream_error err, const char *why)
+{
+    struct legacy_pop3 *p = fetch_of(u);
+    if (p->step == STEP_QUIT)
+        finish(p, LEGACY_POP3_OK);
+    else
+        fail(p, result_of(err), why);
+}
+
+static void timed_out(struct upstream_conn *u, bool connecting)
+{
+    struct legacy_pop3 *p = fetch_of(u);
+    if (p->step == STEP_QUIT)
+        finish(p, LEGACY_POP3_OK);
+    else
+        fail(p, LEGACY_POP3_TIMEOUT, connecting ? "connect to legacy server timed out"
+                                                : "legacy server reply timed out");
+}
+
+static void soon_finish(struct upstream_conn *u, int result)
+{
+    finish(fetch_of(u), (enum legacy_pop3_result)result);
+}
+
+static void destroy(struct upstream_conn *u)
+{
+    struct legacy_pop3 *p = fetch_of(u);
+    release(p);
+    upstream_conn_deinit(&p->conn);
+    free(p);
+}
+
+static const struct upstream_conn_ops conn_ops = {
+    .read = on_read,
+    .connected = connected,
+    .upgraded = upgraded,
+    .failed = lost,
+    .closed = lost,
+    .timed_out = timed_out,
+    .finish = soon_finish,
+    .destroy = destroy,
+};
 
 static bool credential_ok(const char *s)
 {
@@ -424,27 +344,16 @@ struct legacy_pop3 *legacy_pop3_fetch(struct ev_loop *loop, const struct legacy_
     struct legacy_pop3 *p = calloc(1, sizeof *p);
     if (p == NULL)
         return NULL;
-    p->loop = loop;
-    p->srv = *srv;
-    p->srv.verify_name = NULL;
-    p->srv.tls_ctx = NULL;
-    if (srv->verify_name && (p->verify_name = strdup(srv->verify_name)) == NULL) {
+    if (!upstream_conn_init(&p->conn, loop, &srv->endpoint, "legacy server", &conn_ops)) {
         free(p);
         return NULL;
     }
-    p->srv.verify_name = p->verify_name;
-    if (srv->tls_ctx && SSL_CTX_up_ref(srv->tls_ctx) == 1)
-        p->srv.tls_ctx = srv->tls_ctx;
-    if (p->srv.max_messages == 0)
-        p->srv.max_messages = LEGACY_POP3_MAX_MESSAGES_DEFAULT;
+    p->max_messages = srv->max_messages ? srv->max_messages : LEGACY_POP3_MAX_MESSAGES_DEFAULT;
     p->item = item;
     p->done = done;
     p->arg = arg;
     p->step = STEP_TCP;
     pop3_reply_reader_init(&p->reader);
-    ev_timer_init(&p->timer, timer_cb, 0., 0.);
-    ev_timer_init(&p->soon_timer, soon_cb, 0., 0.);
-    p->timer.data = p->soon_timer.data = p;
 
     if (!credential_ok(user) || !credential_ok(pass)) {
         finish_soon(p, LEGACY_POP3_INVALID_ARGUMENT,
@@ -454,20 +363,19 @@ struct legacy_pop3 *legacy_pop3_fetch(struct ev_loop *loop, const struct legacy_
     p->user = strdup(user);
     p->pass = strdup(pass);
     if (p->user == NULL || p->pass == NULL) {
-        destroy(p);
+        destroy(&p->conn);
         return NULL;
     }
-    if (p->srv.tls != IMAP_TLS_NONE && p->srv.tls_ctx == NULL) {
+    switch (upstream_conn_connect(&p->conn)) {
+    case UPSTREAM_CONNECT_STARTED:
+        break;
+    case UPSTREAM_CONNECT_NO_TLS_CONTEXT:
         finish_soon(p, LEGACY_POP3_INVALID_ARGUMENT, "TLS requested without a TLS context");
-        return p;
-    }
-    p->stream = net_stream_connect(loop, (const struct sockaddr *)&p->srv.addr, p->srv.addrlen,
-                                   p->srv.connect_timeout, &stream_callbacks, p, connect_done);
-    if (p->stream == NULL) {
+        break;
+    case UPSTREAM_CONNECT_NO_SOCKET:
         finish_soon(p, LEGACY_POP3_IO_ERROR, "cannot create a socket for the legacy server");
-        return p;
+        break;
     }
-    timer_arm(p, p->srv.connect_timeout, false);
     return p;
 }
 
@@ -494,7 +402,7 @@ static void read_capa_line(struct legacy_pop3 *p, const char *line, size_t len)
 /* CAPA is over (+OK and its list, or -ERR): STLS next, or the login. */
 static void capabilities_known(struct legacy_pop3 *p)
 {
-    if (p->srv.tls == IMAP_TLS_STARTTLS && !p->tls_active) {
+    if (upstream_conn_needs_starttls(&p->conn)) {
         if (!(p->caps & CAPA_STLS)) {
             /* Carrying on in plaintext would expose the password. */
             fail(p, LEGACY_POP3_PROTOCOL_ERROR, "legacy server does not offer STLS");
@@ -503,7 +411,7 @@ static void capabilities_known(struct legacy_pop3 *p)
         send_command(p, "STLS\r\n", STEP_STLS, POP3_EXPECT_SINGLE);
         return;
     }
-    timer_arm(p, p->srv.command_timeout, true);
+    upstream_conn_await_reply(&p->conn);
     if (send_with_arg(p, "USER", p->user, STEP_USER)) {
         free(p->user);
         p->user = NULL;
@@ -534,7 +442,7 @@ static void read_stat(struct legacy_pop3 *p, const char *text, size_t len)
         return;
     }
     p->stats.messages = count;
-    if (count > p->srv.max_messages) {
+    if (count > p->max_messages) {
         set_error(p, "legacy maildrop has more messages than max_messages");
         finish(p, LEGACY_POP3_TOO_MANY_MESSAGES);
         return;
@@ -695,11 +603,8 @@ static bool deliver(struct legacy_pop3 *p, uint32_t i, const char *msgid, size_t
     p->stats.delivered++;
     if (msgid_len == 0)
         p->stats.without_msgid++;
-    if (p->item) {
-        p->in_cb++;
+    if (p->item)
         p->item(uidl, e->uidl_len, e->size, msgid_len ? msgid : NULL, msgid_len, hash, p->arg);
-        p->in_cb--;
-    }
     return live(p);
 }
 
@@ -719,7 +624,7 @@ static void send_tops(struct legacy_pop3 *p)
     }
     if (p->in_flight >= p->window || p->top_send >= p->stats.messages)
         return;
-    net_stream_cork(p->stream);
+    net_stream_cork(upstream_conn_stream(&p->conn));
     while (p->in_flight < p->window && p->top_send < p->stats.messages) {
         char cmd[TOP_COMMAND_MAX];
         int n = snprintf(cmd, sizeof cmd, "TOP %u 0\r\n", (unsigned)p->top_send + 1);
@@ -728,7 +633,7 @@ static void send_tops(struct legacy_pop3 *p)
         p->in_flight++;
         p->top_send = next_usable(p, p->top_send + 1);
     }
-    net_stream_uncork(p->stream);
+    net_stream_uncork(upstream_conn_stream(&p->conn));
 }
 
 /* UIDL and LIST are in: hand out what needs no TOP, or start the TOPs. */
@@ -936,14 +841,10 @@ static void handle_event(struct legacy_pop3 *p, const struct pop3_reply_event *e
     }
 }
 
-static size_t on_read(struct net_stream *s, const char *data, size_t len, void *arg)
+static size_t on_read(struct upstream_conn *u, const char *data, size_t len)
 {
-    (void)s;
-    struct legacy_pop3 *p = arg;
+    struct legacy_pop3 *p = fetch_of(u);
     size_t off = 0;
-    enter(p);
-    if (len > 0)
-        p->last_progress = ev_now(p->loop);
     while (live(p) && off < len) {
         if (p->step == STEP_TCP || p->step == STEP_TLS) {
             /* Bytes after the +OK to STLS were sent before TLS: an attacker's
@@ -955,22 +856,5 @@ static size_t on_read(struct net_stream *s, const char *data, size_t len, void *
         off += pop3_reply_feed(&p->reader, data + off, len - off, &ev);
         handle_event(p, &ev);
     }
-    leave(p);
     return len;
-}
-
-static void on_close(struct net_stream *s, enum net_stream_error err, void *arg)
-{
-    (void)s;
-    struct legacy_pop3 *p = arg;
-    enter(p);
-    if (p->step == STEP_QUIT)
-        finish(p, LEGACY_POP3_OK);
-    else if (err == NET_STREAM_TLS_VERIFY_ERROR)
-        fail(p, LEGACY_POP3_TLS_VERIFY_ERROR, "legacy server certificate did not verify");
-    else
-        fail(p, err == NET_STREAM_TIMEOUT ? LEGACY_POP3_TIMEOUT : LEGACY_POP3_IO_ERROR,
-             err == NET_STREAM_EOF ? "legacy server closed the connection"
-                                   : "legacy server connection failed");
-    leave(p);
 }

@@ -46,7 +46,7 @@
  * LIST fails the fetch with LEGACY_POP3_PROTOCOL_ERROR.
  *
  * Credentials: user and pass are copied; the copy of the password is wiped
- * (OPENSSL_cleanse) and freed as soon as PASS has been handed to the
+ * (upstream_wipe) and freed as soon as PASS has been handed to the
  * connection, and on every other way out. CR or LF in either, an empty one,
  * or one longer than LEGACY_POP3_CREDENTIAL_MAX: LEGACY_POP3_INVALID_ARGUMENT
  * without connecting. (A C string cannot hold NUL.)
@@ -74,19 +74,18 @@
  * Lifetime: legacy_pop3_free() may be called at any time, also from inside
  * item or done (the free is deferred until the callback returns); no callback
  * runs after it. The client copies *srv and verify_name and takes a reference
- * on tls_ctx, so the caller's configuration may be reloaded meanwhile.
+ * on tls_ctx (io/upstream_conn.h), so the caller's configuration may be
+ * reloaded meanwhile.
  */
 #ifndef POPGATE_LEGACY_POP3_H
 #define POPGATE_LEGACY_POP3_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include <ev.h>
-#include <openssl/ssl.h>
 
-#include "imap_client.h"
+#include "upstream_conn.h"
 
 /* Header octets kept per TOP reply (the blank line and anything after it
  * included). Real headers are a few KiB; 64 KiB holds mailing-list and
@@ -102,14 +101,9 @@
  * octets RFC 2449 allows a command line. */
 #define LEGACY_POP3_CREDENTIAL_MAX 248
 
+/* endpoint.tls: UPSTREAM_TLS_IMPLICIT is POP3S, _STARTTLS is STLS. */
 struct legacy_pop3_server {
-    struct sockaddr_storage addr;  /* resolved at config load, never in a session */
-    socklen_t addrlen;
-    enum imap_tls_mode tls;        /* IMAP_TLS_IMPLICIT (POP3S), _STARTTLS (STLS), _NONE */
-    SSL_CTX *tls_ctx;              /* client context: CA file and verification set up */
-    const char *verify_name;       /* host name or IP checked against the certificate */
-    double connect_timeout;        /* seconds, > 0 */
-    double command_timeout;        /* seconds; <= 0: none */
+    struct upstream_endpoint endpoint;
     uint32_t max_messages;         /* 0: LEGACY_POP3_MAX_MESSAGES_DEFAULT */
 };
 

@@ -594,7 +594,7 @@ unsigned config_warnings(const struct config *c, void (*warn)(const char *msg, v
         if (m->name[0])
             snprintf(where, sizeof where, "[mapping %s]", m->name);
         const char *problem = NULL;
-        if (m->imap.tls == IMAP_TLS_NONE)
+        if (m->imap.tls == UPSTREAM_TLS_NONE)
             problem = "tls = none: user passwords go to the IMAP server unencrypted";
         else if (!m->imap.verify)
             problem = "verify = no: the IMAP server's certificate is not checked";
@@ -603,7 +603,7 @@ unsigned config_warnings(const struct config *c, void (*warn)(const char *msg, v
             warn(msg, arg);
             n++;
         }
-        if (m->has_legacy && m->legacy.tls == IMAP_TLS_NONE) {
+        if (m->has_legacy && m->legacy.tls == UPSTREAM_TLS_NONE) {
             snprintf(msg, sizeof msg, "%s legacy_tls = none: user passwords go to the legacy POP3 server "
                      "unencrypted", where);
             warn(msg, arg);

@@ -13,23 +13,23 @@
 void mapping_defaults(struct mapping *m)
 {
     memset(m, 0, sizeof *m);
-    m->imap.tls = IMAP_TLS_STARTTLS;
+    m->imap.tls = UPSTREAM_TLS_STARTTLS;
     m->imap.verify = true;
     m->upstream.connect_timeout = 10;
     m->upstream.command_timeout = 60;
     m->login.kind = LOGIN_KEEP;
     strcpy(m->folders[0], "INBOX");
     m->n_folders = 1;
-    m->legacy.tls = IMAP_TLS_NONE;
+    m->legacy.tls = UPSTREAM_TLS_NONE;
     m->legacy.verify = true;
     m->legacy_timeout = 10;
     view_policy_defaults(&m->policy);
 }
 
-static bool parse_tls(const char *v, enum imap_tls_mode *out)
+static bool parse_tls(const char *v, enum upstream_tls *out)
 {
-    static const struct { const char *name; enum imap_tls_mode mode; } modes[] = {
-        { "implicit", IMAP_TLS_IMPLICIT }, { "starttls", IMAP_TLS_STARTTLS }, { "none", IMAP_TLS_NONE },
+    static const struct { const char *name; enum upstream_tls mode; } modes[] = {
+        { "implicit", UPSTREAM_TLS_IMPLICIT }, { "starttls", UPSTREAM_TLS_STARTTLS }, { "none", UPSTREAM_TLS_NONE },
     };
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(v, modes[i].name)) {
@@ -194,7 +194,7 @@ static bool finish_endpoint(struct mapping_endpoint *e, const struct mapping_end
     memcpy(&e->addr, res->ai_addr, res->ai_addrlen);
     e->addrlen = res->ai_addrlen;
     freeaddrinfo(res);
-    if (e->tls == IMAP_TLS_NONE)
+    if (e->tls == UPSTREAM_TLS_NONE)
         return true;
     /* Mappings that verify the same way share one context: loading a CA file
      * for each of 100 mappings would cost memory for nothing. */
@@ -217,7 +217,7 @@ bool mapping_finish(struct mapping *m, const struct mapping *share, char *err, s
         return false;
     }
     if (m->imap.port == 0)
-        m->imap.port = m->imap.tls == IMAP_TLS_IMPLICIT ? 993 : 143;
+        m->imap.port = m->imap.tls == UPSTREAM_TLS_IMPLICIT ? 993 : 143;
     if (!finish_endpoint(&m->imap, share ? &share->imap : NULL, what, err, err_len))
         return false;
     if (m->has_legacy) {

@@ -47,7 +47,7 @@ enum mapping_exact_sizes {
 struct mapping_endpoint {
     char host[MAPPING_HOST_MAX];
     unsigned port;                     /* 0 until set or defaulted */
-    enum imap_tls_mode tls;
+    enum upstream_tls tls;
     char ca_file[PATH_MAX];
     bool verify;
     char verify_name[MAPPING_HOST_MAX];   /* "" = host */
@@ -61,7 +61,7 @@ struct mapping {
 
     /* upstream IMAP */
     struct mapping_endpoint imap;
-    struct imap_upstream upstream;     /* what imap_client_new() takes; points into imap */
+    struct upstream_endpoint upstream; /* what imap_client_new() takes; points into imap */
     struct login_transform login;
     char folders[MAPPING_MAX_FOLDERS][MAPPING_FOLDER_MAX];
     unsigned n_folders;

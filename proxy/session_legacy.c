@@ -226,12 +226,12 @@ static void start_import(struct session *s)
     j->redis = s->gw->redis;
     memcpy(j->state_user, s->device.login.state_user, sizeof j->state_user);
     memcpy(j->log_user, s->device.login.user, sizeof j->log_user);
-    struct legacy_pop3_server srv = {
+    struct legacy_pop3_server srv = { .endpoint = {
         .addrlen = m->legacy.addrlen, .tls = m->legacy.tls, .tls_ctx = m->legacy.tls_ctx,
         .verify_name = m->legacy.verify_name, .connect_timeout = m->upstream.connect_timeout,
         .command_timeout = m->upstream.command_timeout,
-    };
-    memcpy(&srv.addr, &m->legacy.addr, sizeof srv.addr);
+    } };
+    memcpy(&srv.endpoint.addr, &m->legacy.addr, sizeof srv.endpoint.addr);
     s->legacy_job = j;
     /* The legacy server knows the user by the name they typed. */
     j->fetch = legacy_pop3_fetch(s->gw->loop, &srv, s->device.login.user, s->password, on_item, on_fetched, j);

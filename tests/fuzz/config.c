@@ -151,7 +151,7 @@ static void check_config(const struct config *c)
         FUZZ_CHECK(m->imap.port >= 1 && m->imap.port <= 65535);
         FUZZ_CHECK(m->upstream.addrlen > 0 && m->upstream.addrlen <= sizeof m->upstream.addr);
         FUZZ_CHECK(m->upstream.verify_name == m->imap.verify_name && m->imap.verify_name[0] != '\0');
-        FUZZ_CHECK((m->upstream.tls == IMAP_TLS_NONE) == (m->upstream.tls_ctx == NULL));
+        FUZZ_CHECK((m->upstream.tls == UPSTREAM_TLS_NONE) == (m->upstream.tls_ctx == NULL));
         FUZZ_CHECK(m->n_folders >= 1 && m->n_folders <= MAPPING_MAX_FOLDERS);
         for (unsigned f = 0; f < m->n_folders; f++)
             FUZZ_CHECK(m->folders[f][0] != '\0' && memchr(m->folders[f], '\0', sizeof m->folders[f]));

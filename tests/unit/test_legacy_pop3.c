@@ -401,14 +401,14 @@ static struct legacy_pop3_server server_at(uint16_t port)
 {
     struct legacy_pop3_server srv;
     memset(&srv, 0, sizeof srv);
-    struct sockaddr_in *a = (struct sockaddr_in *)&srv.addr;
+    struct sockaddr_in *a = (struct sockaddr_in *)&srv.endpoint.addr;
     a->sin_family = AF_INET;
     a->sin_port = htons(port);
     a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    srv.addrlen = sizeof *a;
-    srv.tls = IMAP_TLS_NONE;
-    srv.connect_timeout = 5;
-    srv.command_timeout = 5;
+    srv.endpoint.addrlen = sizeof *a;
+    srv.endpoint.tls = UPSTREAM_TLS_NONE;
+    srv.endpoint.connect_timeout = 5;
+    srv.endpoint.command_timeout = 5;
     return srv;
 }
 
@@ -454,11 +454,11 @@ static void run_script(const struct fake_script *s, struct legacy_pop3_server *s
     fake_start(f, loop, s);
     struct legacy_pop3_server srv = server_at(f->port);
     if (srv_in) {
-        srv.tls = srv_in->tls;
-        srv.tls_ctx = srv_in->tls_ctx;
-        srv.verify_name = srv_in->verify_name;
-        srv.connect_timeout = srv_in->connect_timeout;
-        srv.command_timeout = srv_in->command_timeout;
+        srv.endpoint.tls = srv_in->endpoint.tls;
+        srv.endpoint.tls_ctx = srv_in->endpoint.tls_ctx;
+        srv.endpoint.verify_name = srv_in->endpoint.verify_name;
+        srv.endpoint.connect_timeout = srv_in->endpoint.connect_timeout;
+        srv.endpoint.command_timeout = srv_in->endpoint.command_timeout;
         srv.max_messages = srv_in->max_messages;
     }
     fetch(loop, &srv, "alice", "s3cret pass", o);
@@ -849,7 +849,7 @@ static void test_stall_times_out(void **state)
     maildrop(&s, 3, false);
     s.stall_on = "LIST";
     struct legacy_pop3_server srv = server_at(0);
-    srv.command_timeout = 0.2;
+    srv.endpoint.command_timeout = 0.2;
     struct outcome o = { 0 };
     struct fake_server f;
     ev_tstamp start = ev_time();
@@ -863,8 +863,8 @@ static void test_stall_times_out(void **state)
     /* No greeting at all: the connect deadline. */
     memset(&s, 0, sizeof s);
     s.greeting = "";
-    srv.connect_timeout = 0.2;
-    srv.command_timeout = 60;
+    srv.endpoint.connect_timeout = 0.2;
+    srv.endpoint.command_timeout = 60;
     struct outcome o2 = { 0 };
     run_script(&s, &srv, &o2, &f);
     assert_int_equal(o2.result, LEGACY_POP3_TIMEOUT);
@@ -881,7 +881,7 @@ static void test_quit_unanswered_is_still_ok(void **state)
     maildrop(&s, 2, false);
     s.stall_on = "QUIT";
     struct legacy_pop3_server srv = server_at(0);
-    srv.command_timeout = 0.2;
+    srv.endpoint.command_timeout = 0.2;
     struct outcome o = { 0 };
     struct fake_server f;
     run_script(&s, &srv, &o, &f);
@@ -898,10 +898,10 @@ static void test_starttls_required_but_not_offered(void **state)
     s.capa = "TOP\r\nUSER\r\nPIPELINING";
     maildrop(&s, 2, false);
     struct legacy_pop3_server srv = server_at(0);
-    srv.tls = IMAP_TLS_STARTTLS;
-    srv.tls_ctx = SSL_CTX_new(TLS_client_method());
-    assert_non_null(srv.tls_ctx);
-    srv.verify_name = "pop.example.org";
+    srv.endpoint.tls = UPSTREAM_TLS_STARTTLS;
+    srv.endpoint.tls_ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(srv.endpoint.tls_ctx);
+    srv.endpoint.verify_name = "pop.example.org";
     struct outcome o = { 0 };
     struct fake_server f;
     run_script(&s, &srv, &o, &f);
@@ -909,7 +909,7 @@ static void test_starttls_required_but_not_offered(void **state)
     assert_string_equal(o.last_error, "legacy server does not offer STLS");
     /* Nothing but CAPA went out: no credentials in plaintext. */
     assert_string_equal(buf_str(&o.commands), "CAPA\n");
-    SSL_CTX_free(srv.tls_ctx);
+    SSL_CTX_free(srv.endpoint.tls_ctx);
     outcome_free(&o);
 }
 
