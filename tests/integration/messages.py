@@ -192,6 +192,14 @@ def served(kind, data):
     return data.replace(b"\n", b"\r\n")
 
 
+def native(kind, data):
+    """data (CRLF line ends) as server kind's own delivery would store it:
+    Courier's delivery agents write Maildir files with LF line ends (a file
+    stored with CRLF it serves with CR CR LF, see served()); Dovecot and
+    Cyrus store what they are given."""
+    return data.replace(b"\r\n", b"\n") if kind == "courier" else data
+
+
 def expected_top_on(kind, data, lines, nul="replace"):
     """popgate's TOP n lines in front of server kind: the header as the
     server's IMAP delimits it (BODY[HEADER]), then n body lines. Courier
