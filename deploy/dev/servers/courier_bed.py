@@ -513,8 +513,13 @@ exit 1
         (INBOX.Trash: Courier has no SPECIAL-USE to find it by)."""
         conn = self.imap(user)
         try:
+            # Courier refuses to CREATE an existing folder without saying so
+            # ("NO Cannot create this folder."): look first.
+            typ, data = conn.list('""', TRASH_FOLDER)
+            if typ == "OK" and any(d for d in data):
+                return TRASH_FOLDER
             typ, data = conn.create(TRASH_FOLDER)
-            if typ != "OK" and b"exists" not in b" ".join(d or b"" for d in data).lower():
+            if typ != "OK":
                 raise RuntimeError(f"CREATE {TRASH_FOLDER}: {typ} {data}")
         finally:
             conn.logout()
