@@ -320,7 +320,13 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
         return;
     }
     if (x->top_phase == 0) {
-        if (x->top_lines == 0) {
+        /* TOP n 0 ends with the header, unless its last line is still open:
+         * Courier's BODY[HEADER] of a message with no blank line drops the
+         * final LF and ends in a lone CR. Only the text's first octets tell
+         * how that line ends (a CRLF, or CR CR LF), so TOP n 0 then reads on,
+         * with no line to spare, until the line is complete: the same bytes
+         * RETR sends, no CR invented. */
+        if (x->top_lines == 0 && x->ds.at_line_start && !x->ds.pending_cr) {
             finish_transfer(s);
             return;
         }

@@ -8,11 +8,11 @@ stop() (idempotent), context manager, add_user(name, password),
 seed(user, messages, flags="") (exact bytes, UIDs ascending in list order;
 raises ValueError for a message the server refuses to store, see
 tests/integration/conftest.py UNSTORABLE), imap(user, password=None),
-create_trash(user) -> name of a trash mailbox (idempotent; a \\Trash
-special-use one where the server has SPECIAL-USE), popgate_upstream() ->
-popgate [upstream] keys, log_tail(n=60) -> str, capabilities (set, after
-login). As root a bed's processes may run as nobody: its parent_dir must be
-searchable by others.
+create_trash(user) -> name of the trash mailbox (idempotent; \\Trash
+special-use where the server has SPECIAL-USE, Courier: INBOX.Trash, plain),
+popgate_upstream() -> popgate [upstream] keys, log_tail(n=60) -> str,
+capabilities (set, after login). As root a bed's processes may run as nobody:
+its parent_dir must be searchable by others.
 
 "dovecot" is testbed.Testbed (with Redis: the popgates of every bed keep
 their state in the Dovecot test bed's Redis); the others run no Redis.

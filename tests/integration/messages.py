@@ -178,6 +178,43 @@ def expected_top(data, lines, nul="replace"):
     return header + b"".join(ln + b"\r\n" for ln in kept)
 
 
+def served(kind, data):
+    """What server kind's IMAP (BODY[], RFC822.SIZE) serves for a message
+    stored as data; popgate's RETR model is expected_retr(served(...)).
+    Courier 5.0 turns every LF into CRLF, so a stored CRLF is served as
+    CR CR LF (its own POP3 does the same), and its IMAP drops a bare CR at
+    the very end of the file (servers/courier_bed.py, test_differential.py
+    K4). Dovecot and Cyrus serve what was stored."""
+    if kind != "courier":
+        return data
+    if data.endswith(b"\r"):
+        data = data[:-1]
+    return data.replace(b"\n", b"\r\n")
+
+
+def native(kind, data):
+    """data (CRLF line ends) as server kind's own delivery would store it:
+    Courier's delivery agents write Maildir files with LF line ends (a file
+    stored with CRLF it serves with CR CR LF, see served()); Dovecot and
+    Cyrus store what they are given."""
+    return data.replace(b"\r\n", b"\n") if kind == "courier" else data
+
+
+def expected_top_on(kind, data, lines, nul="replace"):
+    """popgate's TOP n lines in front of server kind: the header as the
+    server's IMAP delimits it (BODY[HEADER]), then n body lines. Courier
+    parses the stored file, where the blank line is a stored LF or CRLF,
+    and serves it as CRLF or CR CR LF; the lines are then its served lines."""
+    if kind != "courier":
+        return expected_top(served(kind, data), lines, nul)
+    parts = re.findall(rb"[^\n]*\n|[^\n]+$", data)
+    blank = next((i for i, ln in enumerate(parts) if ln in (b"\n", b"\r\n")), len(parts) - 1)
+    kept = parts[:blank + 1] + (parts[blank + 1:][:lines] if lines else [])
+    text = b"".join(kept)
+    return normalise(served(kind, text) if len(kept) == len(parts)
+                     else text.replace(b"\n", b"\r\n"), nul)
+
+
 def dot_stuff(norm):
     """The wire form of a normalised body (without the terminating line)."""
     return re.sub(rb"(?:^|(?<=\r\n))\.", b"..", norm)

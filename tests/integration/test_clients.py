@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from conftest import UNSTORABLE, UPSTREAMS, new_mailbox
-from messages import big_message, corpus, crlf_to_lf, expected_retr, expected_top
+from messages import big_message, corpus, crlf_to_lf, expected_retr, expected_top, native
 
 CLIENT_TIMEOUT = 120
 # Messages every client delivers unchanged (apart from line ends). Left out:
@@ -24,17 +24,23 @@ CLIENT_TIMEOUT = 120
 # test_differential.py, which covers all of them with a strict client).
 CLIENT_SET = ("plain", "bare_lf", "dot_lines", "dot_lf", "eight_bit", "line_1500",
               "malformed_mime", "long_header", "headers_blank_only")
+# Messages a server's own POP3 does not deliver, so its reference variant
+# cannot: Courier's sends a notice instead of a message with an 8-bit header
+# (test_differential.py K5).
+NOT_DELIVERED = {"dovecot": set(), "cyrus": set(), "courier": {"eight_bit"}}
 
 
 def client_messages(kind="dovecot"):
-    """The client set (without what server kind cannot store), each ending
-    in a line end (so LIST is exact before any RETR), and a 2 MB message
-    without the 100,000-octet line."""
+    """The client set (without what server kind cannot store or its POP3
+    does not deliver), each ending in a line end (so LIST is exact before
+    any RETR), and a 2 MB message without the 100,000-octet line; stored as
+    kind's own delivery would (messages.native())."""
     msgs = [m.data if m.data.endswith(b"\n") else m.data + b"\r\n"
             for m in corpus(include_big=False)
-            if m.name in CLIENT_SET and m.name not in UNSTORABLE[kind]]
+            if m.name in CLIENT_SET and m.name not in UNSTORABLE[kind]
+            and m.name not in NOT_DELIVERED[kind]]
     msgs.append(big_message(2 * 1024 * 1024, name=b"client", long_line=False))
-    return msgs
+    return [native(kind, m) for m in msgs]
 
 
 class Server:
@@ -65,6 +71,7 @@ def box(server):
     msgs = client_messages(server.bed.kind)
     mb.seed(msgs)
     mb.msgs = msgs
+    mb.kind = server.bed.kind
     return mb
 
 
@@ -222,7 +229,8 @@ def test_mpop_keep_only_new(server, box, tmp_path):
     rc, again, log = mpop(box, server, tmp_path)
     assert rc == 0, log
     assert len(again) == len(box.msgs), "a second run fetched messages again"
-    new = [b"Subject: later 1\r\n\r\nnew mail\r\n", b"Subject: later 2\r\n\r\nmore\r\n"]
+    new = [native(box.kind, m) for m in (b"Subject: later 1\r\n\r\nnew mail\r\n",
+                                         b"Subject: later 2\r\n\r\nmore\r\n")]
     box.seed(new)
     rc, after, log = mpop(box, server, tmp_path)
     assert rc == 0, log

@@ -3,8 +3,9 @@
 fallbacks and the differential tests rely on, checked over Courier's own IMAP
 and POP3, then popgate logging in through Courier.
 
-One Courier for the module (it starts in about a second); its teardown checks
-that stop() left no process and no directory behind.
+The run's one Courier (conftest's upstream_bed("courier"), shared with the
+cross-server tests); that a stopped bed leaves no process and no directory
+behind is test_upstream_beds.py's test_bed_stops_everything_it_started.
 """
 
 import imaplib
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "dev"))
 import testbed as testbed_mod  # noqa: E402
 from pop3client import POP3  # noqa: E402
-from upstream_beds import BEDS  # noqa: E402  (puts deploy/dev/servers on the path)
+from upstream_beds import BEDS  # noqa: E402  (puts servers/ on the path)
 from courier_bed import TRASH_FOLDER, CourierBed  # noqa: E402
 
 # What popgate must do without on Courier (its fallbacks).
@@ -44,18 +45,8 @@ def cr_cr_lf(data):
 
 
 @pytest.fixture(scope="module")
-def courier():
-    bed = CourierBed()
-    bed.start()
-    pids, tmp = bed.pids(), bed.dir
-    try:
-        yield bed
-    finally:
-        bed.stop()
-        bed.stop()   # idempotent
-        left = [p for p in pids if testbed_mod._pid_alive(p)]
-        assert not left, f"Courier processes left after stop(): {left}"
-        assert not os.path.exists(tmp)
+def courier(upstream_bed):
+    return upstream_bed("courier")
 
 
 _users = iter(range(1, 10**6))
@@ -119,7 +110,7 @@ def courier_pop3(bed, mb):
 def test_registry_and_interface(courier):
     assert BEDS["courier"] is CourierBed
     assert courier.kind == "courier" and courier.host == "127.0.0.1"
-    assert set(courier.ports) >= {"imap", "pop3"}
+    assert set(courier.ports) == {"imap", "pop3", "pop3s"}
     assert all(testbed_mod.port_accepts(courier.host, p) for p in courier.ports.values())
     up = courier.popgate_upstream()
     assert up == {"host": "127.0.0.1", "port": courier.ports["imap"], "tls": "starttls",
@@ -295,6 +286,12 @@ def test_popgate_through_courier(courier, start_popgate, connect):
     assert c.top(1, 1) == b"Subject: lf\r\nMessage-ID: <lf@courier.test>\r\n\r\nline1\r\n"
     assert c.top(2, 1) == (b"Subject: crlf\r\r\nMessage-ID: <crlf@courier.test>\r\r\n\r\r\n"
                            b"line1\r\r\n")
+    # Header-only messages: BODY[HEADER] ends in a lone CR, one octet short
+    # of BODY[]; TOP n 0 and TOP n 1 send what RETR sends, no CR invented.
+    for n in (3, 4):
+        for lines in (0, 1):
+            c.ok(f"TOP {n} {lines}")
+            assert c.read_multi_raw() == native_retr[n - 1], (n, lines)
     assert c.quit() == b"+OK Logging out."
     # popgate's SELECT fixed Courier's UIDVALIDITY: the UIDLs stay.
     again = popgate_session(connect, pg, mb)

@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
 import testbed  # noqa: E402
 from conftest import UPSTREAMS  # noqa: E402
+from messages import native  # noqa: E402
 
 PASSWORD = "s3cret"
 
@@ -27,6 +28,12 @@ PASSWORD = "s3cret"
 def message(i, extra=b""):
     return (b"From: sender@example.org\r\nTo: user@example.org\r\n"
             b"Subject: message %d\r\nMessage-ID: <m%d@example.org>\r\n\r\nbody of %d\r\n" % (i, i, i)) + extra
+
+
+def seed(up, user, msgs):
+    """Store msgs as the server's own delivery would (messages.native():
+    LF files on Courier, test_differential.py K0)."""
+    up.seed(user, [native(up.kind, m) for m in msgs])
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +64,10 @@ def user(up):
     return name
 
 
-def start_popgate(bed, policy=None, redis_port=None, upstream=None, **server):
+def start_popgate(bed, policy=None, redis_port=None, upstream=None, upstream_keys=None,
+                  **server):
     """A popgate with its state in bed's Redis, in front of upstream (a bed;
-    default bed's Dovecot)."""
+    default bed's Dovecot), with upstream_keys added to its [upstream]."""
     # DESIGN.md's defaults, which the test bed's Popgate does not use.
     full_policy = {"view": "unread", "on_retr": "seen", "on_dele": "hide"}
     full_policy.update(policy or {})
@@ -68,7 +76,7 @@ def start_popgate(bed, policy=None, redis_port=None, upstream=None, **server):
     srv = {"allow_plaintext_auth": "yes"}
     srv.update(server)
     pg = testbed.Popgate(bed, server=srv, extra_sections=sections,
-                         upstream=(upstream or bed).popgate_upstream())
+                         upstream={**(upstream or bed).popgate_upstream(), **(upstream_keys or {})})
     pg.start()
     return pg
 
@@ -145,7 +153,7 @@ def redis_dump(bed, name):
 
 
 def test_mail_read_on_one_device_is_not_new_on_another(up, user, popgate):
-    up.seed(user, [message(i) for i in range(1, 6)])
+    seed(up, user, [message(i) for i in range(1, 6)])
     phone = login(popgate, user, "phone")
     assert phone.stat()[0] == 5
     for n in (1, 2, 3):
@@ -174,14 +182,14 @@ def test_mail_read_on_one_device_is_not_new_on_another(up, user, popgate):
 def test_view_new_gives_each_device_each_message_once(bed, up, user):
     pg = start_popgate(bed, policy={"view": "new", "on_retr": "keep"}, upstream=up)
     try:
-        up.seed(user, [message(i) for i in range(1, 4)])
+        seed(up, user, [message(i) for i in range(1, 4)])
         for device in ("a", "b"):
             p = login(pg, user, device)
             assert subjects(p) == ["message 1", "message 2", "message 3"]
             for n in range(1, 4):
                 p.retr(n)
             p.quit()
-        up.seed(user, [message(4)])
+        seed(up, user, [message(4)])
         # Device a lost its UIDL file: it still gets only what it never retrieved.
         p = login(pg, user, "a")
         assert subjects(p) == ["message 4"]
@@ -199,7 +207,7 @@ def test_view_new_gives_each_device_each_message_once(bed, up, user):
 
 
 def test_dropped_connection_changes_nothing(bed, up, user, popgate):
-    up.seed(user, [message(i) for i in range(1, 5)])
+    seed(up, user, [message(i) for i in range(1, 5)])
     p = login(popgate, user, "phone")
     p.retr(1)
     p.quit()
@@ -222,7 +230,7 @@ def test_dropped_connection_changes_nothing(bed, up, user, popgate):
 
 
 def test_same_device_in_use_across_nodes_other_devices_work(bed, up, user, popgate):
-    up.seed(user, [message(1)])
+    seed(up, user, [message(1)])
     other_node = start_popgate(bed, upstream=up)
     try:
         first = login(popgate, user, "phone")
@@ -283,12 +291,15 @@ def test_redis_down_at_quit_fails_cleanly_and_recovers():
 
 @pytest.mark.parametrize("on_dele", ["hide", "trash", "expunge"])
 def test_on_dele(bed, up, user, on_dele):
-    # A \Trash special-use mailbox exists for every on_dele: expunge must
-    # leave it empty.
+    # A trash mailbox exists for every on_dele: expunge must leave it empty.
+    # A server without SPECIAL-USE (Courier) has no \Trash to find: the
+    # mapping names the folder (trash_folder).
     trash = up.create_trash(user)
-    pg = start_popgate(bed, policy={"on_dele": on_dele, "view": "all"}, upstream=up)
+    keys = {"trash_folder": trash} if "SPECIAL-USE" not in up.capabilities else {}
+    pg = start_popgate(bed, policy={"on_dele": on_dele, "view": "all"}, upstream=up,
+                       upstream_keys=keys)
     try:
-        up.seed(user, [message(i) for i in range(1, 4)])
+        seed(up, user, [message(i) for i in range(1, 4)])
         # Another IMAP client marked message 3 \Deleted; it must survive our expunge.
         conn = up.imap(user, PASSWORD)
         conn.select("INBOX")
@@ -319,6 +330,29 @@ def test_on_dele(bed, up, user, on_dele):
         pg.stop()
 
 
+@pytest.mark.parametrize("up", ["courier"], indirect=True)
+def test_on_dele_trash_without_trash_folder_on_courier(bed, up, user):
+    """Courier has no SPECIAL-USE: with on_dele = trash and no trash_folder
+    there is nowhere to put deleted mail. A permanent condition: DELE is
+    refused with [SYS/PERM], and QUIT still commits the rest (the retrieved
+    message is \\Seen, the refused one untouched)."""
+    assert "SPECIAL-USE" not in up.capabilities
+    up.create_trash(user)     # exists, but nothing marks it \Trash
+    pg = start_popgate(bed, policy={"on_dele": "trash", "view": "all"}, upstream=up)
+    try:
+        seed(up, user, [message(i) for i in range(1, 3)])
+        p = login(pg, user, "phone")
+        p.retr(2)
+        with pytest.raises(poplib.error_proto) as err:
+            p.dele(1)
+        assert err.value.args[0].startswith(b"-ERR [SYS/PERM]")
+        assert p.quit().startswith(b"+OK")
+        assert imap_flags(up, user) == {1: [], 2: ["\\Seen"]}
+        assert "trash-unavailable" in pg.log()
+    finally:
+        pg.stop()
+
+
 @dovecot_only
 def test_uidvalidity_change_does_not_redownload(bed, user, popgate):
     bed.seed(user, [message(i) for i in range(1, 4)])
@@ -345,7 +379,7 @@ def test_uidvalidity_change_does_not_redownload(bed, user, popgate):
 
 
 def test_two_mpop_clients_as_two_devices(up, user, popgate, tmp_path):
-    up.seed(user, [message(i) for i in range(1, 5)])
+    seed(up, user, [message(i) for i in range(1, 5)])
 
     def mpop(device):
         home = tmp_path / device
@@ -368,6 +402,6 @@ def test_two_mpop_clients_as_two_devices(up, user, popgate, tmp_path):
     assert mpop("phone") == 4
     assert mpop("phone") == 4          # nothing new: mbox unchanged
     assert mpop("laptop") == 0         # read on the phone: not new on the laptop
-    up.seed(user, [message(5)])
+    seed(up, user, [message(5)])
     assert mpop("laptop") == 1         # new mail reaches the laptop ...
     assert mpop("phone") == 4          # ... and, read there, not the phone

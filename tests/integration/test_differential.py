@@ -39,6 +39,36 @@ C2. LIST for a message without a final line ending (no_final_newline,
     dot_lines, ends_with_cr): as D4, Cyrus's LIST is the stored size, 2 less
     than its RETR sends; popgate's LIST after RETR is what RETR sent.
 
+Courier-IMAP 5.0 (its courierpop3d on the Maildir the corpus was written into):
+K0. Not a popgate difference: Courier serves every stored LF as CRLF (IMAP
+    BODY[] and RFC822.SIZE, and its POP3 alike), so the corpus' CRLF files are
+    served with CR CR LF line ends; popgate passes CR CR LF unchanged, so its
+    RETR is Courier's POP3 byte for byte. messages.served() is the model.
+K1. UIDL: Courier's pop3d says "UID<n>-<t>" (its own numbering and a time
+    stamp it keeps, not IMAP's UIDVALIDITY); popgate's is "%08x%08x".
+K2. TOP: Courier's POP3 finds no blank line in a CRLF file (the line is served
+    as "\r\r\n"), so its TOP n sends the whole message. popgate sends what
+    RFC 1939 asks for: the header as Courier's own IMAP delimits it
+    (BODY[HEADER], which ends with that blank line), the blank line and n
+    body lines, a prefix of its RETR. (Identical where the blank line is a
+    stored bare LF, bare_lf and dot_lf, and where the body has at most n
+    lines.)
+K3. only_dot: like Dovecot (D3), Courier's POP3 does not dot-stuff the first
+    line; its ".\r\r\n" is not the terminator but reads as "\r\r\n".
+    popgate stuffs it.
+K4. ends_with_cr: Courier's IMAP drops the bare CR that ends the file
+    (BODY[] and RFC822.SIZE end at "last line"), its POP3 keeps it and adds
+    CRLF ("last line\r\r\n", 3 more than its LIST). popgate sends what IMAP
+    delivers and the CRLF: "last line\r\n"; LIST before RETR is Courier's.
+K5. eight_bit (8-bit header): Courier's POP3 sends a "Cannot display Unicode
+    content" notice instead of the message (a client that did not say UTF8),
+    of another size than its LIST; Courier's IMAP delivers the message and
+    popgate sends it.
+K6. NUL (nul_bytes): Courier's IMAP and POP3 send the NUL; popgate, with
+    nul_bytes = replace (the default), sends 0x80; with nul_bytes = pass its
+    RETR is Courier's POP3's.
+K7. empty and LIST for a message without a final line ending: as D2 and D4.
+
 Everything else is identical on every server, including bare LF (Dovecot),
 bare CR and CR CR LF (both pass as stored, a message ending in a bare CR gets
 "\r\r\n" after it), 8-bit, long lines, '.' lines, headers only, From_ lines,
@@ -58,7 +88,7 @@ import re
 import pytest
 
 from conftest import UNSTORABLE, UPSTREAMS, new_mailbox
-from messages import Message, corpus, dot_stuff, expected_retr, expected_top
+from messages import Message, corpus, dot_stuff, expected_retr, expected_top_on, served
 from pop3client import POP3, unstuff
 
 # Bare CR and CR CR LF without any bare LF, so that Cyrus stores them (C0).
@@ -67,16 +97,23 @@ CR_CRLF = Message("cr_crlf_lines",
                   "bare CR and CR CR LF line ends, no bare LF")
 FULL_CORPUS = corpus() + [CR_CRLF]
 
-# D4, C2: LIST is the stored size, RETR sends 2 more (the CRLF added at the end).
+# D4, C2, K7: LIST is the stored size, RETR sends 2 more (the CRLF added at the end).
 LIST_SHORT_BY_2 = {
     "dovecot": {"no_final_newline", "dot_lines", "ends_with_cr", "empty"},
     "cyrus": {"no_final_newline", "dot_lines", "ends_with_cr"},
+    "courier": {"no_final_newline", "dot_lines", "empty"},
 }
-# D1-D3 (Dovecot only).
+# D1-D3, K3-K7.
 NUL = {"nul_bytes"}
 EMPTY = {"empty"}
 UNSTUFFED_FIRST_LINE = {"only_dot"}
-DIFFERENT_BYTES = {"dovecot": NUL | EMPTY | UNSTUFFED_FIRST_LINE, "cyrus": set()}
+FINAL_CR = {"ends_with_cr"}
+EIGHT_BIT_HEADER = {"eight_bit"}
+DIFFERENT_BYTES = {"dovecot": NUL | EMPTY | UNSTUFFED_FIRST_LINE, "cyrus": set(),
+                   "courier": NUL | EMPTY | UNSTUFFED_FIRST_LINE | FINAL_CR | EIGHT_BIT_HEADER}
+# K2: the messages whose blank line Courier's POP3 TOP finds (stored as a bare
+# LF, served as CRLF); in all others it sends the whole message.
+COURIER_TOP_FINDS_HEADER = {"bare_lf", "dot_lf"}
 TOP_LINES = (0, 5)
 
 
@@ -91,7 +128,8 @@ by_message = pytest.mark.parametrize(
     ("upstream", "name"),
     [(server, m.name) for server in UPSTREAMS for m in stored_corpus(server)],
     indirect=["upstream"], scope="module")
-dovecot_only = pytest.mark.parametrize("upstream", ["dovecot"], indirect=True)
+# The servers that store a NUL (Cyrus refuses it, C0).
+nul_storing = pytest.mark.parametrize("upstream", ["dovecot", "courier"], indirect=True)
 
 _devices = itertools.count(1)
 
@@ -124,16 +162,29 @@ def corpus_session(corpus_box, session):
     return lambda pg: session(pg, corpus_box.mb, device=f"d{next(_devices)}")
 
 
-def server_to_popgate(server, name, body):
-    """Turn what the server's POP3 sent (unstuffed) into what popgate must
-    send, one rule per intended difference; identity for every other
-    message."""
-    if server == "dovecot":
+def server_to_popgate(server, name, body, retr=True):
+    """Turn what the server's POP3 sent (unstuffed) for RETR or TOP into what
+    popgate must send, one rule per intended difference; identity for every
+    other message."""
+    if server in ("dovecot", "courier"):
         if name in NUL:
             body = body.replace(b"\x00", b"\x80")
         if name in EMPTY:
             assert body == b"\r\n"
             body = b""
+    if server == "courier":
+        if name in UNSTUFFED_FIRST_LINE:
+            # K3: ".\r\r\n" unstuffed on the wire, so it means "\r\r\n".
+            assert body == b"\r\r\n"
+            body = b".\r\r\n"
+        if name in FINAL_CR:
+            # K4: Courier's POP3 keeps the final CR its IMAP drops.
+            assert body.endswith(b"last line\r\r\n")
+            body = body[:-3] + b"\r\n"
+        if name in EIGHT_BIT_HEADER:
+            # K5: a notice instead of the message; popgate sends the message.
+            assert b"Cannot display Unicode content" in body
+            body = None
     return body
 
 
@@ -188,7 +239,8 @@ def test_oracle_agrees_with_imap(corpus_box, oracle):
     assert oracle.stat[0] == len(corpus_box.messages)
     upstream = corpus_box.mb.upstream()
     assert [size for _, (_, size) in sorted(upstream.items())] == [s for _, s in oracle.list]
-    assert oracle.retr["plain"][1] == expected_retr(corpus_box.msg("plain")[1].data)
+    assert oracle.retr["plain"][1] == expected_retr(served(corpus_box.server,
+                                                          corpus_box.msg("plain")[1].data))
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS, indirect=True)
@@ -217,10 +269,20 @@ def test_uidl(up_popgate, corpus_box, oracle, corpus_session):
     if corpus_box.server == "dovecot":
         assert ours == oracle.uidl
         return
-    # C1: same numbering, Cyrus's "<uidvalidity>.<uid>", popgate's own format.
+    # C1, K1: same numbering, the server's own format, popgate's own format.
+    # (popgate's login SELECTed the mailbox read-write: Courier's UIDVALIDITY
+    # is fixed from then on.)
     uidvalidity = corpus_box.mb.uidvalidity()
     uids = sorted(corpus_box.mb.upstream())
-    assert oracle.uidl == [(n, f"{uidvalidity}.{uid}") for n, uid in enumerate(uids, 1)]
+    if corpus_box.server == "cyrus":
+        assert oracle.uidl == [(n, f"{uidvalidity}.{uid}") for n, uid in enumerate(uids, 1)]
+    else:
+        # "UID<n>-<t>": pop3d's own numbering of the seeded files and one time
+        # stamp it keeps in courierpop3dsizelist (not IMAP's UIDVALIDITY).
+        assert [(n, u.split("-")[0]) for n, u in oracle.uidl] == \
+            [(n, f"UID{n}") for n in range(1, len(uids) + 1)]
+        assert len({u.split("-")[1] for _, u in oracle.uidl}) == 1
+        assert uids == list(range(1, len(uids) + 1))
     assert ours == [(n, f"{uid:08x}{uidvalidity:08x}") for n, uid in enumerate(uids, 1)]
     assert len({u for _, u in ours}) == len(ours)
 
@@ -236,8 +298,8 @@ def test_retr_matches_server(up_popgate, corpus_box, oracle, corpus_session, ups
     s_raw, s_body = oracle.retr[name]
 
     assert raw == dot_stuff(body), "dot-stuffing on the wire is wrong"
-    assert body == expected_retr(msg.data), "RETR differs from the model of DESIGN.md"
-    assert body == server_to_popgate(server, name, s_body)
+    assert body == expected_retr(served(server, msg.data)), "RETR differs from the model of DESIGN.md"
+    assert body == server_to_popgate(server, name, s_body) or name in EIGHT_BIT_HEADER
     if name not in DIFFERENT_BYTES[server]:
         assert raw == s_raw, f"wire bytes differ from {server}'s"
     else:
@@ -248,7 +310,13 @@ def test_retr_matches_server(up_popgate, corpus_box, oracle, corpus_session, ups
     assert list_before == s_list
     if name in LIST_SHORT_BY_2[server]:
         assert s_list == len(s_body) - 2
-    elif not (server == "dovecot" and name in UNSTUFFED_FIRST_LINE):
+    elif server == "courier" and name in FINAL_CR:
+        # K4: LIST is IMAP's size, without the CR; RETR sends it and a CRLF.
+        assert s_list == len(s_body) - 3
+    elif server == "courier" and name in EIGHT_BIT_HEADER:
+        # K5: LIST is the message's size, RETR sends the notice.
+        assert s_list == len(body) and len(s_body) != s_list
+    elif not (server in ("dovecot", "courier") and name in UNSTUFFED_FIRST_LINE):
         assert s_list == len(s_body)
     assert c.list_one(n) == (n, len(body)), "LIST after RETR must equal the octets RETR sent"
 
@@ -265,13 +333,25 @@ def test_top_matches_server(up_popgate, corpus_box, oracle, corpus_session, upst
     body = unstuff(raw)
     s_raw, s_body = oracle.top[name, lines]
     assert raw == dot_stuff(body)
-    assert body == expected_top(msg.data, lines)
+    assert body == expected_top_on(server, msg.data, lines)
+    if server == "courier" and name in EIGHT_BIT_HEADER:
+        # K5: Courier's TOP is cut from its notice (whose blank line it finds).
+        assert s_body.startswith(b"From: Mail Delivery Subsystem")
+        assert oracle.retr[name][1].startswith(s_body) and s_body != oracle.retr[name][1]
+        return
+    if server == "courier" and name not in COURIER_TOP_FINDS_HEADER:
+        # K2: Courier's TOP sent exactly what its RETR sends; popgate sent the
+        # header (as Courier's BODY[HEADER] delimits it) and n lines: a
+        # prefix of its RETR, all of it when the body has at most n lines.
+        assert s_raw == oracle.retr[name][0]
+        assert expected_retr(served(server, msg.data)).startswith(body)
+        return
     assert body == server_to_popgate(server, name, s_body)
     if name not in DIFFERENT_BYTES[server]:
         assert raw == s_raw
 
 
-@dovecot_only
+@nul_storing
 def test_nul_bytes_pass_sends_what_imap_delivers(start_popgate, upstream, corpus_box, oracle,
                                                  corpus_session):
     """nul_bytes = pass changes nothing in what the upstream sends. Intended
@@ -279,17 +359,22 @@ def test_nul_bytes_pass_sends_what_imap_delivers(start_popgate, upstream, corpus
     so through Dovecot a NUL arrives as 0x80 either way, while Dovecot's own
     POP3 sends the NUL. (BINARY[] would keep it, but it also removes a
     single-part message's Content-Transfer-Encoding, so popgate never uses it.)
-    Cyrus refuses to store a NUL (C0)."""
+    Courier's IMAP delivers the NUL: with pass, popgate's RETR is its POP3's
+    (K6). Cyrus refuses to store a NUL (C0)."""
     pg = start_popgate(server={"nul_bytes": "pass"}, upstream=upstream.popgate_upstream())
     n, msg = corpus_box.msg("nul_bytes")
     c = corpus_session(pg)
     raw = c.retr_raw(n)
     assert b"\x00" in oracle.retr["nul_bytes"][0]
+    if upstream.kind == "courier":
+        assert raw == oracle.retr["nul_bytes"][0]
+        assert unstuff(raw) == expected_retr(served("courier", msg.data), nul="pass")
+        return
     assert raw == oracle.retr["nul_bytes"][0].replace(b"\x00", b"\x80")
     assert unstuff(raw) == expected_retr(msg.data.replace(b"\x00", b"\x80"), nul="pass")
 
 
-@dovecot_only
+@nul_storing
 def test_nul_bytes_replaced_by_default(up_popgate, upstream, corpus_box, corpus_session):
     n, msg = corpus_box.msg("nul_bytes")
     body = corpus_session(up_popgate).retr(n)
@@ -308,6 +393,6 @@ def test_whole_corpus_in_one_session(up_popgate, upstream, session):
     sent = {}
     for n, msg in enumerate(box.messages, 1):
         sent[n] = c.retr(n)
-        assert sent[n] == expected_retr(msg.data), msg.name
+        assert sent[n] == expected_retr(served(upstream.kind, msg.data)), msg.name
     assert c.list() == [(n, len(sent[n])) for n in sorted(sent)]
     assert c.stat() == (len(sent), sum(len(b) for b in sent.values()))

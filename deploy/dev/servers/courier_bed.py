@@ -23,7 +23,9 @@ process of the namespace.
 
 The namespace is also a PID namespace whose init is that shell; it starts
 authdaemond with the userdb module only, and two couriertcpd listeners on
-127.0.0.1: imaplogin -> imapd, and courierpop3login -> courierpop3d (imapd
+127.0.0.1: imaplogin -> imapd, and courierpop3login -> courierpop3d, plain
+with STLS and (through couriertls -server, as Debian's pop3d-ssl) implicit
+TLS (imapd
 starts gamin's gam_server, the file-alteration monitor it asks at every LOGIN
 and SELECT). stop() signals the shell, whose trap stops the daemons; when it
 exits the kernel kills all that is left in the PID namespace. unshare runs with
@@ -127,7 +129,7 @@ class CourierBed:
     """Courier-IMAP + Courier POP3 + authdaemond in a private mount namespace.
 
     Attributes: dir, ports {"imap": plain+STARTTLS, "pop3": plain+STLS,
-    USER/PASS allowed}, cert (PEM, CN/SAN localhost), key, users,
+    USER/PASS allowed, "pop3s": implicit TLS}, cert (PEM, CN/SAN localhost), key, users,
     capabilities (set of IMAP capabilities after LOGIN, filled by start()),
     log_path, startup_seconds.
     """
@@ -152,7 +154,7 @@ class CourierBed:
         self.tls_pem = os.path.join(self.etc, "tls.pem")  # key + cert, couriertls
         self.log_path = os.path.join(self.dir, "courier.log")
         self.script = os.path.join(self.dir, "namespace.sh")
-        self.ports = dict(zip(("imap", "pop3"), _tb.free_ports(2)))
+        self.ports = dict(zip(("imap", "pop3", "pop3s"), _tb.free_ports(3)))
         self.users = {}
         self.capabilities = set()
         self.proc = None
@@ -369,6 +371,12 @@ pids="$pids $!"
 env -i /bin/sh -c 'set -a; . /etc/courier/pop3d.env; exec {tcpd} {self.ports["pop3"]} \\
     /usr/lib/courier/courier/courierpop3login /usr/lib/courier/courier/courierpop3d Maildir' &
 pids="$pids $!"
+# pop3s as Debian's pop3d-ssl starts it: couriertls -server wraps the
+# connection in TLS and runs courierpop3login on the decrypted side.
+env -i /bin/sh -c 'set -a; . /etc/courier/pop3d.env; POP3_TLS=1; POP3_STARTTLS=NO; \\
+    exec {tcpd} {self.ports["pop3s"]} /usr/bin/couriertls -server -tcpd -user=courier \\
+    /usr/lib/courier/courier/courierpop3login /usr/lib/courier/courier/courierpop3d Maildir' &
+pids="$pids $!"
 echo "courier namespace up: $pids" >&2
 # wait returns early when a trapped signal arrives; stop() then exits. It
 # returns by itself only when every daemon has gone: then so does the shell.
@@ -389,7 +397,7 @@ exit 1
                 start_new_session=True, preexec_fn=_die_hard_with_parent)
         finally:
             log.close()
-        _tb.wait_for_ports([(self.host, self.ports["imap"]), (self.host, self.ports["pop3"])],
+        _tb.wait_for_ports([(self.host, self.ports[k]) for k in ("imap", "pop3", "pop3s")],
                            self.proc, _tb.START_TIMEOUT, "courier", self.log_path)
         # Listening means the shell runs in the new namespace by now.
         ns = _mnt_ns(self.proc.pid)
@@ -505,8 +513,13 @@ exit 1
         (INBOX.Trash: Courier has no SPECIAL-USE to find it by)."""
         conn = self.imap(user)
         try:
+            # Courier refuses to CREATE an existing folder without saying so
+            # ("NO Cannot create this folder."): look first.
+            typ, data = conn.list('""', TRASH_FOLDER)
+            if typ == "OK" and any(d for d in data):
+                return TRASH_FOLDER
             typ, data = conn.create(TRASH_FOLDER)
-            if typ != "OK" and b"exists" not in b" ".join(d or b"" for d in data).lower():
+            if typ != "OK":
                 raise RuntimeError(f"CREATE {TRASH_FOLDER}: {typ} {data}")
         finally:
             conn.logout()
@@ -530,4 +543,4 @@ exit 1
     def describe(self):
         return (f"courier in {self.dir} (namespace shell {self.proc and self.proc.pid})\n"
                 f"  imap {self.host}:{self.ports['imap']} (STARTTLS), "
-                f"pop3 {self.ports['pop3']} (STLS, USER/PASS)\n  CA/cert {self.cert}")
+                f"pop3 {self.ports['pop3']} (STLS, USER/PASS), pop3s {self.ports['pop3s']}\n  CA/cert {self.cert}")
