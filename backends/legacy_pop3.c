@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "array_grow.h"
 #include "header_hash.h"
 #include "message_id.h"
 #include "pop3_reply.h"
@@ -461,18 +462,9 @@ static void read_stat(struct legacy_pop3 *p, const char *text, size_t len)
 
 static bool pool_add(struct legacy_pop3 *p, const char *s, size_t len, uint32_t *off)
 {
-    if (len > UINT32_MAX - p->pool_len)
+    /* Offsets are 32 bits. */
+    if (!array_reserve((void **)&p->uidl_pool, &p->pool_cap, p->pool_len, len, 1, 4096, UINT32_MAX))
         return false;
-    if (p->pool_len + len > p->pool_cap) {
-        size_t cap = p->pool_cap ? p->pool_cap * 2 : 4096;
-        while (cap < p->pool_len + len)
-            cap *= 2;
-        char *np = realloc(p->uidl_pool, cap);
-        if (np == NULL)
-            return false;
-        p->uidl_pool = np;
-        p->pool_cap = cap;
-    }
     memcpy(p->uidl_pool + p->pool_len, s, len);
     *off = (uint32_t)p->pool_len;
     p->pool_len += len;

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_grow.h"
+
 /* struct legacy_match_msg.outcome: the stats counter a message falls in.
  * OUTCOME_PENDING is a unique id still waiting for its stored value. */
 enum {
@@ -19,29 +21,6 @@ enum {
 static bool visible(char c)
 {
     return c >= 0x21 && c <= 0x7e;
-}
-
-/* Room for n more elements of elem bytes in *p (cap elements), doubling;
- * never beyond max elements. */
-static bool reserve(void **p, size_t *cap, size_t used, size_t n, size_t elem, size_t max)
-{
-    if (n > max - used)
-        return false;
-    if (used + n <= *cap)
-        return true;
-    size_t new_cap = *cap ? *cap : 64;
-    while (new_cap < used + n)
-        new_cap *= 2;
-    if (new_cap > max)
-        new_cap = max;
-    if (new_cap > SIZE_MAX / elem)
-        return false;
-    void *q = realloc(*p, new_cap * elem);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = new_cap;
-    return true;
 }
 
 /* ---- the session's table ------------------------------------------------ */
@@ -60,12 +39,12 @@ bool legacy_uidl_add(struct legacy_uidl *t, uint32_t msgnum, const char *uidl, s
         if (!visible(uidl[i]))
             return false;
     size_t cap = t->cap;
-    if (!reserve((void **)&t->entries, &cap, t->count, 1, sizeof *t->entries, MAILDROP_MAX_MESSAGES))
+    if (!array_reserve((void **)&t->entries, &cap, t->count, 1, sizeof *t->entries, 64, MAILDROP_MAX_MESSAGES))
         return false;
     t->cap = (uint32_t)cap;
     /* Offsets are 32 bits: MAILDROP_MAX_MESSAGES * UIDL_MAX fits. */
-    if (!reserve((void **)&t->chars, &t->chars_cap, t->chars_len, len, 1,
-                 (size_t)MAILDROP_MAX_MESSAGES * UIDL_MAX))
+    if (!array_reserve((void **)&t->chars, &t->chars_cap, t->chars_len, len, 1, 64,
+                       (size_t)MAILDROP_MAX_MESSAGES * UIDL_MAX))
         return false;
     memcpy(t->chars + t->chars_len, uidl, len);
     t->entries[t->count++] = (struct legacy_uidl_entry){ msgnum, (uint32_t)t->chars_len, (uint8_t)len };
@@ -133,8 +112,8 @@ bool legacy_match_add(struct legacy_match *m, uint32_t uid, const char *msgid, s
 {
     if (m->prepared || len > UIDL_MSGID_MAX || (m->count > 0 && uid <= m->msgs[m->count - 1].uid))
         return false;
-    if (!reserve((void **)&m->msgs, &m->cap, m->count, 1, sizeof *m->msgs, MAILDROP_MAX_MESSAGES) ||
-        !reserve((void **)&m->ids, &m->ids_cap, m->ids_len, len, 1, LEGACY_MATCH_IDS_MAX))
+    if (!array_reserve((void **)&m->msgs, &m->cap, m->count, 1, sizeof *m->msgs, 64, MAILDROP_MAX_MESSAGES) ||
+        !array_reserve((void **)&m->ids, &m->ids_cap, m->ids_len, len, 1, 64, LEGACY_MATCH_IDS_MAX))
         return false;
     struct legacy_match_msg *e = &m->msgs[m->count++];
     *e = (struct legacy_match_msg){ .uid = uid, .id_off = (uint32_t)m->ids_len, .id_len = (uint16_t)len,
@@ -244,7 +223,7 @@ bool legacy_match_set_values(struct legacy_match *m, size_t first, const char *c
             return false;
         need += values[i] ? UIDL_MAX : 0;
     }
-    if (!reserve((void **)&m->uidls, &m->uidls_cap, m->uidls_len, need, 1, SIZE_MAX))
+    if (!array_reserve((void **)&m->uidls, &m->uidls_cap, m->uidls_len, need, 1, 64, SIZE_MAX))
         return false;
     for (size_t i = 0; i < n; i++) {
         struct legacy_match_msg *e = &m->msgs[m->lookup[first + i]];
@@ -479,7 +458,7 @@ bool legacy_match_set_hash_values(struct legacy_match *m, const char *const *val
 {
     if (n != m->n_hash_lookup || m->resolved)
         return false;
-    if (!reserve((void **)&m->uidls, &m->uidls_cap, m->uidls_len, n * UIDL_MAX, 1, SIZE_MAX))
+    if (!array_reserve((void **)&m->uidls, &m->uidls_cap, m->uidls_len, n * UIDL_MAX, 1, 64, SIZE_MAX))
         return false;
     for (size_t i = 0; i < n; i++) {
         struct legacy_match_msg *e = &m->msgs[m->hashed[m->hash_lookup[i]].msg];

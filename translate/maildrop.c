@@ -1,6 +1,7 @@
 /* Session maildrop snapshot; the contract is in maildrop.h. */
 #include "maildrop.h"
 
+#include "array_grow.h"
 #include "hash64.h"
 
 #include <stdio.h>
@@ -52,16 +53,11 @@ bool maildrop_append(struct maildrop *m, uint32_t uid, uint32_t size)
 {
     if (m->count >= MAILDROP_MAX_MESSAGES)
         return false;
-    if (m->count == m->cap) {
-        uint32_t cap = m->cap == 0 ? MAILDROP_INITIAL_CAP : m->cap * 2;
-        if (cap > MAILDROP_MAX_MESSAGES)
-            cap = MAILDROP_MAX_MESSAGES;
-        struct maildrop_entry *e = realloc(m->entries, (size_t)cap * sizeof(*e));
-        if (e == NULL)
-            return false;
-        m->entries = e;
-        m->cap = cap;
-    }
+    size_t cap = m->cap;
+    if (!array_reserve((void **)&m->entries, &cap, m->count, 1, sizeof *m->entries, MAILDROP_INITIAL_CAP,
+                       MAILDROP_MAX_MESSAGES))
+        return false;
+    m->cap = (uint32_t)cap;
     m->entries[m->count++] = (struct maildrop_entry){ .uid = uid, .size = size, .flags = 0,
                                                       .folder = (uint8_t)(m->n_folders - 1) };
     return true;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "array_grow.h"
 #include "header_hash.h"
 
 _Static_assert(UIDL_HASH_HEX_LEN == HEADER_HASH_HEX_LEN, "one hash length");
@@ -61,22 +62,6 @@ static bool parse_size(const char *s, size_t len, uint32_t *out)
     return true;
 }
 
-/* Growable arrays: doubling, so n lines cost O(n) copies in all. */
-static bool grow(void **p, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return true;
-    size_t new_cap = *cap ? *cap * 2 : 64;
-    if (new_cap > SIZE_MAX / elem)
-        return false;
-    void *q = realloc(*p, new_cap * elem);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = new_cap;
-    return true;
-}
-
 struct parser {
     struct uidl_file *f;
     size_t entries_cap;
@@ -87,7 +72,7 @@ struct parser {
 static bool add_error(struct parser *ps, size_t line, enum uidl_file_problem problem, size_t other_line)
 {
     struct uidl_file *f = ps->f;
-    if (!grow((void **)&f->errors, &ps->errors_cap, f->n_errors, sizeof *f->errors))
+    if (!array_reserve((void **)&f->errors, &ps->errors_cap, f->n_errors, 1, sizeof *f->errors, 64, SIZE_MAX))
         return false;
     f->errors[f->n_errors++] = (struct uidl_file_error){ line, problem, other_line };
     return true;
@@ -221,18 +206,12 @@ static bool parse_line(struct parser *ps, const char *s, size_t len, size_t line
         return add_error(ps, line, problem, 0);
 
     struct uidl_file *f = ps->f;
-    if (!grow((void **)&f->entries, &ps->entries_cap, f->n_entries, sizeof *f->entries))
+    if (!array_reserve((void **)&f->entries, &ps->entries_cap, f->n_entries, 1, sizeof *f->entries, 64, SIZE_MAX))
         return false;
     if (id_len > 0) {
         /* The pool moves as it grows: entries keep an offset until the end. */
-        while (ps->pool_cap - ps->pool_len < id_len) {
-            size_t cap = ps->pool_cap ? ps->pool_cap * 2 : 4096;
-            char *q = realloc(f->pool, cap);
-            if (!q)
-                return false;
-            f->pool = q;
-            ps->pool_cap = cap;
-        }
+        if (!array_reserve((void **)&f->pool, &ps->pool_cap, ps->pool_len, id_len, 1, 4096, SIZE_MAX))
+            return false;
         memcpy(f->pool + ps->pool_len, idbuf, id_len);
         e.msgid = (const char *)(uintptr_t)(ps->pool_len + 1);
         e.msgid_len = id_len;
