@@ -58,6 +58,8 @@ static bool last_folder(const struct session *s)
 static enum login_step next_step(const struct session *s, enum login_step done)
 {
     switch (done) {
+    case LOGIN_IDLE:
+        return LOGIN_THROTTLE;
     case LOGIN_THROTTLE:
         return LOGIN_MAPPING;
     case LOGIN_MAPPING:
@@ -80,14 +82,13 @@ static enum login_step next_step(const struct session *s, enum login_step done)
         return last_folder(s) ? LOGIN_STATE_LOAD : LOGIN_SELECT;
     case LOGIN_STATE_LOAD:
         return LOGIN_MEASURE_SIZES;
-    case LOGIN_IDLE:
-        return LOGIN_THROTTLE;
     case LOGIN_MEASURE_SIZES:
+        return LOGIN_COMPLETE;
     case LOGIN_COMPLETE:
     case LOGIN_STEP_COUNT:
         break;
     }
-    return LOGIN_COMPLETE;
+    return LOGIN_IDLE;
 }
 
 void login_step_done(struct session *s)
