@@ -66,6 +66,7 @@ struct net_stream {
     /* Unconsumed input, at most NET_STREAM_READ_CHUNK bytes. */
     char *in_buf;
     size_t in_len;
+    bool wipe_input;          /* net_stream_wipe_input: no input byte outlives its use */
 
     /* Queued output: out_buf[out_start .. out_start+out_len), capacity out_cap <= NET_STREAM_OUT_MAX. */
     char *out_buf;
@@ -122,6 +123,16 @@ static void undefer(struct net_stream *s)
     s->deferred_next = NULL;
 }
 
+/* Drops the kept input. */
+static void free_input(struct net_stream *s)
+{
+    if (s->wipe_input && s->in_buf)
+        explicit_bzero(s->in_buf, s->in_len);
+    free(s->in_buf);
+    s->in_buf = NULL;
+    s->in_len = 0;
+}
+
 static void destroy(struct net_stream *s)
 {
     undefer(s);
@@ -133,7 +144,7 @@ static void destroy(struct net_stream *s)
         SSL_free(s->ssl);
     if (s->fd >= 0)
         close(s->fd);
-    free(s->in_buf);
+    free_input(s);
     free(s->out_buf);
     free(s);
 }
@@ -356,9 +367,7 @@ void net_stream_start_tls(struct net_stream *s, SSL_CTX *ctx, bool is_server,
     s->tls_is_server = is_server;
     /* Plaintext that arrived after STLS/STARTTLS must not be taken as if it came
      * through TLS (the CVE-2011-0411 command injection). */
-    free(s->in_buf);
-    s->in_buf = NULL;
-    s->in_len = 0;
+    free_input(s);
     s->read_paused = false;
     want_read(s, false);
 
@@ -404,7 +413,7 @@ bool net_stream_is_tls(const struct net_stream *s)
 
 /* Offer bytes to the user. Keeps what it did not take (pausing reads).
  * Returns false if the stream was freed or stopped delivering. */
-static bool deliver(struct net_stream *s, const char *data, size_t len)
+static bool deliver_offer(struct net_stream *s, const char *data, size_t len)
 {
     enter_callback(s);
     size_t used = s->cbs->on_read(s, data, len, s->arg);
@@ -416,12 +425,14 @@ static bool deliver(struct net_stream *s, const char *data, size_t len)
         size_t rest = len - used;
         if (data == s->in_buf) {
             memmove(s->in_buf, s->in_buf + used, rest);
+            if (s->wipe_input)
+                explicit_bzero(s->in_buf + rest, used);
         } else {
             /* The socket is read only while nothing is kept, so in_buf is
              * free here. It gets exactly the rest (at most
              * NET_STREAM_READ_CHUNK): a paused stream holds no more than it
              * was offered. */
-            free(s->in_buf);
+            free_input(s);
             if (!(s->in_buf = malloc(rest))) {
                 fail(s, NET_STREAM_IO_ERROR);
                 return false;
@@ -433,12 +444,21 @@ static bool deliver(struct net_stream *s, const char *data, size_t len)
         update_read_interest(s);
         return false;
     }
-    if (data == s->in_buf) {
-        free(s->in_buf);
-        s->in_buf = NULL;
-        s->in_len = 0;
-    }
+    if (data == s->in_buf)
+        free_input(s);
     return s->state == NS_OPEN && !s->read_paused;
+}
+
+/* deliver_offer, then the wipe net_stream_wipe_input asks for. */
+static bool deliver(struct net_stream *s, const char *data, size_t len)
+{
+    /* Read before the callback, which may free s. Whatever happens, the
+     * offered bytes leave the shared read buffer (kept ones as a copy). */
+    bool wipe = s->wipe_input;
+    bool ok = deliver_offer(s, data, len);
+    if (wipe && data == read_scratch)
+        explicit_bzero(read_scratch, len);
+    return ok;
 }
 
 /* One read from the socket or TLS. >0 bytes, 0 would block, -1 dead. */
@@ -489,6 +509,11 @@ static void read_input(struct net_stream *s)
     /* Yielded for fairness; TLS may hold decrypted bytes the fd will not signal. */
     if (s->ssl && SSL_pending(s->ssl) > 0)
         ev_feed_event(s->loop, &s->rio, EV_READ);
+}
+
+void net_stream_wipe_input(struct net_stream *s)
+{
+    s->wipe_input = true;
 }
 
 void net_stream_pause_read(struct net_stream *s)

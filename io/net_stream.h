@@ -116,6 +116,12 @@ bool net_stream_is_tls(const struct net_stream *s);
 void net_stream_pause_read(struct net_stream *s);
 void net_stream_resume_read(struct net_stream *s);
 
+/* The input carries secrets (a POP3 client's PASS and AUTH lines): from now
+ * on every input byte is wiped (explicit_bzero) once on_read has been offered
+ * it, in the loop-wide read buffer and in the kept input alike. Not for bulk
+ * streams: it costs a pass over every byte read. */
+void net_stream_wipe_input(struct net_stream *s);
+
 /* Flush what is queued, then shut the connection down and call on_close with
  * NET_STREAM_EOF. Used for QUIT and for protocol errors. */
 void net_stream_close_after_flush(struct net_stream *s);

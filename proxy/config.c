@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <ini.h>
-#include <openssl/crypto.h>
 
 #include "config_value.h"
 #include "login_name.h"
@@ -501,7 +500,7 @@ static void free_lines(struct parse_state *st)
     for (size_t i = 0; i < st->n_lines; i++) {
         free(st->lines[i].key);
         if (st->lines[i].value)
-            OPENSSL_cleanse(st->lines[i].value, strlen(st->lines[i].value));
+            explicit_bzero(st->lines[i].value, strlen(st->lines[i].value));
         free(st->lines[i].value);
     }
     free(st->lines);
@@ -564,7 +563,7 @@ void config_unref(struct config *c)
     for (size_t i = 0; i < c->n_domains; i++)
         free(c->domains[i].name);
     free(c->domains);
-    OPENSSL_cleanse(c->redis.password, sizeof c->redis.password);
+    explicit_bzero(c->redis.password, sizeof c->redis.password);
     free(c);
 }
 

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "pop3_status.h"
 
 const char *const session_state_names[SESSION_STATE_COUNT] = {
     [SESSION_TLS_HANDSHAKE] = "tls-handshake",
@@ -64,24 +64,46 @@ static const struct net_stream_callbacks client_callbacks = {
 
 /* ---- replies ------------------------------------------------------------ */
 
-void session_reply(struct session *s, const char *line)
+/* A reply over RFC 2449's bound is popgate's bug: sending it cut or not at
+ * all would leave the client misled or waiting, so the session ends, loudly. */
+static void reply_too_long(struct session *s)
+{
+    log_event(LOG_LEVEL_ERROR, s->id, "reply-too-long", "state", session_state_names[s->state],
+              "max_octets", LOG_U64(POP3_STATUS_LINE_MAX), LOG_END);
+    session_close(s, "-ERR [SYS/TEMP] Internal error.", "reply-too-long");
+}
+
+static void send_reply(struct session *s, const char *framed, size_t len)
 {
     /* Line and CRLF in one write: one segment, and a client's read never
      * ends between them. */
-    if (net_stream_printf(s->client, "%s\r\n", line))
-        s->bytes_out += strlen(line) + 2;
+    if (net_stream_write(s->client, framed, len))
+        s->bytes_out += len;
+}
+
+void session_reply(struct session *s, const char *line)
+{
+    char framed[POP3_STATUS_LINE_MAX];
+    size_t len = pop3_status_line(framed, line);
+    if (len == 0) {
+        reply_too_long(s);
+        return;
+    }
+    send_reply(s, framed, len);
 }
 
 void session_replyf(struct session *s, const char *fmt, ...)
 {
-    char line[512];  /* every formatted reply is a short status line */
+    char framed[POP3_STATUS_LINE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
+    size_t len = pop3_status_vformat(framed, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line)
+    if (len == 0) {
+        reply_too_long(s);
         return;
-    session_reply(s, line);
+    }
+    send_reply(s, framed, len);
 }
 
 /* ---- state -------------------------------------------------------------- */
@@ -255,6 +277,8 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
         free(s);
         return;
     }
+    /* PASS and AUTH lines: no copy of a password outlives its command. */
+    net_stream_wipe_input(s->client);
     gateway_session_started(gw, s);
     log_event(LOG_LEVEL_INFO, s->id, "connect", "peer", s->peer,
               "tls", implicit_tls ? "implicit" : "no", LOG_END);
@@ -270,7 +294,7 @@ void session_start(struct gateway *gw, int fd, const struct sockaddr *peer, sock
 void session_wipe_password(struct session *s)
 {
     if (s->password) {
-        OPENSSL_cleanse(s->password, strlen(s->password));
+        explicit_bzero(s->password, strlen(s->password));
         free(s->password);
         s->password = NULL;
     }
@@ -292,6 +316,7 @@ static void session_destroy(struct session *s, const char *reason)
     auth_throttle_cancel(s->throttle);
     imap_client_free(s->imap);
     net_stream_free(s->client);
+    pop3_line_reader_deinit(&s->reader);
     session_wipe_password(s);
     maildrop_free(&s->drop);
     free(s->commit);
@@ -387,11 +412,15 @@ static void dispatch(struct session *s, char *line)
     session_bad_command(s, "-ERR Unknown command.");
 }
 
+/* line is the reader's; it and every copy are wiped once handled, since it
+ * may have been PASS, AUTH PLAIN with its initial response, or a SASL
+ * response. */
 static void handle_line(struct session *s, const char *line, size_t len)
 {
     session_touch(s);
     if (s->state == SESSION_SASL_RESPONSE) {
         session_sasl_response(s, line, len);
+        pop3_line_reader_forget_line(&s->reader);
         return;
     }
     /* A private copy: parsing splits it in place. */
@@ -399,7 +428,8 @@ static void handle_line(struct session *s, const char *line, size_t len)
     memcpy(copy, line, len);
     copy[len] = '\0';
     dispatch(s, copy);
-    OPENSSL_cleanse(copy, len);  /* it may have held PASS */
+    explicit_bzero(copy, len);
+    pop3_line_reader_forget_line(&s->reader);
 }
 
 static size_t on_client_read(struct net_stream *ns, const char *data, size_t len, void *arg)

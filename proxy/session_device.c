@@ -84,22 +84,22 @@ static void on_lock_acquired(enum device_result r, void *arg)
     struct session *s = arg;
     dev(s)->request = NULL;
     if (r == DEVICE_IN_USE) {
-        session_login_failed_with(s, "-ERR [IN-USE] This device is already in a session; "
+        login_fail(s, "-ERR [IN-USE] This device is already in a session; "
                                      "log in as user#otherdevice to use another.", "in-use", false);
         return;
     }
     if (r == DEVICE_TOO_MANY_SESSIONS) {
-        session_login_failed_with(s, "-ERR [IN-USE] Too many sessions for this user; "
+        login_fail(s, "-ERR [IN-USE] Too many sessions for this user; "
                                      "close one and try again.", "max-sessions", false);
         return;
     }
     if (r == DEVICE_LOGIN_DELAY) {
-        session_login_failed_with(s, "-ERR [LOGIN-DELAY] Logged in too recently; try again later.",
+        login_fail(s, "-ERR [LOGIN-DELAY] Logged in too recently; try again later.",
                                   "login-delay", false);
         return;
     }
     if (r != DEVICE_OK) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+        login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
         return;
     }
@@ -107,13 +107,12 @@ static void on_lock_acquired(enum device_result r, void *arg)
     double every = s->cfg->lock_ttl / 3.0;
     ev_timer_set(&dev(s)->refresh_timer, every, every);
     ev_timer_start(s->gw->loop, &dev(s)->refresh_timer);
-    continue_with_next(s);
+    login_step_done(s);
 }
 
-void session_device_lock(struct session *s, void (*next)(struct session *s))
+void session_device_lock(struct session *s)
 {
     struct device_session *d = dev(s);
-    d->next = next;
     if (!d->keys)
         d->keys = malloc(sizeof *d->keys);
     if (!d->keys) {
@@ -185,7 +184,7 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
         metrics_counter_add(METRIC_REDIS_ERRORS_TOTAL, NULL, 1);
     uint8_t *state = res->result == DEVICE_OK && res->nbits == count ? malloc(count + 1) : NULL;
     if (!state) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+        login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
         return;
     }
@@ -252,7 +251,7 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
     log_event(LOG_LEVEL_INFO, s->id, "view", "user", d->login.user, "device", d->login.device,
               "view", view_kind_name(s->policy.kind), "upstream", LOG_U64(count),
               "shown", LOG_U64(shown), "prune", stale ? "yes" : "no", LOG_END);
-    continue_with_next(s);
+    login_step_done(s);
 }
 
 /* EXPIRE n (n > 0): what this device retrieved n days ago or earlier is no
@@ -265,10 +264,9 @@ static int64_t expire_before(const struct session *s)
     return (int64_t)time(NULL) - (int64_t)m->expire_days * 86400;
 }
 
-void session_device_load(struct session *s, void (*next)(struct session *s))
+void session_device_load(struct session *s)
 {
     struct device_session *d = dev(s);
-    d->next = next;
     d->all_ids = collect_ids(&s->drop, 0, 0, &d->all_ids_len);
     d->request_started = ev_now(s->gw->loop);
     if (d->all_ids)

@@ -1,6 +1,7 @@
 /* session_internal.h: the session object, shared by the session_*.c files
  * (session.c: lifecycle and command dispatch; session_auth.c: CAPA, STLS,
- * USER/PASS, AUTH and the upstream login; session_transaction.c: the
+ * USER/PASS, AUTH; session_login.c: the login's steps and their order;
+ * session_transaction.c: the
  * TRANSACTION commands and message streaming; session_commit.c: QUIT and the
  * UPDATE state). Nothing outside proxy/session*.c includes it. */
 #ifndef POPGATE_SESSION_INTERNAL_H
@@ -73,6 +74,31 @@ struct commit_progress {
     uint32_t hidden_instead; /* deleted messages on_dele could not remove: hidden instead */
 };
 
+/* The steps of the LOGIN state, in the order session_login.c enters them
+ * (its next_step() holds the order, with the per-folder loop). */
+enum login_step {
+    LOGIN_IDLE,              /* no login running */
+    LOGIN_THROTTLE,          /* failed-login and upstream-backoff throttles (Redis) */
+    LOGIN_MAPPING,           /* the user's Redis override and the mapping it selects */
+    LOGIN_CONNECT,           /* the mapping's upstream: TCP, TLS or STARTTLS */
+    LOGIN_AUTHENTICATE,      /* upstream LOGIN or AUTHENTICATE */
+    LOGIN_DEVICE_LOCK,       /* the device lock (Redis) */
+    LOGIN_LEGACY_CHECK,      /* stored legacy UIDLs; the lazy import if the mapping asks */
+    LOGIN_SELECT,            /* SELECT the folder login.folder */
+    LOGIN_LISTING,           /* its UIDs, sizes and ids into the maildrop */
+    LOGIN_LEGACY_MATCH,      /* first folder: its messages matched to legacy UIDLs */
+    LOGIN_STATE_LOAD,        /* the device's state and sizes (Redis), then the view */
+    LOGIN_MEASURE_SIZES,     /* exact_sizes: measure what no node measured yet */
+    LOGIN_COMPLETE,          /* log, +OK, TRANSACTION */
+    LOGIN_STEP_COUNT
+};
+extern const char *const login_step_names[LOGIN_STEP_COUNT];
+
+struct login_progress {
+    enum login_step step;    /* the step running (or the last one) */
+    uint8_t folder;          /* SELECT / LISTING / LEGACY_MATCH: index in mapping->folders */
+};
+
 /* Where on_dele = trash puts mail (session_trash.c). */
 enum trash_state { TRASH_UNKNOWN = 0, TRASH_FOUND, TRASH_MISSING };
 
@@ -89,7 +115,7 @@ struct device_session {
     enum imap_stable_ids ids;        /* where state ids come from (the first folder's server) */
     bool mark_all_downloaded;        /* UIDVALIDITY changed or mark-all asked: record every message as retrieved */
     bool mark_all_requested;         /* popgate-admin device mark-all: clear the request at commit */
-    void (*next)(struct session *s); /* where an asynchronous device step continues */
+    void (*next)(struct session *s); /* QUIT: where precheck and commit continue */
     ev_tstamp request_started;       /* for the Redis latency histogram */
     /* Every upstream id, kept from login to QUIT only when Redis holds ids of
      * messages no longer upstream, so the commit can prune them. */
@@ -128,10 +154,11 @@ struct session {
     bool have_user;
     struct device_session device;
     char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
+    struct login_progress login;     /* the LOGIN state's step machine (session_login.c) */
 
     const struct mapping *mapping;   /* the login's mapping, inside cfg */
     int selected_folder;             /* index in mapping->folders SELECTed upstream; -1 = none */
-    imap_done_cb *select_done;       /* session_select_folder's continuation */
+    imap_done_cb *select_done;       /* session_select_folder's caller (login, RETR, QUIT) */
     struct view_policy policy;       /* the mapping's policy, then the user's Redis override */
     struct maildrop drop;
     struct listing_cursor listing;
@@ -146,7 +173,6 @@ struct session {
     /* exact_sizes at login (session_sizes.c); uses xfer.ds and xfer.found */
     uint32_t measure_next;           /* message number being measured */
     uint32_t measured;
-    void (*measure_done)(struct session *s);
 
     /* An old POP3 server's UIDLs (session_legacy.c) */
     struct legacy_uidl legacy_uidls; /* message number -> legacy UIDL, for the session */
@@ -157,7 +183,6 @@ struct session {
     struct uidl_lookup *legacy_lookup;     /* login only */
     void *legacy_ids;                      /* login only: the lookup's id pointers */
     struct legacy_hashing *legacy_hashing; /* login only: header hashes being fetched */
-    void (*legacy_next)(struct session *s);
 
     const char *close_reason;        /* why session_close was called (static text) */
     ev_tstamp login_started;         /* for the upstream latency histogram */
@@ -212,9 +237,22 @@ void session_output_drained(struct session *s);
 /* session_commit.c */
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd);
 
-/* session_sizes.c: with exact_sizes (or auto against Exchange), measure every
- * message no node measured yet, then next(s) or a failed login. */
-void session_measure_sizes(struct session *s, void (*next)(struct session *s));
+/* session_login.c: the login, entered after PASS or AUTH gave credentials
+ * (s->user, s->password). Each step's body ends with exactly one of
+ * login_step_done (the step succeeded: session_login.c enters the next) or
+ * login_fail / login_fail_upstream (the login ends: logged, everything the
+ * login took is released, and the reply goes out, after auth_failure_delay
+ * when delayed). */
+void login_start(struct session *s);
+void login_step_done(struct session *s);
+void login_fail(struct session *s, const char *reply, const char *reason, bool delayed);
+/* The upstream's answer r, mapped to the reply (translate/reply_code.h). */
+void login_fail_upstream(struct session *s, enum imap_result r);
+
+/* The step bodies kept in their concern's file (session_login.c orders them): */
+/* session_sizes.c: LOGIN_MEASURE_SIZES. With exact_sizes (or auto against
+ * Exchange), measure every message no node measured yet. */
+void session_measure_sizes(struct session *s);
 
 /* session_trash.c */
 /* Find the trash mailbox once per session (trash_folder, else \Trash), then
@@ -227,26 +265,28 @@ const char *session_trash_name(const struct session *s);
 void session_trash_warn_once(struct session *s, const char *problem);
 void session_trash_release(struct session *s);
 
-/* session_mapping.c: the user's Redis override and the mapping it selects;
- * sets s->mapping and s->policy, then calls next(s) or fails the login. */
-void session_resolve_mapping(struct session *s, void (*next)(struct session *s));
+/* session_mapping.c: LOGIN_MAPPING. The user's Redis override and the
+ * mapping it selects: sets s->mapping and s->policy. */
+void session_resolve_mapping(struct session *s);
 
-/* session_legacy.c: after the device lock, the lazy import if the mapping
- * asks for one; then next(s) or a failed login. */
+/* session_legacy.c */
 void session_legacy_init(struct session *s);
-void session_legacy_prepare(struct session *s, void (*next)(struct session *s));
-/* After the first folder's listing: match its messages to legacy UIDLs. */
-void session_legacy_match(struct session *s, void (*next)(struct session *s));
+/* LOGIN_LEGACY_CHECK: how many legacy UIDLs the user has; the lazy import
+ * first if the mapping asks for one and none ran. */
+void session_legacy_prepare(struct session *s);
+/* LOGIN_LEGACY_MATCH: the first folder's messages matched to legacy UIDLs
+ * (nothing to do when the user has none). */
+void session_legacy_match(struct session *s);
 /* Once the maildrop is final (after the view): the session's UIDL table. */
 void session_legacy_build(struct session *s);
 void session_legacy_release(struct session *s);
 
 /* session_device.c */
 void session_device_init(struct session *s);
-/* After upstream login: take the device lock, then call next(s) or fail the login. */
-void session_device_lock(struct session *s, void (*next)(struct session *s));
-/* After the listing: load state, apply the view, then finish the login. */
-void session_device_load(struct session *s, void (*next)(struct session *s));
+/* LOGIN_DEVICE_LOCK: take the device lock (kept refreshed until release). */
+void session_device_lock(struct session *s);
+/* LOGIN_STATE_LOAD: load the device's state and measured sizes, apply the view. */
+void session_device_load(struct session *s);
 /* A size measured while streaming, for every node's LIST (fire and forget). */
 void session_device_store_size(struct session *s, const struct maildrop_entry *e);
 /* QUIT: first check Redis (lock still ours) before anything changes upstream. */
@@ -255,8 +295,7 @@ void session_device_precheck(struct session *s, void (*next)(struct session *s))
 void session_device_commit(struct session *s, void (*next)(struct session *s));
 /* Session end: cancel requests, release the lock (compare-and-delete). */
 void session_device_release(struct session *s);
-/* Called by session_device_* on failure: the reply and the reason for logs. */
-void session_login_failed_with(struct session *s, const char *reply, const char *reason, bool delayed);
+/* Called by session_device_* when a QUIT step fails. */
 void session_commit_failed(struct session *s, const char *step, const char *reason);
 
 #endif

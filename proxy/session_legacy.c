@@ -253,14 +253,12 @@ static void legacy_login_continue(struct session *s, bool ok, uint64_t stored)
     ev_timer_stop(s->gw->loop, &s->legacy_timer);
     session_wipe_password(s);
     if (!ok) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Your mailbox is being moved; try again in a minute.",
+        login_fail(s, "-ERR [SYS/TEMP] Your mailbox is being moved; try again in a minute.",
                                   "legacy-migration", false);
         return;
     }
     s->legacy_stored = stored;
-    void (*next)(struct session *) = s->device.next;
-    s->device.next = NULL;
-    next(s);
+    login_step_done(s);
 }
 
 static void on_checked(enum uidl_store_result r, uint64_t entries, const char *marker, size_t marker_len,
@@ -269,7 +267,7 @@ static void on_checked(enum uidl_store_result r, uint64_t entries, const char *m
     struct session *s = arg;
     s->device.request = NULL;
     if (r != UIDL_STORE_OK) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+        login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
         return;
     }
@@ -287,9 +285,8 @@ void session_legacy_init(struct session *s)
     s->legacy_timer.data = s;
 }
 
-void session_legacy_prepare(struct session *s, void (*next)(struct session *s))
+void session_legacy_prepare(struct session *s)
 {
-    s->device.next = next;
     s->device.request = uidl_store_check(s->gw->redis, s->device.login.state_user, on_checked, s);
     if (!s->device.request)
         on_checked(UIDL_STORE_UNAVAILABLE, 0, NULL, 0, s);
@@ -306,13 +303,6 @@ static void on_message_id(uint32_t uid, const char *msgid, size_t msgid_len, voi
         free(s->legacy_match);
         s->legacy_match = NULL;
     }
-}
-
-static void legacy_match_done(struct session *s)
-{
-    void (*next)(struct session *) = s->legacy_next;
-    s->legacy_next = NULL;
-    next(s);
 }
 
 static void give_up_matching(struct session *s, const char *why)
@@ -350,7 +340,7 @@ static void finish_matching(struct session *s)
     hashing_free(s);
     if (!legacy_match_resolve(s->legacy_match, &st)) {
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     /* What matched by which key, per login. */
@@ -361,7 +351,7 @@ static void finish_matching(struct session *s)
               "same_message_id", LOG_U64(st.same_message_id), "not_stored", LOG_U64(st.not_stored),
               "same_uidl", LOG_U64(st.same_uidl), "hashed", LOG_U64(st.hashed),
               "same_header_hash", LOG_U64(st.same_header_hash), LOG_END);
-    legacy_match_done(s);
+    login_step_done(s);
 }
 
 static void lookup_failed(struct session *s)
@@ -370,7 +360,7 @@ static void lookup_failed(struct session *s)
      * rather than let the client download everything again. */
     hashing_free(s);
     give_up_matching(s, "redis-failed");
-    session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.", "redis",
+    login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.", "redis",
                               false);
 }
 
@@ -386,7 +376,7 @@ static void on_hash_values(enum uidl_store_result r, const char *const *values, 
     if (!legacy_match_set_hash_values(s->legacy_match, values, lens, n)) {
         give_up_matching(s, "out-of-memory");
         hashing_free(s);
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     finish_matching(s);
@@ -416,7 +406,7 @@ static void on_header_fetched(struct imap_client *c, enum imap_result r, void *a
     if (r != IMAP_RESULT_OK) {
         hashing_free(s);
         give_up_matching(s, "fetch-failed");
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream", false);
+        login_fail(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream", false);
         return;
     }
     char hex[HEADER_HASH_HEX_LEN + 1];
@@ -427,7 +417,7 @@ static void on_header_fetched(struct imap_client *c, enum imap_result r, void *a
     if (!header_hash_reset(&h->hasher)) {
         hashing_free(s);
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     hash_next(s);
@@ -448,7 +438,7 @@ static void hash_next(struct session *s)
     if (!legacy_match_hash_fields(s->legacy_match, &fields, &lens, &n)) {
         hashing_free(s);
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     if (n == 0) {
@@ -475,7 +465,7 @@ static void on_size_values(enum uidl_store_result r, const char *const *values, 
     size_t n_uids;
     if (!legacy_match_set_size_values(s->legacy_match, values, n, &uids, &n_uids)) {
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     if (n_uids == 0) {
@@ -487,7 +477,7 @@ static void on_size_values(enum uidl_store_result r, const char *const *values, 
         free(s->legacy_hashing);
         s->legacy_hashing = NULL;
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     s->legacy_hashing->uids = uids;
@@ -506,7 +496,7 @@ static void start_hash_stage(struct session *s)
     size_t n;
     if (!legacy_match_size_fields(s->legacy_match, &fields, &lens, &n)) {
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     if (n == 0) {
@@ -532,7 +522,7 @@ static void on_values(enum uidl_store_result r, const char *const *values, const
     }
     if (!legacy_match_set_values(s->legacy_match, 0, values, lens, n)) {
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     start_hash_stage(s);
@@ -545,12 +535,12 @@ static void on_message_ids(struct imap_client *c, enum imap_result r, void *arg)
     size_t n = 0;
     if (r != IMAP_RESULT_OK) {
         give_up_matching(s, "fetch-failed");
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream", false);
+        login_fail(s, "-ERR [SYS/TEMP] Mail server connection lost.", "upstream", false);
         return;
     }
     if (!s->legacy_match || !legacy_match_prepare(s->legacy_match, &n)) {
         give_up_matching(s, "too-big");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     if (n == 0) {
@@ -561,7 +551,7 @@ static void on_message_ids(struct imap_client *c, enum imap_result r, void *arg)
     s->legacy_ids = malloc(n * (sizeof(const char *) + sizeof(size_t)));
     if (!s->legacy_ids) {
         give_up_matching(s, "out-of-memory");
-        legacy_match_done(s);
+        login_step_done(s);
         return;
     }
     const char **ids = (const char **)s->legacy_ids;
@@ -572,16 +562,15 @@ static void on_message_ids(struct imap_client *c, enum imap_result r, void *arg)
         on_values(UIDL_STORE_UNAVAILABLE, NULL, NULL, 0, s);
 }
 
-void session_legacy_match(struct session *s, void (*next)(struct session *s))
+void session_legacy_match(struct session *s)
 {
-    if (s->legacy_stored == 0 || s->selected_folder != 0) {
-        next(s);
+    if (s->legacy_stored == 0) {
+        login_step_done(s);
         return;
     }
-    s->legacy_next = next;
     s->legacy_match = malloc(sizeof *s->legacy_match);
     if (!s->legacy_match) {
-        next(s);
+        login_step_done(s);
         return;
     }
     legacy_match_init(s->legacy_match);

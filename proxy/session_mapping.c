@@ -19,7 +19,7 @@ static void on_override_loaded(enum device_result r, const redisReply *const *pa
     struct session *s = arg;
     s->device.request = NULL;
     if (r != DEVICE_OK) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
+        login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
                                   "redis", false);
         return;
     }
@@ -49,14 +49,11 @@ static void on_override_loaded(enum device_result r, const redisReply *const *pa
             log_event(LOG_LEVEL_WARN, s->id, "override-ignored", "user", s->device.login.user,
                       "key", key->type == REDIS_REPLY_STRING ? key->str : "?", LOG_END);
     }
-    void (*next)(struct session *) = s->device.next;
-    s->device.next = NULL;
-    next(s);
+    login_step_done(s);
 }
 
-void session_resolve_mapping(struct session *s, void (*next)(struct session *s))
+void session_resolve_mapping(struct session *s)
 {
-    s->device.next = next;
     s->device.request = device_override_load(s->gw->redis, s->device.login.state_user, on_override_loaded, s);
     if (!s->device.request)
         on_override_loaded(DEVICE_UNAVAILABLE, NULL, 0, s);

@@ -59,7 +59,7 @@ static void on_measured(struct imap_client *c, enum imap_result r, void *arg)
     (void)c;
     struct session *s = arg;
     if (r != IMAP_RESULT_OK) {
-        session_login_failed_with(s, "-ERR [SYS/TEMP] Mail server did not answer; try again later.",
+        login_fail(s, "-ERR [SYS/TEMP] Mail server did not answer; try again later.",
                                   "measure-sizes", false);
         return;
     }
@@ -106,21 +106,18 @@ static void measure_next(struct session *s)
         if (s->measured > 0)
             log_event(LOG_LEVEL_INFO, s->id, "sizes-measured", "user", s->device.login.user,
                       "messages", LOG_U64(s->measured), LOG_END);
-        void (*next)(struct session *s) = s->measure_done;
-        s->measure_done = NULL;
-        next(s);
+        login_step_done(s);
         return;
     }
     session_select_folder(s, maildrop_get(&s->drop, s->measure_next)->folder, on_measure_folder_selected);
 }
 
-void session_measure_sizes(struct session *s, void (*next)(struct session *s))
+void session_measure_sizes(struct session *s)
 {
     if (!wants_exact_sizes(s)) {
-        next(s);
+        login_step_done(s);
         return;
     }
-    s->measure_done = next;
     s->measure_next = 1;
     s->measured = 0;
     measure_next(s);

@@ -3,8 +3,10 @@
 
 #include <string.h>
 
+/* Drops the line being read; its bytes may be a password's. */
 static void reader_start_line(struct pop3_line_reader *r)
 {
+    explicit_bzero(r->buf, r->len);
     r->len = 0;
     r->skipping = false;
     r->invalid = false;
@@ -13,9 +15,19 @@ static void reader_start_line(struct pop3_line_reader *r)
 
 void pop3_line_reader_init(struct pop3_line_reader *r)
 {
-    reader_start_line(r);
+    explicit_bzero(r, sizeof *r);
     r->limit = POP3_LINE_MAX;
-    r->buf[0] = '\0';
+}
+
+void pop3_line_reader_deinit(struct pop3_line_reader *r)
+{
+    explicit_bzero(r, sizeof *r);
+}
+
+void pop3_line_reader_forget_line(struct pop3_line_reader *r)
+{
+    explicit_bzero(r->buf, r->reported);
+    r->reported = 0;
 }
 
 void pop3_line_reader_allow_long_line(struct pop3_line_reader *r)
@@ -54,6 +66,7 @@ size_t pop3_line_reader_feed(struct pop3_line_reader *r, const char *data, size_
 
     *line = NULL;
     *line_len = 0;
+    pop3_line_reader_forget_line(r);
     while (i < len) {
         if (r->skipping) {
             const char *lf = memchr(data + i, '\n', len - i);
@@ -70,13 +83,18 @@ size_t pop3_line_reader_feed(struct pop3_line_reader *r, const char *data, size_
         if (c == '\n') {
             bool invalid = r->invalid;
             size_t n = r->len;
-            reader_start_line(r);
-            reader_line_reported(r);
             if (invalid) {
+                reader_start_line(r);
+                reader_line_reported(r);
                 *status = POP3_LINE_INVALID;
                 return i;
             }
+            /* Handed out: wiped when forgotten, not here. */
+            r->len = 0;
+            reader_start_line(r);
+            reader_line_reported(r);
             r->buf[n] = '\0';
+            r->reported = n + 1;
             *line = r->buf;
             *line_len = n;
             *status = POP3_LINE_READY;

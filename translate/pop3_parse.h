@@ -40,17 +40,30 @@ struct pop3_line_reader {
      * ends the line (LF follows) or is a byte of it, and so whether it counts
      * against the limit. */
     bool pending_cr;
+    /* Octets of buf (line and NUL) handed out with the last READY line: a
+     * PASS or AUTH line holds a password, so they are wiped as soon as the
+     * caller is done with the line (pop3_line_reader_forget_line, or at the
+     * next feed at the latest). */
+    size_t reported;
     char buf[POP3_SASL_LINE_MAX + 1];   /* +1 for a terminating NUL */
 };
 
+/* Secrets pass through the reader, so every byte it drops is wiped
+ * (explicit_bzero): a discarded invalid or over-long line, the reported line
+ * once forgotten, and everything at deinit. */
 void pop3_line_reader_init(struct pop3_line_reader *r);
+/* Wipes everything, the partial line included (the connection ends). */
+void pop3_line_reader_deinit(struct pop3_line_reader *r);
+/* The caller is done with the line of the last READY: wipe it now. */
+void pop3_line_reader_forget_line(struct pop3_line_reader *r);
 /* Raise the limit for the next line (AUTH continuation); reset to POP3_LINE_MAX
  * automatically after each line reported (READY, INVALID or TOO_LONG). */
 void pop3_line_reader_allow_long_line(struct pop3_line_reader *r);
 
 /* Consume input up to and including the end of at most one line. Returns the
  * number of bytes consumed; *status says what happened. On POP3_LINE_READY,
- * *line points into the reader (NUL-terminated, valid until the next call);
+ * *line points into the reader (NUL-terminated, valid until the next call or
+ * pop3_line_reader_forget_line, which wipe it);
  * otherwise *line is NULL. POP3_LINE_TOO_LONG is returned as soon as the
  * limit is passed, once per line; the rest of that line up to its LF is then
  * consumed silently by later calls, and the next line is read normally.

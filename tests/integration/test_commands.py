@@ -117,6 +117,24 @@ def test_plaintext_login_allowed_by_config(start_popgate, mb, connect):
     assert c.stat()[0] == 3
 
 
+def test_login_steps_entered_in_order(start_popgate, mb, session):
+    """proxy/session_login.c enters every step through one function that logs
+    it: a one-folder mapping without legacy UIDLs walks them all, in order."""
+    pg = start_popgate(server={"log_level": "debug"})
+    c = session(pg, mb)
+    assert c.stat()[0] == 3
+    steps = [(m.group(1), m.group(2)) for m in
+             re.finditer(r"event=login-step from=(\S+) to=(\S+)", pg.log())]
+    assert steps == [
+        ("none", "throttle"), ("throttle", "mapping"), ("mapping", "connect"),
+        ("connect", "authenticate"), ("authenticate", "device-lock"),
+        ("device-lock", "legacy-check"), ("legacy-check", "select"), ("select", "listing"),
+        ("listing", "legacy-match"), ("legacy-match", "state-load"),
+        ("state-load", "measure-sizes"), ("measure-sizes", "complete"),
+    ]
+    assert "event=login " in pg.log() and "result=ok" in pg.log()
+
+
 def test_auth_plain_initial_response(popgate, mb, connect):
     c = connect(popgate.tls_port, tls=True)
     r = c.auth_plain(mb.user, mb.password, initial_response=True)

@@ -2,6 +2,7 @@
  * events for an input whatever its split, and the command parser and message
  * number rules must match Dovecot's strictness. */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -351,6 +352,102 @@ static void test_reader_line_stays_valid_and_is_writable(void **state)
     assert_int_equal(st, POP3_LINE_AGAIN);
 }
 
+/* True when the reader's memory holds the secret anywhere. */
+static bool reader_holds(const struct pop3_line_reader *r, const char *secret)
+{
+    return memmem(r, sizeof *r, secret, strlen(secret)) != NULL;
+}
+
+#define SECRET "s3cr3t-Pa55word"
+
+/* A PASS line, split so its password spans two reads: once forgotten (as
+ * the session does after handling it), no byte of it is left anywhere in the
+ * reader; the command parse, which splits in place, does not change that. */
+static void test_reader_forgets_pass_line(void **state)
+{
+    (void)state;
+    struct pop3_line_reader r;
+    enum pop3_line_status st;
+    const char *line;
+    size_t line_len;
+    const char in[] = "PASS " SECRET "\r\n";
+
+    pop3_line_reader_init(&r);
+    size_t used = pop3_line_reader_feed(&r, in, 9, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_AGAIN);
+    assert_int_equal(used, 9);
+    used = pop3_line_reader_feed(&r, in + 9, sizeof in - 1 - 9, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_READY);
+    assert_string_equal(line, "PASS " SECRET);
+    assert_true(reader_holds(&r, SECRET));
+
+    char copy[POP3_LINE_MAX + 1];
+    memcpy(copy, line, line_len + 1);
+    struct pop3_command cmd;
+    pop3_command_parse(copy, &cmd);
+    assert_int_equal(cmd.verb, POP3_PASS);
+    assert_string_equal(cmd.rest, SECRET);
+
+    pop3_line_reader_forget_line(&r);
+    assert_false(reader_holds(&r, SECRET));
+    assert_false(reader_holds(&r, "PASS"));
+    /* The reader still works after the wipe. */
+    used = pop3_line_reader_feed(&r, "STAT\r\n", 6, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_READY);
+    assert_string_equal(line, "STAT");
+}
+
+/* Without forget_line the next feed wipes the line: it was valid until then. */
+static void test_reader_next_feed_wipes_line(void **state)
+{
+    (void)state;
+    struct pop3_line_reader r;
+    enum pop3_line_status st;
+    const char *line;
+    size_t line_len;
+    const char in[] = "PASS " SECRET "\r\nNOOP";
+
+    pop3_line_reader_init(&r);
+    size_t used = pop3_line_reader_feed(&r, in, sizeof in - 1, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_READY);
+    used += pop3_line_reader_feed(&r, in + used, sizeof in - 1 - used, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_AGAIN);
+    assert_int_equal(used, sizeof in - 1);
+    assert_false(reader_holds(&r, SECRET));
+}
+
+/* An AUTH PLAIN response (base64 of the password) that is invalid, too long,
+ * or cut by the end of the connection leaves nothing behind either. */
+static void test_reader_wipes_dropped_lines(void **state)
+{
+    (void)state;
+    struct pop3_line_reader r;
+    enum pop3_line_status st;
+    const char *line;
+    size_t line_len;
+
+    pop3_line_reader_init(&r);
+    const char invalid[] = SECRET "\0x\r\n";
+    pop3_line_reader_feed(&r, invalid, sizeof invalid - 1, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_INVALID);
+    assert_false(reader_holds(&r, SECRET));
+
+    char long_line[POP3_LINE_MAX + 2 + sizeof SECRET];
+    memcpy(long_line, SECRET, sizeof SECRET - 1);
+    memset(long_line + sizeof SECRET - 1, 'A', sizeof long_line - (sizeof SECRET - 1));
+    size_t used = pop3_line_reader_feed(&r, long_line, sizeof long_line, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_TOO_LONG);
+    assert_true(used < sizeof long_line);
+    assert_false(reader_holds(&r, SECRET));
+    pop3_line_reader_feed(&r, "\n", 1, &st, &line, &line_len);
+
+    pop3_line_reader_feed(&r, "PASS " SECRET, sizeof SECRET + 4, &st, &line, &line_len);
+    assert_int_equal(st, POP3_LINE_AGAIN);
+    assert_true(reader_holds(&r, SECRET));
+    pop3_line_reader_deinit(&r);
+    assert_false(reader_holds(&r, SECRET));
+}
+
 static void parse(const char *text, struct pop3_command *cmd, char *buf, size_t cap)
 {
     assert_true(strlen(text) < cap);
@@ -537,6 +634,9 @@ int main(void)
         cmocka_unit_test(test_nul_in_too_long_line_reports_too_long_only),
         cmocka_unit_test(test_sasl_long_line),
         cmocka_unit_test(test_reader_line_stays_valid_and_is_writable),
+        cmocka_unit_test(test_reader_forgets_pass_line),
+        cmocka_unit_test(test_reader_next_feed_wipes_line),
+        cmocka_unit_test(test_reader_wipes_dropped_lines),
         cmocka_unit_test(test_verbs_case_insensitive),
         cmocka_unit_test(test_verb_names),
         cmocka_unit_test(test_arguments),
