@@ -8,7 +8,6 @@
 
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
-#include <openssl/crypto.h>
 
 #include "log.h"
 #include "redis_sentinel.h"
@@ -442,6 +441,6 @@ void redis_store_free(struct redis_store *store)
             request_finish(req, NULL, "redis unavailable");
         request_free(req);
     }
-    OPENSSL_cleanse(store->cfg.password, sizeof store->cfg.password);
+    explicit_bzero(store->cfg.password, sizeof store->cfg.password);
     free(store);
 }

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "safe_text.h"
 
@@ -304,7 +303,7 @@ const char *upstream_conn_last_error(const struct upstream_conn *u)
 
 void upstream_wipe(void *p, size_t len)
 {
-    OPENSSL_cleanse(p, len);
+    explicit_bzero(p, len);
 }
 
 void upstream_secret_free(char **s)
