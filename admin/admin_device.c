@@ -1,5 +1,5 @@
 /* admin_device.c: `popgate-admin device`, a user's devices and their state
- * (pg1:{user}:dev|got|hide|lock:<device>, device_state.h).
+ * (its dev, got, hide and lock keys: translate/redis_keys.h, device_state.h).
  *
  * A device exists while any of its dev, got or hide keys does. The user's
  * read set (mail retrieved by any device) is the user's, not a device's: no
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "admin_keys.h"
+#include "admin_user.h"
 #include "admin_output.h"
 
 /* Long enough for every dev hash field popgate writes (an address, a view
@@ -170,12 +170,9 @@ static int device_list(struct admin *a, int argc, char **argv)
     if (status != ADMIN_OK)
         return status;
 
-    /* The dev key of the device named "" is the prefix of every dev key. */
-    struct device_keys prefix = { .read = "" };  /* filled by device_keys_init; zeroed for cppcheck */
-    device_keys_init(&prefix, user, "");
-    size_t prefix_len = strlen(prefix.dev);
-    char pattern[ADMIN_PATTERN_MAX];
-    admin_prefix_pattern(prefix.dev, pattern);
+    char prefix[REDIS_KEY_MAX], pattern[REDIS_KEY_PATTERN_MAX];
+    size_t prefix_len = redis_key_prefix(prefix, REDIS_KEY_DEV, user);
+    redis_key_pattern(pattern, REDIS_KEY_DEV, user);
     struct admin_keys keys;
     if (!admin_scan(a, pattern, &keys))
         return ADMIN_UNAVAILABLE;

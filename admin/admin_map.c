@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #include "admin.h"
-#include "admin_keys.h"
+#include "admin_user.h"
 #include "admin_output.h"
 #include "view.h"
 
@@ -76,10 +76,10 @@ static int map_set(struct admin *a, int argc, char **argv)
         return admin_bad_user("map");
 
     const char *cmd[2 + 2 * N_POLICY_KEYS];
-    char key[ADMIN_KEY_MAX];
+    char key[REDIS_KEY_MAX];
     int n = 0;
     cmd[n++] = "HSET";
-    admin_map_key(user, key);
+    redis_key(key, REDIS_KEY_MAP, user, NULL);
     cmd[n++] = key;
     struct view_policy scratch;
     view_policy_defaults(&scratch);
@@ -168,11 +168,11 @@ static bool read_map(struct admin *a, const char *key, redisReply **reply, struc
 
 static int map_get(struct admin *a, int argc, char **argv)
 {
-    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    char user[LOGIN_USER_MAX + 1], key[REDIS_KEY_MAX];
     int status = admin_begin_user_command(a, argc, argv, "map", user);
     if (status != ADMIN_OK)
         return status;
-    admin_map_key(user, key);
+    redis_key(key, REDIS_KEY_MAP, user, NULL);
     redisReply *r;
     struct admin_field *f;
     size_t n;
@@ -203,10 +203,10 @@ static int map_del(struct admin *a, int argc, char **argv)
 {
     if (argc < 2)
         return admin_usage_error("map", "map del needs USER");
-    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    char user[LOGIN_USER_MAX + 1], key[REDIS_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
         return admin_bad_user("map");
-    admin_map_key(user, key);
+    redis_key(key, REDIS_KEY_MAP, user, NULL);
 
     const char *cmd[2 + N_POLICY_KEYS];
     int n = 0;
@@ -287,8 +287,10 @@ static int map_list(struct admin *a, int argc, char **argv)
     int status = admin_connect(a);
     if (status != ADMIN_OK)
         return status;
-    char pattern[ADMIN_PATTERN_MAX];
-    admin_prefix_pattern(ADMIN_MAP_PREFIX, pattern);
+    char pattern[REDIS_KEY_PATTERN_MAX];
+    redis_key_pattern(pattern, REDIS_KEY_MAP, NULL);
+    char prefix[REDIS_KEY_MAX];
+    size_t prefix_len = redis_key_prefix(prefix, REDIS_KEY_MAP, NULL);
     struct admin_keys keys;
     if (!admin_scan(a, pattern, &keys))
         return ADMIN_UNAVAILABLE;
@@ -301,7 +303,7 @@ static int map_list(struct admin *a, int argc, char **argv)
         json_array_begin(&w);
     }
     for (size_t i = 0; i < keys.n && status == ADMIN_OK; i++) {
-        const char *user = keys.keys[i] + strlen(ADMIN_MAP_PREFIX);
+        const char *user = keys.keys[i] + prefix_len;
         redisReply *r;
         struct admin_field *f;
         size_t n;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "admin_keys.h"
+#include "admin_user.h"
 #include "admin_output.h"
 
 /* A node name is "host:pid"; longer foreign values are cut, not overrun. */
@@ -48,8 +48,11 @@ static bool read_node(struct admin *a, const char *key, struct node_row *row, bo
     }
     memset(row, 0, sizeof *row);
     *present = n > 0;
-    if (!admin_field_get(f, n, "node", row->node, sizeof row->node))
-        snprintf(row->node, sizeof row->node, "%s", key + strlen(ADMIN_NODE_PREFIX));
+    if (!admin_field_get(f, n, "node", row->node, sizeof row->node)) {
+        /* The key matched the SCAN pattern: it starts with the prefix. */
+        char prefix[REDIS_KEY_MAX];
+        snprintf(row->node, sizeof row->node, "%s", key + redis_key_prefix(prefix, REDIS_KEY_NODE, NULL));
+    }
     char raw[32];
     if (!admin_field_get(f, n, "started", raw, sizeof raw) || !iso_time_from_text(raw, row->started))
         row->started[0] = '\0';
@@ -90,8 +93,8 @@ int admin_stats_main(struct admin *a, int argc, char **argv)
     int status = admin_connect(a);
     if (status != ADMIN_OK)
         return status;
-    char pattern[ADMIN_PATTERN_MAX];
-    admin_prefix_pattern(ADMIN_NODE_PREFIX, pattern);
+    char pattern[REDIS_KEY_PATTERN_MAX];
+    redis_key_pattern(pattern, REDIS_KEY_NODE, NULL);
     struct admin_keys keys;
     if (!admin_scan(a, pattern, &keys))
         return ADMIN_UNAVAILABLE;

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "admin_keys.h"
+#include "admin_user.h"
 #include "admin_output.h"
 #include "uidl_file.h"
 
@@ -260,10 +260,10 @@ static int uidl_import(struct admin *a, int argc, char **argv)
 {
     if (argc != 3)
         return admin_usage_error("uidl", "uidl import needs USER and FILE");
-    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    char user[LOGIN_USER_MAX + 1], key[REDIS_KEY_MAX];
     if (!admin_user_parse(argv[1], user))
         return admin_bad_user("uidl");
-    admin_uidl_key(user, key);
+    redis_key(key, REDIS_KEY_UIDL, user, NULL);
     const char *path = argv[2];
     const char *name = strcmp(path, "-") == 0 ? "stdin" : path;
 
@@ -370,11 +370,11 @@ static int by_uidl(const void *pa, const void *pb)
 
 static int uidl_export(struct admin *a, int argc, char **argv)
 {
-    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    char user[LOGIN_USER_MAX + 1], key[REDIS_KEY_MAX];
     int status = admin_begin_user_command(a, argc, argv, "uidl", user);
     if (status != ADMIN_OK)
         return status;
-    admin_uidl_key(user, key);
+    redis_key(key, REDIS_KEY_UIDL, user, NULL);
 
     const char *cmd[] = { "HGETALL", key };
     redisReply *r = admin_command(a, 2, cmd, NULL);
@@ -452,11 +452,11 @@ static int uidl_export(struct admin *a, int argc, char **argv)
 
 static int uidl_del(struct admin *a, int argc, char **argv)
 {
-    char user[LOGIN_USER_MAX + 1], key[ADMIN_KEY_MAX];
+    char user[LOGIN_USER_MAX + 1], key[REDIS_KEY_MAX];
     int status = admin_begin_user_command(a, argc, argv, "uidl", user);
     if (status != ADMIN_OK)
         return status;
-    admin_uidl_key(user, key);
+    redis_key(key, REDIS_KEY_UIDL, user, NULL);
 
     const char *hlen[] = { "HLEN", key };
     redisReply *r = admin_command(a, 2, hlen, NULL);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "admin.h"
-#include "admin_keys.h"
+#include "admin_user.h"
 #include "version.h"
 
 /* Arguments after the options; far more than any command takes. */

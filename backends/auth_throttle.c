@@ -6,14 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "login_name.h"
-
-#define KEY_MAX (32 + LOGIN_USER_MAX)
-
-static const char incr_script[] =
-    "local n = redis.call('INCR', KEYS[1])\n"
-    "if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end\n"
-    "return n\n";
+#include "redis_keys.h"
+#include "redis_script.h"
 
 struct auth_throttle_check {
     struct redis_request *user_req, *addr_req, *backoff_req;
@@ -23,21 +17,6 @@ struct auth_throttle_check {
     auth_throttle_cb *cb;
     void *arg;
 };
-
-static void user_key(char *out, const char *state_user)
-{
-    snprintf(out, KEY_MAX, "pg1:{%s}:authfail", state_user);
-}
-
-static void backoff_key(char *out, const char *state_user)
-{
-    snprintf(out, KEY_MAX, "pg1:{%s}:backoff", state_user);
-}
-
-static void addr_key(char *out, const char *addr)
-{
-    snprintf(out, KEY_MAX, "pg1:authfail:addr:%s", addr);
-}
 
 /* A counter reply: nil (no failures) or a number. */
 static bool over_limit(const redisReply *r, uint32_t max)
@@ -107,10 +86,10 @@ struct auth_throttle_check *auth_throttle_check(struct redis_store *store, const
         return NULL;
     *c = (struct auth_throttle_check){ .pending = 3, .max_user = l->max_per_user,
                                        .max_addr = l->max_per_addr, .cb = cb, .arg = arg };
-    char ukey[KEY_MAX], akey[KEY_MAX], bkey[KEY_MAX];
-    user_key(ukey, state_user);
-    addr_key(akey, addr);
-    backoff_key(bkey, state_user);
+    char ukey[REDIS_KEY_MAX], akey[REDIS_KEY_MAX], bkey[REDIS_KEY_MAX];
+    redis_key(ukey, REDIS_KEY_AUTHFAIL, state_user, NULL);
+    redis_key(akey, REDIS_KEY_AUTHFAIL_ADDR, addr, NULL);
+    redis_key(bkey, REDIS_KEY_BACKOFF, state_user, NULL);
     const char *uargv[] = { "GET", ukey };
     const char *aargv[] = { "GET", akey };
     const char *bargv[] = { "PTTL", bkey };
@@ -140,22 +119,23 @@ void auth_throttle_cancel(struct auth_throttle_check *c)
 void auth_throttle_record_failure(struct redis_store *store, const char *state_user, const char *addr,
                                   uint32_t window)
 {
-    char ukey[KEY_MAX], akey[KEY_MAX], win[16];
-    user_key(ukey, state_user);
-    addr_key(akey, addr);
+    char ukey[REDIS_KEY_MAX], akey[REDIS_KEY_MAX], win[16];
+    redis_key(ukey, REDIS_KEY_AUTHFAIL, state_user, NULL);
+    redis_key(akey, REDIS_KEY_AUTHFAIL_ADDR, addr, NULL);
     snprintf(win, sizeof win, "%" PRIu32, window);
-    const char *uargv[] = { "EVAL", incr_script, "1", ukey, win };
-    const char *aargv[] = { "EVAL", incr_script, "1", akey, win };
-    redis_store_send(store, 5, uargv, NULL);
-    redis_store_send(store, 5, aargv, NULL);
+    const char *args[COUNTER_INCR_ARGS] = { [COUNTER_INCR_ARG_WINDOW] = win };
+    const char *ukeys[COUNTER_INCR_KEYS] = { [COUNTER_INCR_KEY_COUNTER] = ukey };
+    const char *akeys[COUNTER_INCR_KEYS] = { [COUNTER_INCR_KEY_COUNTER] = akey };
+    redis_script_send(store, LUA_COUNTER_INCR, ukeys, args, NULL, 0);
+    redis_script_send(store, LUA_COUNTER_INCR, akeys, args, NULL, 0);
 }
 
 void auth_throttle_record_backoff(struct redis_store *store, const char *state_user, uint32_t ms)
 {
     if (ms == 0)
         return;
-    char key[KEY_MAX], px[16];
-    backoff_key(key, state_user);
+    char key[REDIS_KEY_MAX], px[16];
+    redis_key(key, REDIS_KEY_BACKOFF, state_user, NULL);
     snprintf(px, sizeof px, "%" PRIu32, ms);
     const char *argv[] = { "SET", key, "1", "PX", px };
     redis_store_send(store, 5, argv, NULL);

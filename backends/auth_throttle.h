@@ -4,9 +4,10 @@
  * request to slow down (a throttle answer), so that no node logs the user in
  * upstream again before the backoff has passed.
  *
- *   pg1:{user}:authfail        failures for this user in the current window
- *   pg1:authfail:addr:<addr>   failures from this client address
- *   pg1:{user}:backoff         present while the upstream backoff runs (PX)
+ *   REDIS_KEY_AUTHFAIL        failures for this user in the current window
+ *   REDIS_KEY_AUTHFAIL_ADDR   failures from this client address
+ *   REDIS_KEY_BACKOFF         present while the upstream backoff runs (PX)
+ * (translate/redis_keys.h).
  * Each counter expires `window` seconds after its first failure. Two separate
  * keys (not one script) keep the layout Redis-Cluster-ready: the user key
  * lives in the user's slot, the address key wherever it hashes. */

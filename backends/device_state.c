@@ -1,5 +1,5 @@
-/* device_state.c: see device_state.h. The Lua scripts below are the only code
- * that writes device state; each runs atomically inside Redis. */
+/* device_state.c: see device_state.h. The Lua scripts it calls, the only
+ * code that writes device state, are in lua_scripts.c. */
 #include "device_state.h"
 
 #include <inttypes.h>
@@ -8,136 +8,19 @@
 #include <string.h>
 
 #include "log.h"
-
-#define KEY_PREFIX "pg1"
-
-/* Lua's unpack() has a stack limit of a few thousand values: SADD/SREM go in
- * batches of 1000. Ids are fixed-width (16 hex digits), concatenated. */
-static const char load_script[] =
-    "local ids = ARGV[1]\n"
-    "local expire_before = tonumber(ARGV[4])\n"
-    "local out, n = {}, 0\n"
-    "local sizes = {}\n"
-    "local has_sizes = redis.call('EXISTS', KEYS[6]) == 1\n"
-    "for i = 1, #ids, 16 do\n"
-    "  local id = string.sub(ids, i, i + 15)\n"
-    "  local b = 48\n"
-    "  if redis.call('SISMEMBER', KEYS[1], id) == 1 then b = b + 1 end\n"
-    "  if redis.call('SISMEMBER', KEYS[2], id) == 1 then b = b + 2 end\n"
-    "  if redis.call('SISMEMBER', KEYS[3], id) == 1 then b = b + 4\n"
-    "  elseif expire_before > 0 then\n"
-    "    local at = redis.call('ZSCORE', KEYS[5], id)\n"
-    "    if at and tonumber(at) <= expire_before then b = b + 4 end\n"
-    "  end\n"
-    "  n = n + 1\n"
-    "  out[n] = string.char(b)\n"
-    "  if has_sizes then\n"
-    "    local size = redis.call('HGET', KEYS[6], id)\n"
-    "    if size then sizes[#sizes + 1] = n; sizes[#sizes + 1] = tonumber(size) end\n"
-    "  end\n"
-    "end\n"
-    "if redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2]) == 1 then\n"
-    "  redis.call('PEXPIRE', KEYS[4], ARGV[3])\n"
-    "end\n"
-    "local dev = redis.call('HMGET', KEYS[4], 'first_seen', 'uidvalidity', 'idscheme', 'mark_all')\n"
-    "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
-    "        redis.call('SCARD', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3]),\n"
-    "        dev[4] or '0', sizes, redis.call('HLEN', KEYS[6])}\n";
-
-static const char commit_script[] =
-    "if redis.call('GET', KEYS[5]) ~= ARGV[1] then return redis.error_reply('LOCKLOST') end\n"
-    "local function each_batch(ids, fn)\n"
-    "  local batch = {}\n"
-    "  for i = 1, #ids, 16 do\n"
-    "    batch[#batch + 1] = string.sub(ids, i, i + 15)\n"
-    "    if #batch == 1000 then fn(batch); batch = {} end\n"
-    "  end\n"
-    "  if #batch > 0 then fn(batch) end\n"
-    "end\n"
-    "each_batch(ARGV[8], function(b) redis.call('SADD', KEYS[2], unpack(b)); redis.call('SADD', KEYS[1], unpack(b)) end)\n"
-    "each_batch(ARGV[9], function(b) redis.call('SADD', KEYS[3], unpack(b)) end)\n"
-    "if ARGV[13] == '1' then\n"
-    "  each_batch(ARGV[8], function(b)\n"
-    "    local args = {}\n"
-    "    for _, id in ipairs(b) do args[#args + 1] = ARGV[2]; args[#args + 1] = id end\n"
-    "    redis.call('ZADD', KEYS[6], 'NX', unpack(args))\n"
-    "  end)\n"
-    "end\n"
-    "if #ARGV[10] > 0 then\n"
-    "  local current = {}\n"
-    "  for i = 1, #ARGV[10], 16 do current[string.sub(ARGV[10], i, i + 15)] = true end\n"
-    "  for k = 1, 3 do\n"
-    "    local stale = {}\n"
-    "    for _, id in ipairs(redis.call('SMEMBERS', KEYS[k])) do\n"
-    "      if not current[id] then stale[#stale + 1] = id end\n"
-    "      if #stale == 1000 then redis.call('SREM', KEYS[k], unpack(stale)); stale = {} end\n"
-    "    end\n"
-    "    if #stale > 0 then redis.call('SREM', KEYS[k], unpack(stale)) end\n"
-    "  end\n"
-    "  local stale = {}\n"
-    "  for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do\n"
-    "    if not current[id] then stale[#stale + 1] = id end\n"
-    "    if #stale == 1000 then redis.call('ZREM', KEYS[6], unpack(stale)); stale = {} end\n"
-    "  end\n"
-    "  if #stale > 0 then redis.call('ZREM', KEYS[6], unpack(stale)) end\n"
-    "  stale = {}\n"
-    "  for _, id in ipairs(redis.call('HKEYS', KEYS[7])) do\n"
-    "    if not current[id] then stale[#stale + 1] = id end\n"
-    "    if #stale == 1000 then redis.call('HDEL', KEYS[7], unpack(stale)); stale = {} end\n"
-    "  end\n"
-    "  if #stale > 0 then redis.call('HDEL', KEYS[7], unpack(stale)) end\n"
-    "end\n"
-    "redis.call('HSETNX', KEYS[4], 'first_seen', ARGV[2])\n"
-    "redis.call('HSET', KEYS[4], 'last_seen', ARGV[2], 'last_addr', ARGV[3], 'view', ARGV[5],\n"
-    "           'uidvalidity', ARGV[6], 'idscheme', ARGV[7])\n"
-    "redis.call('HINCRBY', KEYS[4], 'retrieved', ARGV[11])\n"
-    "if ARGV[12] == '1' then redis.call('HDEL', KEYS[4], 'mark_all') end\n"
-    "for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end\n"
-    "redis.call('PEXPIRE', KEYS[6], ARGV[4])\n"
-    "redis.call('PEXPIRE', KEYS[7], ARGV[4])\n"
-    "return 'OK'\n";
-
-/* The lock, and the limits checked with it: the user's session count (a
- * sorted set of lock tokens scored by when each expires, so a node that died
- * leaves nothing behind) and the device's LOGIN-DELAY marker. */
-static const char acquire_script[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 'IN-USE' end\n"
-    "local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[2])\n"
-    "if tonumber(ARGV[5]) > 0 and redis.call('EXISTS', KEYS[3]) == 1 then return 'LOGIN-DELAY' end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
-    "if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then\n"
-    "  return 'TOO-MANY'\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n"
-    "redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])\n"
-    "redis.call('PEXPIRE', KEYS[2], ttl)\n"
-    "if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[3], '1', 'PX', ARGV[5]) end\n"
-    "return 'OK'\n";
-
-static const char refresh_script[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])\n"
-    "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
-    "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "end\n"
-    "return 0\n";
-
-static const char release_script[] =
-    "redis.call('ZREM', KEYS[2], ARGV[1])\n"
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-    "return 0\n";
+#include "redis_script.h"
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device)
 {
-    snprintf(k->read, sizeof k->read, KEY_PREFIX ":{%s}:read", state_user);
-    snprintf(k->got, sizeof k->got, KEY_PREFIX ":{%s}:got:%s", state_user, device);
-    snprintf(k->hide, sizeof k->hide, KEY_PREFIX ":{%s}:hide:%s", state_user, device);
-    snprintf(k->dev, sizeof k->dev, KEY_PREFIX ":{%s}:dev:%s", state_user, device);
-    snprintf(k->lock, sizeof k->lock, KEY_PREFIX ":{%s}:lock:%s", state_user, device);
-    snprintf(k->sessions, sizeof k->sessions, KEY_PREFIX ":{%s}:sessions", state_user);
-    snprintf(k->delay, sizeof k->delay, KEY_PREFIX ":{%s}:delay:%s", state_user, device);
-    snprintf(k->rtime, sizeof k->rtime, KEY_PREFIX ":{%s}:rtime:%s", state_user, device);
-    snprintf(k->size, sizeof k->size, KEY_PREFIX ":{%s}:size", state_user);
+    redis_key(k->read, REDIS_KEY_READ, state_user, NULL);
+    redis_key(k->got, REDIS_KEY_GOT, state_user, device);
+    redis_key(k->hide, REDIS_KEY_HIDE, state_user, device);
+    redis_key(k->dev, REDIS_KEY_DEV, state_user, device);
+    redis_key(k->lock, REDIS_KEY_LOCK, state_user, device);
+    redis_key(k->sessions, REDIS_KEY_SESSIONS, state_user, NULL);
+    redis_key(k->delay, REDIS_KEY_DELAY, state_user, device);
+    redis_key(k->rtime, REDIS_KEY_RTIME, state_user, device);
+    redis_key(k->size, REDIS_KEY_SIZE, state_user, NULL);
 }
 
 void device_id_format(uint64_t id, char *out)
@@ -184,29 +67,37 @@ static enum device_result interpret_commit(const redisReply *r)
     return is_text && strcmp(r->str, "OK") == 0 ? DEVICE_OK : DEVICE_UNAVAILABLE;
 }
 
+/* A reply as a device_result; a failure is logged, unless it is the
+ * commit's LOCKLOST (an expected outcome). */
+static enum device_result result_of(const redisReply *r, const char *error,
+                                    enum device_result (*interpret)(const redisReply *))
+{
+    if (r)
+        return interpret(r);
+    if (error && strncmp(error, "LOCKLOST", 8) == 0)
+        return DEVICE_LOCK_LOST;
+    if (error)
+        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
+    return DEVICE_UNAVAILABLE;
+}
+
 static void on_result_reply(const redisReply *r, const char *error, void *arg)
 {
     struct result_call call = *(struct result_call *)arg;
     free(arg);
-    enum device_result result;
-    if (!r && error && strncmp(error, "LOCKLOST", 8) != 0)
-        log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
-    if (r)
-        result = call.interpret(r);
-    else
-        result = error && strncmp(error, "LOCKLOST", 8) == 0 ? DEVICE_LOCK_LOST : DEVICE_UNAVAILABLE;
-    call.done(result, call.arg);
+    call.done(result_of(r, error, call.interpret), call.arg);
 }
 
-static struct redis_request *result_command(struct redis_store *store, device_done_cb *done, void *arg,
-                                            enum device_result (*interpret)(const redisReply *),
-                                            int argc, const char **argv, const size_t *argvlen)
+static struct redis_request *result_script(struct redis_store *store, device_done_cb *done, void *arg,
+                                           enum device_result (*interpret)(const redisReply *),
+                                           enum lua_script_id script, const char *const *keys,
+                                           const char *const *args, const size_t *arg_lens)
 {
     struct result_call *call = malloc(sizeof *call);
     if (!call)
         return NULL;
     *call = (struct result_call){ done, arg, interpret };
-    struct redis_request *req = redis_store_command(store, on_result_reply, call, argc, argv, argvlen);
+    struct redis_request *req = redis_script_call(store, script, keys, args, arg_lens, 0, on_result_reply, call);
     if (!req)
         free(call);
     else
@@ -218,14 +109,20 @@ struct redis_request *device_lock_acquire(struct redis_store *store, const struc
                                           const char *token, uint32_t ttl_ms, const struct device_limits *lim,
                                           device_done_cb *done, void *arg)
 {
-    char ttl[16], now[24], max[16], delay[16];
+    char ttl[16], now[24], max[16], delay[24];
     snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
     snprintf(now, sizeof now, "%" PRId64, lim->now_ms);
     snprintf(max, sizeof max, "%u", lim->max_sessions);
     snprintf(delay, sizeof delay, "%" PRIu64, (uint64_t)lim->login_delay * 1000);
-    const char *argv[] = { "EVAL", acquire_script, "3", k->lock, k->sessions, k->delay,
-                           token, ttl, now, max, delay };
-    return result_command(store, done, arg, interpret_acquire, 11, argv, NULL);
+    const char *keys[LOCK_ACQUIRE_KEYS] = {
+        [LOCK_ACQUIRE_KEY_LOCK] = k->lock, [LOCK_ACQUIRE_KEY_SESSIONS] = k->sessions,
+        [LOCK_ACQUIRE_KEY_DELAY] = k->delay,
+    };
+    const char *args[LOCK_ACQUIRE_ARGS] = {
+        [LOCK_ACQUIRE_ARG_TOKEN] = token, [LOCK_ACQUIRE_ARG_TTL] = ttl, [LOCK_ACQUIRE_ARG_NOW] = now,
+        [LOCK_ACQUIRE_ARG_MAX_SESSIONS] = max, [LOCK_ACQUIRE_ARG_LOGIN_DELAY] = delay,
+    };
+    return result_script(store, done, arg, interpret_acquire, LUA_LOCK_ACQUIRE, keys, args, NULL);
 }
 
 struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
@@ -235,15 +132,23 @@ struct redis_request *device_lock_refresh(struct redis_store *store, const struc
     char ttl[16], now[24];
     snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
     snprintf(now, sizeof now, "%" PRId64, now_ms);
-    const char *argv[] = { "EVAL", refresh_script, "2", k->lock, k->sessions, token, ttl, now };
-    return result_command(store, done, arg, interpret_refresh, 8, argv, NULL);
+    const char *keys[LOCK_REFRESH_KEYS] = {
+        [LOCK_REFRESH_KEY_LOCK] = k->lock, [LOCK_REFRESH_KEY_SESSIONS] = k->sessions,
+    };
+    const char *args[LOCK_REFRESH_ARGS] = {
+        [LOCK_REFRESH_ARG_TOKEN] = token, [LOCK_REFRESH_ARG_TTL] = ttl, [LOCK_REFRESH_ARG_NOW] = now,
+    };
+    return result_script(store, done, arg, interpret_refresh, LUA_LOCK_REFRESH, keys, args, NULL);
 }
 
 void device_lock_release(struct redis_store *store, const struct device_keys *k, const char *token)
 {
-    const char *argv[] = { "EVAL", release_script, "2", k->lock, k->sessions, token };
+    const char *keys[LOCK_RELEASE_KEYS] = {
+        [LOCK_RELEASE_KEY_LOCK] = k->lock, [LOCK_RELEASE_KEY_SESSIONS] = k->sessions,
+    };
+    const char *args[LOCK_RELEASE_ARGS] = { [LOCK_RELEASE_ARG_TOKEN] = token };
     /* If this is lost, the lock's PX expiry frees the device anyway. */
-    redis_store_send(store, 6, argv, NULL);
+    redis_script_send(store, LUA_LOCK_RELEASE, keys, args, NULL, 0);
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -311,13 +216,18 @@ struct redis_request *device_state_load(struct redis_store *store, const struct 
     snprintf(now_s, sizeof now_s, "%" PRId64, now);
     snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
     snprintf(expire_s, sizeof expire_s, "%" PRId64, expire_before);
-    const char *argv[] = { "EVAL", load_script, "6", k->read, k->got, k->hide, k->dev, k->rtime, k->size,
-                           ids, now_s, ttl_s, expire_s };
-    enum { ARGC = sizeof argv / sizeof argv[0], IDS = 9 };
-    size_t argvlen[ARGC];
-    for (int i = 0; i < ARGC; i++)
-        argvlen[i] = i == IDS ? ids_len : strlen(argv[i]);  /* ids need not end in NUL */
-    struct redis_request *req = redis_store_command(store, on_load_reply, call, ARGC, argv, argvlen);
+    const char *keys[STATE_LOAD_KEYS] = {
+        [STATE_LOAD_KEY_READ] = k->read, [STATE_LOAD_KEY_GOT] = k->got, [STATE_LOAD_KEY_HIDE] = k->hide,
+        [STATE_LOAD_KEY_DEV] = k->dev, [STATE_LOAD_KEY_RTIME] = k->rtime, [STATE_LOAD_KEY_SIZE] = k->size,
+    };
+    const char *args[STATE_LOAD_ARGS] = {
+        [STATE_LOAD_ARG_IDS] = ids, [STATE_LOAD_ARG_NOW] = now_s, [STATE_LOAD_ARG_TTL] = ttl_s,
+        [STATE_LOAD_ARG_EXPIRE_BEFORE] = expire_s,
+    };
+    size_t lens[STATE_LOAD_ARGS];
+    for (int i = 0; i < STATE_LOAD_ARGS; i++)
+        lens[i] = i == STATE_LOAD_ARG_IDS ? ids_len : strlen(args[i]);  /* ids need not end in NUL */
+    struct redis_request *req = redis_script_call(store, LUA_STATE_LOAD, keys, args, lens, 0, on_load_reply, call);
     if (!req)
         free(call);
     else
@@ -329,44 +239,52 @@ struct redis_request *device_state_load(struct redis_store *store, const struct 
 
 /* The commit script, then (when replicas must acknowledge) WAIT on the same
  * connection: a QUIT answers +OK only when its state would survive a
- * failover to one of those replicas. */
+ * failover to one of those replicas. WAIT goes once the script answered, on
+ * the same handle (redis_request_then): a script sent again after NOSCRIPT is
+ * still the write it waits for. */
 struct commit_call {
     device_done_cb *done;
     void *arg;
-    enum device_result eval_result;
     unsigned replicas;
-    struct redis_request *eval_req;  /* until the EVAL answered */
+    double wait_timeout;
+    struct redis_request *req;
 };
 
-static void on_commit_wait(const redisReply *r, const char *error, void *arg)
+static void commit_finish(struct commit_call *call, enum device_result result)
 {
-    struct commit_call *call = arg;
-    enum device_result result = call->eval_result;
-    if (result == DEVICE_OK && (!r || r->type != REDIS_REPLY_INTEGER || r->integer < (long long)call->replicas)) {
-        log_event(LOG_LEVEL_WARN, NULL, "redis-wait", "error", error ? error : "too few replicas acknowledged",
-                  LOG_END);
-        result = DEVICE_UNAVAILABLE;
-    }
     device_done_cb *done = call->done;
     void *done_arg = call->arg;
     free(call);
     done(result, done_arg);
 }
 
-static void on_commit_eval(enum device_result r, void *arg)
+static void on_commit_wait(const redisReply *r, const char *error, void *arg)
 {
     struct commit_call *call = arg;
-    call->eval_result = r;
-    call->eval_req = NULL;
+    enum device_result result = DEVICE_OK;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < (long long)call->replicas) {
+        log_event(LOG_LEVEL_WARN, NULL, "redis-wait", "error", error ? error : "too few replicas acknowledged",
+                  LOG_END);
+        result = DEVICE_UNAVAILABLE;
+    }
+    commit_finish(call, result);
 }
 
-/* The session went away with the WAIT pending: its callback, which frees
- * call, will not run; nor may the EVAL's, which writes into it. */
-static void on_commit_abandoned(void *arg)
+static void on_commit_reply(const redisReply *r, const char *error, void *arg)
 {
     struct commit_call *call = arg;
-    redis_request_cancel(call->eval_req);
-    free(call);
+    enum device_result result = result_of(r, error, interpret_commit);
+    if (result == DEVICE_OK && call->replicas > 0) {
+        char n[16], ms[24];
+        snprintf(n, sizeof n, "%u", call->replicas);
+        snprintf(ms, sizeof ms, "%.0f", call->wait_timeout * 1000);
+        const char *wargv[] = { "WAIT", n, ms };
+        if (redis_request_then(call->req, on_commit_wait, call, 3, wargv, NULL))
+            return;
+        log_event(LOG_LEVEL_WARN, NULL, "redis-wait", "error", "redis unavailable", LOG_END);
+        result = DEVICE_UNAVAILABLE;
+    }
+    commit_finish(call, result);
 }
 
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
@@ -377,45 +295,46 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, c->ttl_ms);
     snprintf(uv_s, sizeof uv_s, "%" PRIu32, c->uidvalidity);
     snprintf(retrieved_s, sizeof retrieved_s, "%" PRIu32, c->retrieved);
-    const char *argv[] = {
-        "EVAL", commit_script, "7", k->read, k->got, k->hide, k->dev, k->lock, k->rtime, k->size,
-        c->token, now_s, c->addr, ttl_s, c->view, uv_s, c->ids_scheme,
-        c->got_ids ? c->got_ids : "", c->hidden_ids ? c->hidden_ids : "",
-        c->all_ids ? c->all_ids : "", retrieved_s, c->clear_mark_all ? "1" : "0",
-        c->record_retrieval_time ? "1" : "0",
+    const char *keys[STATE_COMMIT_KEYS] = {
+        [STATE_COMMIT_KEY_READ] = k->read, [STATE_COMMIT_KEY_GOT] = k->got, [STATE_COMMIT_KEY_HIDE] = k->hide,
+        [STATE_COMMIT_KEY_DEV] = k->dev, [STATE_COMMIT_KEY_LOCK] = k->lock, [STATE_COMMIT_KEY_RTIME] = k->rtime,
+        [STATE_COMMIT_KEY_SIZE] = k->size,
     };
-    enum { ARGC = sizeof argv / sizeof argv[0] };
-    enum { GOT = 17, HIDDEN, ALL };  /* argv positions of the id lists */
-    size_t argvlen[ARGC];
-    for (int i = 0; i < ARGC; i++)
-        argvlen[i] = i >= GOT && i <= ALL ? 0 : strlen(argv[i]);  /* ids need not end in NUL */
-    argvlen[GOT] = c->got_ids ? c->got_len : 0;
-    argvlen[HIDDEN] = c->hidden_ids ? c->hidden_len : 0;
-    argvlen[ALL] = c->all_ids ? c->all_len : 0;
-    const struct redis_store_config *cfg = redis_store_config(store);
-    if (cfg->replicas_ack == 0)
-        return result_command(store, done, arg, interpret_commit, ARGC, argv, argvlen);
+    const char *args[STATE_COMMIT_ARGS] = {
+        [STATE_COMMIT_ARG_TOKEN] = c->token, [STATE_COMMIT_ARG_NOW] = now_s, [STATE_COMMIT_ARG_ADDR] = c->addr,
+        [STATE_COMMIT_ARG_TTL] = ttl_s, [STATE_COMMIT_ARG_VIEW] = c->view,
+        [STATE_COMMIT_ARG_UIDVALIDITY] = uv_s, [STATE_COMMIT_ARG_IDSCHEME] = c->ids_scheme,
+        [STATE_COMMIT_ARG_GOT_IDS] = c->got_ids ? c->got_ids : "",
+        [STATE_COMMIT_ARG_HIDDEN_IDS] = c->hidden_ids ? c->hidden_ids : "",
+        [STATE_COMMIT_ARG_ALL_IDS] = c->all_ids ? c->all_ids : "",
+        [STATE_COMMIT_ARG_RETRIEVED] = retrieved_s,
+        [STATE_COMMIT_ARG_CLEAR_MARK_ALL] = c->clear_mark_all ? "1" : "0",
+        [STATE_COMMIT_ARG_RECORD_RTIME] = c->record_retrieval_time ? "1" : "0",
+    };
+    size_t lens[STATE_COMMIT_ARGS];
+    /* The id lists need not end in NUL. */
+    for (int i = 0; i < STATE_COMMIT_ARGS; i++) {
+        bool id_list = i == STATE_COMMIT_ARG_GOT_IDS || i == STATE_COMMIT_ARG_HIDDEN_IDS ||
+                       i == STATE_COMMIT_ARG_ALL_IDS;
+        lens[i] = id_list ? 0 : strlen(args[i]);
+    }
+    lens[STATE_COMMIT_ARG_GOT_IDS] = c->got_ids ? c->got_len : 0;
+    lens[STATE_COMMIT_ARG_HIDDEN_IDS] = c->hidden_ids ? c->hidden_len : 0;
+    lens[STATE_COMMIT_ARG_ALL_IDS] = c->all_ids ? c->all_len : 0;
 
-    struct commit_call *call = calloc(1, sizeof *call);
+    struct commit_call *call = malloc(sizeof *call);
     if (!call)
         return NULL;
-    *call = (struct commit_call){ .done = done, .arg = arg, .eval_result = DEVICE_UNAVAILABLE,
-                                  .replicas = cfg->replicas_ack };
-    struct redis_request *eval = result_command(store, on_commit_eval, call, interpret_commit, ARGC, argv,
-                                                argvlen);
-    char n[16], ms[24];
-    snprintf(n, sizeof n, "%u", cfg->replicas_ack);
-    snprintf(ms, sizeof ms, "%.0f", cfg->wait_timeout * 1000);
-    const char *wargv[] = { "WAIT", n, ms };
-    struct redis_request *wait = eval ? redis_store_command(store, on_commit_wait, call, 3, wargv, NULL) : NULL;
-    if (!wait) {
-        redis_request_cancel(eval);
+    const struct redis_store_config *cfg = redis_store_config(store);
+    *call = (struct commit_call){ .done = done, .arg = arg, .replicas = cfg->replicas_ack,
+                                  .wait_timeout = cfg->wait_timeout };
+    call->req = redis_script_call(store, LUA_STATE_COMMIT, keys, args, lens, 0, on_commit_reply, call);
+    if (!call->req) {
         free(call);
         return NULL;
     }
-    call->eval_req = eval;
-    redis_request_on_cancel(wait, on_commit_abandoned);
-    return wait;
+    redis_request_on_cancel(call->req, free);
+    return call->req;
 }
 
 /* ---- per-user policy override ------------------------------------------- */
@@ -445,8 +364,8 @@ struct redis_request *device_override_load(struct redis_store *store, const char
     if (!call)
         return NULL;
     *call = (struct override_call){ done, arg };
-    char key[DEVICE_KEY_MAX];
-    snprintf(key, sizeof key, KEY_PREFIX ":map:%s", state_user);
+    char key[REDIS_KEY_MAX];
+    redis_key(key, REDIS_KEY_MAP, state_user, NULL);
     const char *argv[] = { "HGETALL", key };
     struct redis_request *req = redis_store_command(store, on_override_reply, call, 2, argv, NULL);
     if (!req)

@@ -1,25 +1,12 @@
 /* device_state: each device's download state in Redis, and its lock.
  *
- * Key layout (README.md "Redis keys"); {user} is the Redis Cluster hash tag, so
- * one user's keys share a slot and a Lua script may touch them all:
- *   pg1:{user}:read           set of message ids retrieved by any device
- *   pg1:{user}:got:<device>   set of message ids this device retrieved
- *   pg1:{user}:hide:<device>  set of message ids this device deleted (on_dele = hide)
- *   pg1:{user}:dev:<device>   hash: first_seen, last_seen, last_addr, retrieved, view, uidvalidity, idscheme
- *   pg1:{user}:lock:<device>  random token, PX ttl; refreshed; released by compare-and-delete
- *   pg1:{user}:sessions       sorted set: lock tokens of the user's sessions, scored by expiry (ms)
- *   pg1:{user}:delay:<device> present for login_delay after a login (LOGIN-DELAY)
- *   pg1:{user}:rtime:<device> sorted set: message id -> when this device first retrieved it
- *                             (written only where EXPIRE is configured)
- *   pg1:{user}:size           hash: message id -> exact POP3 size, for messages whose
- *                             RFC822.SIZE is not what RETR sends (and every measured
- *                             one with exact_sizes), so every node lists the same
- *   pg1:map:<user>            hash: policy override for the user (popgate-admin map set)
- * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
+ * The keys (translate/redis_keys.h): a user's read set, and per device the
+ * got and hide sets, the dev hash, the lock, the LOGIN-DELAY marker and the
+ * retrieval times; the user's session count and exact sizes.
  *
  * Round trips do not grow with the mailbox: loading the state of every message
- * is one EVAL over one argument holding all ids concatenated; committing is one
- * EVAL that checks the lock and changes everything atomically.
+ * is one script call over one argument holding all ids concatenated; committing
+ * is one that checks the lock and changes everything atomically (lua_scripts.h).
  *
  * Every call returns the pending redis_request (cancel it if the session goes
  * away first) and calls back exactly once otherwise.
@@ -32,22 +19,22 @@
 #include <stdint.h>
 
 #include "login_name.h"
+#include "redis_keys.h"
 #include "redis_store.h"
 
-#define DEVICE_KEY_MAX (16 + LOGIN_USER_MAX + DEVICE_NAME_MAX)
 #define DEVICE_ID_HEX 16
 #define DEVICE_TOKEN_MAX 40
 
 struct device_keys {
-    char read[DEVICE_KEY_MAX];
-    char got[DEVICE_KEY_MAX];
-    char hide[DEVICE_KEY_MAX];
-    char dev[DEVICE_KEY_MAX];
-    char lock[DEVICE_KEY_MAX];
-    char sessions[DEVICE_KEY_MAX];
-    char delay[DEVICE_KEY_MAX];
-    char rtime[DEVICE_KEY_MAX];
-    char size[DEVICE_KEY_MAX];
+    char read[REDIS_KEY_MAX];
+    char got[REDIS_KEY_MAX];
+    char hide[REDIS_KEY_MAX];
+    char dev[REDIS_KEY_MAX];
+    char lock[REDIS_KEY_MAX];
+    char sessions[REDIS_KEY_MAX];
+    char delay[REDIS_KEY_MAX];
+    char rtime[REDIS_KEY_MAX];
+    char size[REDIS_KEY_MAX];
 };
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
@@ -133,7 +120,7 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
 void device_size_store(struct redis_store *store, const struct device_keys *k, uint64_t id, uint32_t size,
                        uint64_t ttl_ms);
 
-/* The user's policy override, hash pg1:map:<user> (popgate-admin map set):
+/* The user's policy override, hash REDIS_KEY_MAP (popgate-admin map set):
  * pairs of field/value replies, valid during the callback; none when absent. */
 typedef void device_override_cb(enum device_result r, const redisReply *const *pairs, size_t n_pairs,
                                 void *arg);

@@ -2,6 +2,7 @@
 #include "redis_store.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <hiredis/async.h>
 
 #include "log.h"
+#include "redis_script.h"
 #include "redis_sentinel.h"
 
 struct redis_request {
@@ -20,6 +22,12 @@ struct redis_request {
     ev_timer deadline;
     bool finished;           /* callback delivered or cancelled */
     bool in_hiredis;         /* hiredis holds it and will call on_reply once */
+    bool in_reply;           /* its callback runs for a reply: redis_request_then may send */
+    bool resent;             /* sent again from on_reply: hiredis holds it anew */
+    char *command;           /* a script call, formatted: sent again after NOSCRIPT */
+    size_t command_len;
+    enum lua_script_id script;
+    bool reloaded;           /* NOSCRIPT handled once: a second one is an error */
     struct redis_request *prev, *next;
 };
 
@@ -99,6 +107,7 @@ static void request_free(struct redis_request *req)
 {
     ev_timer_stop(req->store->loop, &req->deadline);
     request_unlink(req);
+    redisFreeCommand(req->command);
     free(req);
 }
 
@@ -129,27 +138,71 @@ static void on_request_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     drop_connection(store, "command timeout");
 }
 
+static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct redis_store *store = ac->data;
+    enum lua_script_id id = (enum lua_script_id)(uintptr_t)privdata;
+    const redisReply *r = reply;
+    /* Nothing to say when the connection is going (a wrong password is
+     * reported once, by on_setup_reply). */
+    if (!r || store->ac != ac || (ac->c.flags & REDIS_DISCONNECTING))
+        return;
+    const char *sha1 = redis_script_sha1(id);
+    if (r->type == REDIS_REPLY_STRING && sha1 && strcmp(r->str, sha1) == 0)
+        return;
+    log_event(LOG_LEVEL_ERROR, NULL, "redis-script-load-failed", "script", lua_script(id)->name, "error",
+              r->type == REDIS_REPLY_ERROR ? r->str : "unexpected SHA1", LOG_END);
+}
+
+static bool load_script(redisAsyncContext *ac, enum lua_script_id id)
+{
+    const char *source = redis_script_source(id);
+    const char *argv[] = { "SCRIPT", "LOAD", source };
+    return source && redisAsyncCommandArgv(ac, on_script_loaded, (void *)(uintptr_t)id, 3, argv, NULL) == REDIS_OK;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* Redis answered NOSCRIPT: its script cache was flushed, or it restarted or
+ * failed over under this connection. Loads the script and sends the call
+ * again, once, behind it; the caller sees only the second answer. */
+static bool reload_and_resend(redisAsyncContext *ac, struct redis_request *req)
+{
+    struct redis_store *store = req->store;
+    if (!req->command || req->reloaded || req->finished || store->ac != ac)
+        return false;
+    req->reloaded = true;
+    log_event(LOG_LEVEL_WARN, NULL, "redis-script-reload", "script", lua_script(req->script)->name, LOG_END);
+    return load_script(ac, req->script) &&
+           redisAsyncFormattedCommand(ac, on_reply, req, req->command, req->command_len) == REDIS_OK;
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    (void)ac;
     struct redis_request *req = privdata;
     const redisReply *r = reply;
-    bool demoted = r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
+    bool is_error = r && r->type == REDIS_REPLY_ERROR;
+    if (is_error && strncmp(r->str, "NOSCRIPT", 8) == 0 && reload_and_resend(ac, req))
+        return;
+    bool demoted = is_error && strncmp(r->str, "READONLY", 8) == 0;
+    struct redis_store *store = req->store;
+    req->in_reply = r && !is_error && store->ac == ac;
+    req->resent = false;
     if (!r)
         request_finish(req, NULL, "redis unavailable");
-    else if (r->type == REDIS_REPLY_ERROR)
+    else if (is_error)
         request_finish(req, NULL, r->str);
     else
         request_finish(req, r, NULL);
-    struct redis_store *store = req->store;
-    request_free(req);
+    req->in_reply = false;
+    if (!req->resent)
+        request_free(req);
     /* Our master became a replica (failover): find the new one. */
     if (demoted && store->sentinel && store->ac == ac)
         redisAsyncDisconnect(ac);
 }
 
-struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
-                                          int argc, const char **argv, const size_t *argvlen)
+static struct redis_request *request_new(struct redis_store *store, redis_reply_cb *cb, void *arg)
 {
     struct redis_request *req = calloc(1, sizeof *req);
     if (!req)
@@ -163,15 +216,66 @@ struct redis_request *redis_store_command(struct redis_store *store, redis_reply
     store->requests = req;
     ev_timer_init(&req->deadline, on_request_deadline, store->cfg.timeout, 0.);
     req->deadline.data = req;
-    if (store->connected &&
-        redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) == REDIS_OK) {
-        req->in_hiredis = true;
-    } else {
-        /* Fail from the loop, not inside the caller's call. */
-        ev_timer_set(&req->deadline, 0., 0.);
-    }
-    ev_timer_start(store->loop, &req->deadline);
     return req;
+}
+
+/* Arms the deadline; a request that could not be sent fails from the loop,
+ * not inside the caller's call. */
+static void request_start(struct redis_request *req, bool sent)
+{
+    req->in_hiredis = sent;
+    if (!sent)
+        ev_timer_set(&req->deadline, 0., 0.);
+    ev_timer_start(req->store->loop, &req->deadline);
+}
+
+struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
+                                          int argc, const char **argv, const size_t *argvlen)
+{
+    struct redis_request *req = request_new(store, cb, arg);
+    if (req)
+        request_start(req, store->connected &&
+                               redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) == REDIS_OK);
+    return req;
+}
+
+struct redis_request *redis_store_script(struct redis_store *store, enum lua_script_id script, redis_reply_cb *cb,
+                                         void *arg, int argc, const char **argv, const size_t *argvlen)
+{
+    char *command = NULL;
+    int len = redisFormatCommandArgv(&command, argc, argv, argvlen);
+    if (len < 0)
+        return NULL;
+    struct redis_request *req = request_new(store, cb, arg);
+    if (!req) {
+        redisFreeCommand(command);
+        return NULL;
+    }
+    req->command = command;
+    req->command_len = (size_t)len;
+    req->script = script;
+    request_start(req, store->connected && redisAsyncFormattedCommand(store->ac, on_reply, req, command,
+                                                                      (size_t)len) == REDIS_OK);
+    return req;
+}
+
+bool redis_request_then(struct redis_request *req, redis_reply_cb *cb, void *arg, int argc, const char **argv,
+                        const size_t *argvlen)
+{
+    struct redis_store *store = req->store;
+    if (!req->in_reply || req->resent || !store->connected ||
+        redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) != REDIS_OK)
+        return false;
+    redisFreeCommand(req->command);
+    req->command = NULL;
+    req->reloaded = false;
+    req->resent = true;
+    req->finished = false;
+    req->cb = cb;
+    req->arg = arg;
+    ev_timer_set(&req->deadline, store->cfg.timeout, 0.);
+    ev_timer_start(store->loop, &req->deadline);
+    return true;
 }
 
 static void ignore_reply(const redisReply *r, const char *error, void *arg)
@@ -350,6 +454,9 @@ static void connect_to(struct redis_store *store, const char *address)
         const char *argv[] = { "SELECT", db };
         redisAsyncCommandArgv(ac, on_setup_reply, store, 2, argv, NULL);
     }
+    /* Before any call: a script call is then one EVALSHA. */
+    for (int id = 0; id < LUA_SCRIPTS; id++)
+        load_script(ac, (enum lua_script_id)id);
     ev_timer_set(&store->connect_deadline, store->cfg.timeout, 0.);
     ev_timer_start(store->loop, &store->connect_deadline);
 }

@@ -8,7 +8,8 @@
  * - Every command has a deadline (config timeout). A command that misses it
  *   fails, and the connection is dropped and re-made: a Redis that stalls one
  *   reply is not trusted with the next.
- * - AUTH and SELECT are sent first on every (re)connection.
+ * - AUTH and SELECT are sent first on every (re)connection, then SCRIPT LOAD
+ *   of every Lua script (redis_script.h), so a script call is one EVALSHA.
  *
  * Lifetime of a request: redis_store_command() returns a handle valid until
  * its callback runs (exactly once) or until redis_request_cancel(), after
@@ -22,6 +23,8 @@
 
 #include <ev.h>
 #include <hiredis/hiredis.h>
+
+#include "lua_scripts.h"
 
 #define REDIS_ADDRESS_MAX 256
 #define REDIS_PASSWORD_MAX 256
@@ -68,6 +71,21 @@ const struct redis_store_config *redis_store_config(const struct redis_store *st
 
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);
+/* A script call, for redis_script_call: argv is EVALSHA, the script's SHA1,
+ * its keys and arguments. The formatted command is kept until the reply (as
+ * many bytes as the arguments, while the call is pending): when Redis
+ * answers NOSCRIPT, the script is loaded again and the command sent once
+ * more, on the same handle; the callback sees only the second answer. */
+struct redis_request *redis_store_script(struct redis_store *store, enum lua_script_id script, redis_reply_cb *cb,
+                                         void *arg, int argc, const char **argv, const size_t *argvlen);
+/* Only from inside req's callback, for a reply (not a failure): sends a
+ * follow-up command on the same handle, whose reply goes to cb(arg) instead.
+ * The handle stays valid, and cancellable, until that callback. For a step
+ * that must wait for an answer (WAIT after the commit script) while the
+ * caller holds one handle. False when the connection is going away: the
+ * handle then ends with the running callback. */
+bool redis_request_then(struct redis_request *req, redis_reply_cb *cb, void *arg, int argc, const char **argv,
+                        const size_t *argvlen);
 void redis_request_cancel(struct redis_request *req);
 /* When req is cancelled, release(arg) runs (before the cancel returns): for
  * an arg the callback would have freed. */

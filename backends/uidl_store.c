@@ -1,5 +1,5 @@
-/* uidl_store.c: see uidl_store.h. The scripts below are the only code of
- * popgate that writes or reads the migration marker. */
+/* uidl_store.c: see uidl_store.h. The scripts it calls (lua_scripts.c) are
+ * the only code of popgate that writes or reads the migration marker. */
 #include "uidl_store.h"
 
 #include <stdio.h>
@@ -7,34 +7,8 @@
 #include <string.h>
 
 #include "log.h"
-
-#define KEY_PREFIX "pg1"
-
-/* HSETNX per field keeps what an administrator imported. A script that has
- * written once is not stopped by maxmemory any more (Redis checks at its
- * first write only), so it either writes nothing or runs to the end.
- * ARGV: set-marker flag, marker value, then Message-ID/value pairs. */
-static const char save_script[] =
-    "local written = 0\n"
-    "for i = 3, #ARGV, 2 do\n"
-    "  written = written + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])\n"
-    "end\n"
-    "if ARGV[1] == '1' then redis.call('SET', KEYS[2], ARGV[2]) end\n"
-    "return written\n";
-
-/* A missing marker is Lua false, which comes back as a nil element. */
-static const char check_script[] =
-    "return {redis.call('HLEN', KEYS[1]), redis.call('GET', KEYS[2])}\n";
-
-void uidl_store_key(const char *state_user, char out[UIDL_STORE_KEY_MAX])
-{
-    snprintf(out, UIDL_STORE_KEY_MAX, KEY_PREFIX ":{%s}:uidl", state_user);
-}
-
-void uidl_store_marker_key(const char *state_user, char out[UIDL_STORE_KEY_MAX])
-{
-    snprintf(out, UIDL_STORE_KEY_MAX, KEY_PREFIX ":{%s}:legacy", state_user);
-}
+#include "redis_keys.h"
+#include "redis_script.h"
 
 static void log_failure(const char *what, const char *error)
 {
@@ -189,8 +163,8 @@ struct uidl_lookup *uidl_store_lookup(struct redis_store *store, const char *sta
         return NULL;
     }
 
-    char key[UIDL_STORE_KEY_MAX];
-    uidl_store_key(state_user, key);
+    char key[REDIS_KEY_MAX];
+    redis_key(key, REDIS_KEY_UIDL, state_user, NULL);
     bool ok = true;
     for (size_t b = 0; ok && b < l->n_batches; b++) {
         struct lookup_batch *batch = &l->batches[b];
@@ -265,22 +239,24 @@ static void on_save_reply(const redisReply *r, const char *error, void *arg)
     call.done(UIDL_STORE_OK, (uint64_t)r->integer, call.arg);
 }
 
-/* Builds the EVAL's arguments (values formatted into pool) and sends it. */
+/* Builds the script's arguments (values formatted into pool) and sends it;
+ * args and lens have room for UIDL_SAVE_ARGS + 2 * n. */
 static struct redis_request *send_save(struct redis_store *store, const char *state_user,
                                        const struct uidl_store_entry *entries, size_t n,
                                        const char *marker_value, struct save_call *call,
-                                       const char **argv, size_t *argvlen, char *pool, size_t pool_cap)
+                                       const char **args, size_t *lens, char *pool, size_t pool_cap)
 {
-    enum { FIXED = 7 };  /* EVAL script 2 key marker-key flag marker */
-    char key[UIDL_STORE_KEY_MAX], marker_key[UIDL_STORE_KEY_MAX];
-    uidl_store_key(state_user, key);
-    uidl_store_marker_key(state_user, marker_key);
-    const char *fixed[FIXED] = { "EVAL", save_script, "2", key, marker_key, marker_value ? "1" : "0",
-                                 marker_value ? marker_value : "" };
-    for (size_t i = 0; i < FIXED; i++) {
-        argv[i] = fixed[i];
-        argvlen[i] = strlen(fixed[i]);
-    }
+    char key[REDIS_KEY_MAX], marker_key[REDIS_KEY_MAX];
+    redis_key(key, REDIS_KEY_UIDL, state_user, NULL);
+    redis_key(marker_key, REDIS_KEY_LEGACY, state_user, NULL);
+    const char *keys[UIDL_SAVE_KEYS] = { [UIDL_SAVE_KEY_UIDL] = key, [UIDL_SAVE_KEY_MARKER] = marker_key };
+    args[UIDL_SAVE_ARG_SET_MARKER] = marker_value ? "1" : "0";
+    args[UIDL_SAVE_ARG_MARKER] = marker_value ? marker_value : "";
+    for (size_t i = 0; i < UIDL_SAVE_ARGS; i++)
+        lens[i] = strlen(args[i]);
+    /* Then the field/value pairs. */
+    const char **pair = args + UIDL_SAVE_ARGS;
+    size_t *pair_len = lens + UIDL_SAVE_ARGS;
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
         const struct uidl_store_entry *e = &entries[i];
@@ -292,13 +268,13 @@ static struct redis_request *send_save(struct redis_store *store, const char *st
             struct uidl_file_entry fe = { .uidl = e->uidl, .uidl_len = e->uidl_len, .size = e->size };
             vlen = uidl_value_format(&fe, pool + used, pool_cap - used);
         }
-        argv[FIXED + 2 * i] = e->field;
-        argvlen[FIXED + 2 * i] = e->field_len;
-        argv[FIXED + 2 * i + 1] = pool + used;
-        argvlen[FIXED + 2 * i + 1] = vlen;
+        pair[2 * i] = e->field;
+        pair_len[2 * i] = e->field_len;
+        pair[2 * i + 1] = pool + used;
+        pair_len[2 * i + 1] = vlen;
         used += vlen;
     }
-    return redis_store_command(store, on_save_reply, call, (int)(FIXED + 2 * n), argv, argvlen);
+    return redis_script_call(store, LUA_UIDL_SAVE, keys, args, lens, 2 * n, on_save_reply, call);
 }
 
 struct redis_request *uidl_store_save(struct redis_store *store, const char *state_user,
@@ -314,7 +290,7 @@ struct redis_request *uidl_store_save(struct redis_store *store, const char *sta
             return NULL;
         pool_cap += entries[i].value ? entries[i].value_len : entries[i].uidl_len + 1 + 10;
     }
-    size_t argc = 7 + 2 * n;
+    size_t argc = UIDL_SAVE_ARGS + 2 * n;
     const char **argv = malloc(argc * sizeof *argv);
     size_t *argvlen = malloc(argc * sizeof *argvlen);
     char *pool = malloc(pool_cap);
@@ -363,11 +339,11 @@ struct redis_request *uidl_store_check(struct redis_store *store, const char *st
     if (!call)
         return NULL;
     *call = (struct check_call){ done, arg };
-    char key[UIDL_STORE_KEY_MAX], marker_key[UIDL_STORE_KEY_MAX];
-    uidl_store_key(state_user, key);
-    uidl_store_marker_key(state_user, marker_key);
-    const char *argv[] = { "EVAL", check_script, "2", key, marker_key };
-    struct redis_request *req = redis_store_command(store, on_check_reply, call, 5, argv, NULL);
+    char key[REDIS_KEY_MAX], marker_key[REDIS_KEY_MAX];
+    redis_key(key, REDIS_KEY_UIDL, state_user, NULL);
+    redis_key(marker_key, REDIS_KEY_LEGACY, state_user, NULL);
+    const char *keys[UIDL_CHECK_KEYS] = { [UIDL_CHECK_KEY_UIDL] = key, [UIDL_CHECK_KEY_MARKER] = marker_key };
+    struct redis_request *req = redis_script_call(store, LUA_UIDL_CHECK, keys, NULL, NULL, 0, on_check_reply, call);
     if (!req)
         free(call);
     else

@@ -1,14 +1,13 @@
 /* uidl_store: a user's legacy UIDLs in Redis (docs/design.md "UIDL", migration).
  *
- * Keys ({user} is the Redis Cluster hash tag: one slot, so a script may touch
- * both):
- *   pg1:{user}:uidl    hash: Message-ID (with its angle brackets) ->
- *                      "<uidl> <size>" (uidl_file.h; written by
- *                      `popgate-admin uidl import` or uidl_store_save)
- *   pg1:{user}:legacy  the lazy migration's marker: set, in the same atomic
- *                      step as the hash fields, once a migration finished
- * user is the Redis identity (login_name.h state_user). uidl_store_key and
- * uidl_store_marker_key are the one place these names are built.
+ * Keys (translate/redis_keys.h; one user's share a slot, so a script may
+ * touch both):
+ *   REDIS_KEY_UIDL    hash: Message-ID (with its angle brackets) ->
+ *                     "<uidl> <size>" (uidl_file.h; written by
+ *                     `popgate-admin uidl import` or uidl_store_save)
+ *   REDIS_KEY_LEGACY  the lazy migration's marker: set, in the same atomic
+ *                     step as the hash fields, once a migration finished
+ * user is the Redis identity (login_name.h state_user).
  *
  * Lifetime: lookup returns its own handle (it is several pipelined
  * requests); save and check return their redis_request, as device_state
@@ -29,8 +28,6 @@
 #include "redis_store.h"
 #include "uidl_file.h"
 
-/* Bound of the two key names (the user part is at most LOGIN_USER_MAX). */
-#define UIDL_STORE_KEY_MAX DEVICE_KEY_MAX
 /* Fields per HMGET: Redis answers each batch without holding other clients
  * up for long, and one reply stays under ~100 KiB. */
 #define UIDL_STORE_BATCH 1000
@@ -38,9 +35,6 @@
  * Redis, which serves no one else meanwhile (~50 ms at this size). A larger
  * migration calls save several times, the marker only on the last call. */
 #define UIDL_STORE_SAVE_MAX 100000
-
-void uidl_store_key(const char *state_user, char out[UIDL_STORE_KEY_MAX]);
-void uidl_store_marker_key(const char *state_user, char out[UIDL_STORE_KEY_MAX]);
 
 enum uidl_store_result {
     UIDL_STORE_OK,
@@ -59,7 +53,7 @@ typedef void uidl_lookup_cb(enum uidl_store_result r, const char *const *values,
 
 struct uidl_lookup;
 
-/* HMGET pg1:{state_user}:uidl for the n ids (ids[i], lens[i] octets), in
+/* HMGET of the user's uidl hash for the n ids (ids[i], lens[i] octets), in
  * batches of UIDL_STORE_BATCH fields, all sent at once (pipelined). The ids
  * are copied into the outgoing buffer before this returns. Memory until the
  * callback: 24 bytes per id plus the values' octets (at most UIDL_VALUE_MAX
@@ -92,7 +86,7 @@ struct uidl_store_entry {
  * an administrator's import, is kept as it is). */
 typedef void uidl_save_cb(enum uidl_store_result r, uint64_t written, void *arg);
 
-/* One EVAL, atomic: every entry's field is set unless the hash already has
+/* One script call, atomic: every entry's field is set unless the hash already has
  * it (HSETNX), and then, when marker_value is not NULL, the marker key is set
  * to it. A failed or interrupted save writes nothing, so a half-written
  * migration never carries the marker. UIDL_STORE_UNAVAILABLE after the
@@ -114,7 +108,7 @@ struct redis_request *uidl_store_save(struct redis_store *store, const char *sta
 typedef void uidl_check_cb(enum uidl_store_result r, uint64_t entries, const char *marker,
                            size_t marker_len, void *arg);
 
-/* HLEN of the hash and GET of the marker in one round trip (one EVAL). */
+/* HLEN of the hash and GET of the marker in one round trip (one script call). */
 struct redis_request *uidl_store_check(struct redis_store *store, const char *state_user,
                                        uidl_check_cb *done, void *arg);
 

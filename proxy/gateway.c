@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy_accept.h"
+#include "redis_keys.h"
 #include "session.h"
 
 /* Accepts per readiness event, so one busy listener cannot starve the loop. */
@@ -183,8 +184,8 @@ static void on_stats_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct gateway *gw = w->data;
-    char key[160], started[24], updated[24], active[24], total[24], ok[24], failed[24];
-    snprintf(key, sizeof key, "pg1:node:%s", gw->node_id);
+    char key[REDIS_KEY_MAX], started[24], updated[24], active[24], total[24], ok[24], failed[24];
+    redis_key(key, REDIS_KEY_NODE, gw->node_id, NULL);
     snprintf(started, sizeof started, "%lld", gw->started);
     snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
     snprintf(active, sizeof active, "%u", gw->n_sessions);

@@ -33,7 +33,7 @@ struct gateway {
     unsigned n_pending;              /* connections still sending their PROXY header */
     unsigned long long sessions_total;
     unsigned long long logins_ok, logins_failed;
-    char node_id[128];               /* hostname:pid, for pg1:node:<id> */
+    char node_id[128];               /* hostname:pid, for REDIS_KEY_NODE */
     long long started;
     ev_timer stats_timer;            /* publishes the node's counters to Redis */
 

@@ -378,6 +378,36 @@ def test_uidvalidity_change_does_not_redownload(bed, user, popgate):
     assert before
 
 
+@dovecot_only
+def test_scripts_flushed_mid_run_no_session_fails(bed, user, popgate):
+    """Redis forgets popgate's Lua scripts (SCRIPT FLUSH; a restart or a
+    failover to a replica that never loaded them does the same) while
+    sessions run: every call that meets NOSCRIPT loads its script again and is
+    sent once more, so logins, QUIT's commit and the lock release all work."""
+    bed.seed(user, [message(i) for i in range(1, 4)])
+    redis_cli(bed, "SCRIPT", "FLUSH")  # before the login: lock, legacy check, load
+    p = login(popgate, user, "phone")
+    assert p.stat()[0] == 3
+    p.retr(1)
+    redis_cli(bed, "SCRIPT", "FLUSH")  # before QUIT: lock check, commit, release
+    assert p.quit().startswith(b"+OK")
+    redis_cli(bed, "SCRIPT", "FLUSH")
+    # The commit landed (view unread: message 1 is gone for the phone), and the
+    # lock was released (else IN-USE until lock_ttl, 30 s).
+    p = login(popgate, user, "phone")
+    assert subjects(p) == ["message 2", "message 3"]
+    assert p.quit().startswith(b"+OK")
+    assert redis_cli(bed, "EXISTS", f"pg1:{{{user}}}:lock:phone") == ["0"]
+    with open(popgate.log_path, encoding="utf-8", errors="replace") as f:
+        log = f.readlines()
+    # Loaded at connect, each with the SHA1 popgate computed for it.
+    assert not [line for line in log if "redis-script-load-failed" in line]
+    reloads = [line for line in log if "redis-script-reload" in line]
+    scripts = {field.split("=", 1)[1] for line in reloads for field in line.split() if field.startswith("script=")}
+    assert {"lock-acquire", "uidl-check", "state-load", "lock-refresh", "state-commit",
+            "lock-release"} <= scripts, reloads
+
+
 def test_two_mpop_clients_as_two_devices(up, user, popgate, tmp_path):
     seed(up, user, [message(i) for i in range(1, 5)])
 

@@ -1,0 +1,89 @@
+/* Unit tests for backends/redis_script.c and lua_scripts.c: each script's
+ * source is its preamble naming KEYS and ARGV, then its body; every position
+ * of every script has a name, unique within the script; and the SHA1 that
+ * EVALSHA sends is the one of that source. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "redis_script.h"
+
+static void test_preamble_names_keys_and_args(void **state)
+{
+    (void)state;
+    const char *release = redis_script_source(LUA_LOCK_RELEASE);
+    assert_non_null(release);
+    static const char want[] = "local lock_key, sessions_key = KEYS[1], KEYS[2]\nlocal token = ARGV[1]\n";
+    assert_memory_equal(release, want, strlen(want));
+    assert_string_equal(release + strlen(want), lua_script(LUA_LOCK_RELEASE)->body);
+
+    /* No ARGV line for a script without arguments. */
+    const char *check = redis_script_source(LUA_UIDL_CHECK);
+    assert_non_null(check);
+    static const char check_want[] = "local uidl_key, marker_key = KEYS[1], KEYS[2]\nreturn ";
+    assert_memory_equal(check, check_want, strlen(check_want));
+
+    /* Extra arguments start after the named ones. */
+    const char *save = redis_script_source(LUA_UIDL_SAVE);
+    assert_non_null(save);
+    assert_non_null(strstr(save, "local set_marker, marker = ARGV[1], ARGV[2]\nlocal first_extra = 3\n"));
+}
+
+static void test_every_position_named_once(void **state)
+{
+    (void)state;
+    for (int id = 0; id < LUA_SCRIPTS; id++) {
+        const struct lua_script *s = lua_script((enum lua_script_id)id);
+        assert_non_null(s);
+        assert_non_null(s->name);
+        assert_non_null(redis_script_source((enum lua_script_id)id));
+        const char *names[64];
+        unsigned n = 0;
+        for (unsigned i = 0; i < s->n_keys; i++)
+            names[n++] = s->keys[i];
+        for (unsigned i = 0; i < s->n_args; i++)
+            names[n++] = s->args[i];
+        for (unsigned i = 0; i < n; i++) {
+            assert_non_null(names[i]);
+            for (unsigned j = i + 1; j < n; j++)
+                assert_string_not_equal(names[i], names[j]);
+        }
+    }
+    assert_null(lua_script(LUA_SCRIPTS));
+    assert_null(redis_script_source(LUA_SCRIPTS));
+    assert_null(redis_script_sha1(LUA_SCRIPTS));
+}
+
+static void test_sha1_is_of_the_source(void **state)
+{
+    (void)state;
+    for (int id = 0; id < LUA_SCRIPTS; id++) {
+        const char *source = redis_script_source((enum lua_script_id)id);
+        const char *sha1 = redis_script_sha1((enum lua_script_id)id);
+        assert_non_null(sha1);
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned md_len = 0;
+        assert_true(EVP_Digest(source, strlen(source), md, &md_len, EVP_sha1(), NULL));
+        char hex[2 * EVP_MAX_MD_SIZE + 1];
+        for (unsigned i = 0; i < md_len; i++)
+            snprintf(hex + 2 * i, 3, "%02x", md[i]);
+        assert_int_equal(strlen(sha1), REDIS_SCRIPT_SHA1_HEX);
+        assert_string_equal(sha1, hex);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_preamble_names_keys_and_args),
+        cmocka_unit_test(test_every_position_named_once),
+        cmocka_unit_test(test_sha1_is_of_the_source),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
