@@ -230,7 +230,7 @@ class Demo:
         mpop = f"mpop -C {q(self.mpoprc)} desk"
         n = len(self.msgs)
         missing = [c for c in ("curl", "fetchmail", "mpop") if not shutil.which(c)]
-        note = (f"\n  (not installed here: {', '.join(missing)}; apt-get install {' '.join(missing)})\n"
+        note = (f"\n  (not installed here: {', '.join(missing)}; apt-get install --no-remove {' '.join(missing)})\n"
                 if missing else "")
         admin_note = ("" if os.access(self.admin, os.X_OK) else
                       "\n  (popgate-admin is not built yet: make popgate-admin)\n")

@@ -104,7 +104,7 @@ install-deps: nothing was installed or removed.
   demo and tests start a private Dovecot and never use the system's services.
   What to do:
   - run \`make demo\` / \`make test\` in a container or VM instead, e.g.
-      docker run --rm -it -v "\$PWD":/src -w /src debian:12 sh -c 'apt-get update && apt-get install -y make && make demo'
+      docker run --rm -it -v "\$PWD":/src -w /src debian:12 sh -c 'apt-get update && apt-get install -y --no-remove make && make demo'
   - or, if this machine does not need $removed, remove it yourself
     (apt-get remove $removed) and run this again.
   To see apt's plan: apt-get -s install$missing
