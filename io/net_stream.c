@@ -283,6 +283,20 @@ struct net_stream *net_stream_connect(struct ev_loop *loop, const struct sockadd
     return s;
 }
 
+/* Connect or handshake done: the stream is open; tell the caller. False when
+ * the stream was freed inside the callback. */
+static bool report_open(struct net_stream *s)
+{
+    ev_timer_stop(s->loop, &s->deadline);
+    want_write(s, false);
+    s->state = NS_OPEN;
+    net_stream_done_cb *done = s->done;
+    s->done = NULL;
+    enter_callback(s);
+    done(s, true, NET_STREAM_EOF, s->arg);
+    return leave_callback(s);
+}
+
 static void finish_connect(struct net_stream *s)
 {
     int err = 0;
@@ -291,15 +305,8 @@ static void finish_connect(struct net_stream *s)
         fail(s, NET_STREAM_IO_ERROR);
         return;
     }
-    ev_timer_stop(s->loop, &s->deadline);
-    want_write(s, false);
-    s->state = NS_OPEN;
-    net_stream_done_cb *done = s->done;
-    s->done = NULL;
-    enter_callback(s);
-    done(s, true, NET_STREAM_EOF, s->arg);
     /* The callback may have started TLS: the handshake owns the watchers then. */
-    if (leave_callback(s) && s->state == NS_OPEN)
+    if (report_open(s) && s->state == NS_OPEN)
         update_read_interest(s);
 }
 
@@ -322,14 +329,7 @@ static void do_handshake(struct net_stream *s)
     ERR_clear_error();
     int r = SSL_do_handshake(s->ssl);
     if (r == 1) {
-        ev_timer_stop(s->loop, &s->deadline);
-        want_write(s, false);
-        s->state = NS_OPEN;
-        net_stream_done_cb *done = s->done;
-        s->done = NULL;
-        enter_callback(s);
-        done(s, true, NET_STREAM_EOF, s->arg);
-        if (!leave_callback(s))
+        if (!report_open(s))
             return;
         update_read_interest(s);
         if (s->out_len > 0)

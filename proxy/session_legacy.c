@@ -354,6 +354,20 @@ static void finish_matching(struct session *s)
     login_step_done(s);
 }
 
+/* One matching stage's Redis lookup: nothing to ask ends the matching;
+ * a request that cannot be sent answers done as Redis being down would. */
+static void lookup_match_fields(struct session *s, const char *const *fields, const size_t *lens, size_t n,
+                                uidl_lookup_cb *done)
+{
+    if (n == 0) {
+        finish_matching(s);
+        return;
+    }
+    s->legacy_lookup = uidl_store_lookup(s->gw->redis, s->device.login.state_user, fields, lens, n, done, s);
+    if (!s->legacy_lookup)
+        done(UIDL_STORE_UNAVAILABLE, NULL, NULL, 0, s);
+}
+
 static void lookup_failed(struct session *s)
 {
     /* Without the values the old UIDLs cannot be served: refuse the login
@@ -441,14 +455,7 @@ static void hash_next(struct session *s)
         login_step_done(s);
         return;
     }
-    if (n == 0) {
-        finish_matching(s);
-        return;
-    }
-    s->legacy_lookup = uidl_store_lookup(s->gw->redis, s->device.login.state_user, fields, lens, n,
-                                         on_hash_values, s);
-    if (!s->legacy_lookup)
-        on_hash_values(UIDL_STORE_UNAVAILABLE, NULL, NULL, 0, s);
+    lookup_match_fields(s, fields, lens, n, on_hash_values);
 }
 
 static void on_size_values(enum uidl_store_result r, const char *const *values, const size_t *lens, size_t n,
@@ -499,14 +506,7 @@ static void start_hash_stage(struct session *s)
         login_step_done(s);
         return;
     }
-    if (n == 0) {
-        finish_matching(s);
-        return;
-    }
-    s->legacy_lookup = uidl_store_lookup(s->gw->redis, s->device.login.state_user, fields, lens, n,
-                                         on_size_values, s);
-    if (!s->legacy_lookup)
-        on_size_values(UIDL_STORE_UNAVAILABLE, NULL, NULL, 0, s);
+    lookup_match_fields(s, fields, lens, n, on_size_values);
 }
 
 static void on_values(enum uidl_store_result r, const char *const *values, const size_t *lens, size_t n,

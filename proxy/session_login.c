@@ -178,7 +178,9 @@ static void on_upstream_throttled(uint32_t suggested_ms, void *arg)
     auth_throttle_record_backoff(s->gw->redis, s->device.login.state_user, ms);
 }
 
-static void on_connected(struct imap_client *c, enum imap_result r, void *arg)
+/* The completion of an upstream step with nothing to keep from it
+ * (connect, the listing): the next step, or the login fails. */
+static void on_upstream_step(struct imap_client *c, enum imap_result r, void *arg)
 {
     (void)c;
     struct session *s = arg;
@@ -197,7 +199,7 @@ static void connect_upstream(struct session *s)
         return;
     }
     imap_client_on_throttle(s->imap, on_upstream_throttled, s);
-    imap_connect(s->imap, on_connected, s);
+    imap_connect(s->imap, on_upstream_step, s);
 }
 
 static void on_authenticated(struct imap_client *c, enum imap_result r, void *arg)
@@ -277,17 +279,6 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
         e->flags |= MAILDROP_SEEN_UPSTREAM;
 }
 
-static void on_listed(struct imap_client *c, enum imap_result r, void *arg)
-{
-    (void)c;
-    struct session *s = arg;
-    if (r != IMAP_RESULT_OK) {
-        login_fail_upstream(s, r);
-        return;
-    }
-    login_step_done(s);
-}
-
 /* ---- complete ------------------------------------------------------------- */
 
 static void complete(struct session *s)
@@ -342,7 +333,7 @@ static void login_enter(struct session *s, enum login_step step)
         session_select_folder(s, s->login.folder, on_selected);
         break;
     case LOGIN_LISTING:
-        imap_fetch_listing(s->imap, on_listing_item, on_listed, s);
+        imap_fetch_listing(s->imap, on_listing_item, on_upstream_step, s);
         break;
     case LOGIN_LEGACY_MATCH:
         session_legacy_match(s);
