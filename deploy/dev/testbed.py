@@ -49,6 +49,40 @@ _instance_counter = itertools.count(1)
 _maildir_counter = itertools.count(1)
 
 
+def ensure_maildir(home, chown):
+    """home/Maildir with tmp, new and cur (each made 0700, then chown(path));
+    returns the Maildir path."""
+    md = os.path.join(home, "Maildir")
+    for d in (home, md, *(os.path.join(md, s) for s in ("tmp", "new", "cur"))):
+        if not os.path.isdir(d):
+            os.mkdir(d, 0o700)
+            chown(d)
+    return md
+
+
+def maildir_deliver(md, messages, flags, chown, tag):
+    """Deliver messages (bytes each, exact) into Maildir md, in order: each is
+    written to tmp/ and renamed into new/, or into cur/ with flags (Maildir
+    info letters, e.g. "S" for \\Seen) as a client that had read it would
+    leave it. File names sort in delivery order (servers that number by file
+    name keep it). Returns the file names."""
+    names = []
+    for data in messages:
+        n = next(_maildir_counter)
+        base = f"{1000000000 + n}.M{n}P{os.getpid()}.{tag}"
+        tmp = os.path.join(md, "tmp", base)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        chown(tmp)
+        if flags:
+            dest = os.path.join(md, "cur", f"{base}:2,{''.join(sorted(flags))}")
+        else:
+            dest = os.path.join(md, "new", base)
+        os.rename(tmp, dest)
+        names.append(os.path.basename(dest))
+    return names
+
+
 def _die_with_parent():
     """preexec_fn: the child gets SIGTERM when the process that started it dies,
     so a killed test run leaves no Dovecot or Redis behind."""
@@ -462,35 +496,14 @@ class Testbed:
         return os.path.join(self.mail_root, user, "Maildir")
 
     def _ensure_maildir(self, user):
-        home = os.path.join(self.mail_root, user)
-        md = self.maildir(user)
-        for d in (home, md, *(os.path.join(md, s) for s in ("tmp", "new", "cur"))):
-            if not os.path.isdir(d):
-                os.mkdir(d, 0o700)
-                self._chown(d)
-        return md
+        return ensure_maildir(os.path.join(self.mail_root, user), self._chown)
 
     def seed(self, user, messages, flags=""):
         """Deliver messages (bytes each, exact) into user's INBOX, in order.
         flags: Maildir info letters (e.g. "S" for \\Seen) for all of them; with
         flags the file goes to cur/, as a client that had read it would leave it.
         Returns the file names."""
-        md = self._ensure_maildir(user)
-        names = []
-        for data in messages:
-            n = next(_maildir_counter)
-            base = f"{1000000000 + n}.M{n}P{os.getpid()}.testbed"
-            tmp = os.path.join(md, "tmp", base)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            self._chown(tmp)
-            if flags:
-                dest = os.path.join(md, "cur", f"{base}:2,{''.join(sorted(flags))}")
-            else:
-                dest = os.path.join(md, "new", base)
-            os.rename(tmp, dest)
-            names.append(os.path.basename(dest))
-        return names
+        return maildir_deliver(self._ensure_maildir(user), messages, flags, self._chown, "testbed")
 
     def imap(self, user, password=None):
         """A logged-in imaplib connection to the test bed's Dovecot (plain

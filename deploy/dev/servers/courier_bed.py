@@ -69,7 +69,10 @@ MAIL_UID = MAIL_GID = 65534
 _bed_counter = itertools.count(1)
 # Maildir names start with this counter, as in testbed.py, so the seeding
 # order is the order of the names' time stamps (Courier's UID order too).
-_maildir_counter = itertools.count(1)
+
+
+def _chown_mail(path):
+    os.chown(path, MAIL_UID, MAIL_GID)
 
 
 def courier_root():
@@ -459,35 +462,14 @@ exit 1
         return os.path.join(self.mail_root, user, "Maildir")
 
     def _ensure_maildir(self, user):
-        home = os.path.join(self.mail_root, user)
-        md = self.maildir(user)
-        for d in (home, md, *(os.path.join(md, s) for s in ("tmp", "new", "cur"))):
-            if not os.path.isdir(d):
-                os.mkdir(d, 0o700)
-                os.chown(d, MAIL_UID, MAIL_GID)
-        return md
+        return _tb.ensure_maildir(os.path.join(self.mail_root, user), _chown_mail)
 
     def seed(self, user, messages, flags=""):
         """Store messages (bytes each, exact: CRLF, LF, bare CR as given) in
         user's INBOX as Maildir files, in order (UIDs ascend in list order).
         flags: Maildir info letters for all of them ("S" = \\Seen, "F", "R",
         "T", ...); with flags the file goes to cur/. Returns the file names."""
-        md = self._ensure_maildir(user)
-        names = []
-        for data in messages:
-            n = next(_maildir_counter)
-            base = f"{1000000000 + n}.M{n}P{os.getpid()}.popgatebed"
-            tmp = os.path.join(md, "tmp", base)
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.chown(tmp, MAIL_UID, MAIL_GID)
-            if flags:
-                dest = os.path.join(md, "cur", f"{base}:2,{''.join(sorted(flags))}")
-            else:
-                dest = os.path.join(md, "new", base)
-            os.rename(tmp, dest)
-            names.append(os.path.basename(dest))
-        return names
+        return _tb.maildir_deliver(self._ensure_maildir(user), messages, flags, _chown_mail, "popgatebed")
 
     def imap(self, user, password=None):
         """A logged-in imaplib connection (plain IMAP on loopback; the caller
