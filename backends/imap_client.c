@@ -318,6 +318,8 @@ static const struct {
     { "LOGINDISABLED", IMAP_CAP_LOGINDISABLED },
     { "SPECIAL-USE", IMAP_CAP_SPECIAL_USE },
     { "X-GM-EXT-1", IMAP_CAP_X_GM_EXT_1 },
+    { "CONDSTORE", IMAP_CAP_CONDSTORE },
+    { "QRESYNC", IMAP_CAP_CONDSTORE },
 };
 
 /* A capability list replaces what was known before (RFC 3501 6.1.1). */

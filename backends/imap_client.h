@@ -40,6 +40,7 @@ enum {
     IMAP_CAP_LOGINDISABLED = 1u << 6,
     IMAP_CAP_SPECIAL_USE = 1u << 7,
     IMAP_CAP_X_GM_EXT_1 = 1u << 8,  /* Gmail: X-GM-MSGID, X-GM-LABELS */
+    IMAP_CAP_CONDSTORE  = 1u << 9,  /* RFC 7162 (QRESYNC implies it) */
 };
 
 /* Where the listing's stable message ids come from, by capability: EMAILID
@@ -111,10 +112,16 @@ void imap_connect(struct imap_client *c, imap_done_cb *done, void *arg);
 void imap_login(struct imap_client *c, const char *user, const char *pass,
                 imap_done_cb *done, void *arg);
 
-/* SELECT (read-write). After OK, imap_client_uidvalidity() and _exists() are valid. */
+/* SELECT (read-write), with the CONDSTORE parameter (RFC 7162) where the
+ * server has it. After OK, imap_client_uidvalidity() and _exists() are
+ * valid, and _uidnext() and _highestmodseq() are what the server reported:
+ * 0 when it did not, and a HIGHESTMODSEQ of 0 after [NOMODSEQ] (a folder
+ * without mod-sequences). EXISTS is kept up to date afterwards. */
 void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done, void *arg);
 uint32_t imap_client_uidvalidity(const struct imap_client *c);
 uint32_t imap_client_exists(const struct imap_client *c);
+uint32_t imap_client_uidnext(const struct imap_client *c);
+uint64_t imap_client_highestmodseq(const struct imap_client *c);
 unsigned imap_client_caps(const struct imap_client *c);
 enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c);
 
@@ -124,6 +131,13 @@ enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c);
  * listing item (as one without RFC822.SIZE). */
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg);
+/* The same listing of the messages whose mod-sequence is above modseq only:
+ * flag changes and new mail since a SELECT that reported HIGHESTMODSEQ
+ * modseq (UID FETCH 1:* (...) (CHANGEDSINCE modseq), RFC 7162). Expunges
+ * are not reported: compare with EXISTS. Needs IMAP_CAP_CONDSTORE
+ * (IMAP_RESULT_NO without it, nothing sent). */
+void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, imap_listing_cb *item_cb,
+                                imap_done_cb *done, void *arg);
 
 /* UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]); item_cb once
  * per message in mailbox order; a FETCH without that item (a flag change

@@ -24,16 +24,25 @@ void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done,
 {
     if (!imap_op_begin(c, OP_SELECT, done, arg))
         return;
-    char cmd[sizeof "SELECT " + IMAP_QUOTED_MAX(IMAP_MAILBOX_MAX)];
+    static const char condstore[] = " (CONDSTORE)";
+    char cmd[sizeof "SELECT " + IMAP_QUOTED_MAX(IMAP_MAILBOX_MAX) + sizeof condstore];
     size_t pos = 7, len = strlen(mailbox);
     memcpy(cmd, "SELECT ", 7);
-    if (len > IMAP_MAILBOX_MAX || !imap_append_quoted(cmd, sizeof cmd - 1, &pos, mailbox, len)) {
+    if (len > IMAP_MAILBOX_MAX || !imap_append_quoted(cmd, sizeof cmd - sizeof condstore, &pos, mailbox, len)) {
         imap_api_invalid(c, "mailbox name cannot be sent as a quoted string");
         return;
+    }
+    /* RFC 7162: HIGHESTMODSEQ in the reply, which tells a cached listing
+     * (proxy/session_listing.c) whether anything changed. */
+    if (c->caps & IMAP_CAP_CONDSTORE) {
+        memcpy(cmd + pos, condstore, sizeof condstore - 1);
+        pos += sizeof condstore - 1;
     }
     cmd[pos] = '\0';
     c->uidvalidity = 0;
     c->exists = 0;
+    c->uidnext = 0;
+    c->highestmodseq = 0;
     imap_api_send(c, cmd);
 }
 
@@ -45,6 +54,16 @@ uint32_t imap_client_uidvalidity(const struct imap_client *c)
 uint32_t imap_client_exists(const struct imap_client *c)
 {
     return c->exists;
+}
+
+uint32_t imap_client_uidnext(const struct imap_client *c)
+{
+    return c->uidnext;
+}
+
+uint64_t imap_client_highestmodseq(const struct imap_client *c)
+{
+    return c->highestmodseq;
 }
 
 unsigned imap_client_caps(const struct imap_client *c)
@@ -67,6 +86,25 @@ enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c)
     return IMAP_IDS_NONE;
 }
 
+/* The listing's items; `tail` follows the closing parenthesis. */
+static void send_listing(struct imap_client *c, const char *tail)
+{
+    static const char *const items[] = {
+        [IMAP_IDS_NONE] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
+        [IMAP_IDS_EMAILID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)",
+        [IMAP_IDS_X_GM_MSGID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE X-GM-MSGID)",
+    };
+    c->listing_ids = imap_client_stable_ids(c);
+    imap_cmd_begin(c);
+    imap_cmd_puts(c, items[c->listing_ids]);
+    imap_cmd_puts(c, tail);
+    if (!imap_cmd_end(c)) {
+        imap_api_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
+        return;
+    }
+    upstream_conn_await_reply(&c->conn);
+}
+
 void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg)
 {
@@ -78,13 +116,27 @@ void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
         imap_op_finish_soon(c, IMAP_RESULT_OK);
         return;
     }
-    static const char *const listing_cmd[] = {
-        [IMAP_IDS_NONE] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
-        [IMAP_IDS_EMAILID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)",
-        [IMAP_IDS_X_GM_MSGID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE X-GM-MSGID)",
-    };
-    c->listing_ids = imap_client_stable_ids(c);
-    imap_api_send(c, listing_cmd[c->listing_ids]);
+    send_listing(c, "");
+}
+
+void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, imap_listing_cb *item_cb,
+                                imap_done_cb *done, void *arg)
+{
+    if (!imap_op_begin(c, OP_LISTING, done, arg))
+        return;
+    c->item_cb = item_cb;
+    if (!(c->caps & IMAP_CAP_CONDSTORE)) {
+        imap_set_error(c, "upstream lacks CONDSTORE");
+        imap_op_finish_soon(c, IMAP_RESULT_NO);
+        return;
+    }
+    if (c->exists == 0) {
+        imap_op_finish_soon(c, IMAP_RESULT_OK);
+        return;
+    }
+    char tail[48];
+    snprintf(tail, sizeof tail, " (CHANGEDSINCE %llu)", (unsigned long long)modseq);
+    send_listing(c, tail);
 }
 
 void imap_fetch_message_ids(struct imap_client *c, imap_message_id_cb *item_cb,

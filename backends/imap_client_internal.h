@@ -90,6 +90,8 @@ struct imap_client {
     bool sizes_estimated;           /* the greeting names a server whose RFC822.SIZE is an estimate */
     uint32_t uidvalidity;
     uint32_t exists;
+    uint32_t uidnext;               /* [UIDNEXT] of the last SELECT; 0 = none */
+    uint64_t highestmodseq;         /* [HIGHESTMODSEQ] of the last SELECT; 0 = none or [NOMODSEQ] */
     bool bye_seen;
     bool bye_throttled;             /* the BYE was a throttle: the close is one too */
 

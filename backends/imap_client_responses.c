@@ -181,6 +181,15 @@ static void handle_untagged(struct imap_client *c, const struct imap_response *r
             }
             c->uidvalidity = v;
         }
+        /* RFC 7162: HIGHESTMODSEQ, or NOMODSEQ for a folder without
+         * mod-sequences; a malformed one is as good as none (no cache). */
+        uint64_t n;
+        if (imap_resp_code_is(r, "UIDNEXT"))
+            c->uidnext = imap_resp_code_number(r, &n) && n <= UINT32_MAX ? (uint32_t)n : 0;
+        if (imap_resp_code_is(r, "HIGHESTMODSEQ"))
+            c->highestmodseq = imap_resp_code_number(r, &n) ? n : 0;
+        if (imap_resp_code_is(r, "NOMODSEQ"))
+            c->highestmodseq = 0;
         if (r->status == IMAP_STATUS_BYE) {
             uint32_t ms;
             c->bye_seen = true;

@@ -770,6 +770,17 @@ static bool parse_u64(const struct imap_token *tok, uint64_t *out)
     return v != 0;
 }
 
+bool imap_resp_code_number(const struct imap_response *r, uint64_t *out)
+{
+    struct imap_tokenizer t;
+    struct imap_token tok, rest;
+    if (r->code == NULL)
+        return false;
+    imap_tokenizer_init(&t, r->code_args, r->code_args_len);
+    return imap_next_token(&t, &tok) == IMAP_TOK_ATOM && parse_u64(&tok, out) &&
+           imap_next_token(&t, &rest) == IMAP_TOK_END;
+}
+
 bool imap_fetch_parse(const char *data, size_t len, bool partial,
                       struct imap_fetch_attrs *a, const char **error)
 {

@@ -191,6 +191,11 @@ bool imap_response_parse(const char *line, size_t len, struct imap_response *r,
                          const char **error);
 bool imap_resp_name_is(const struct imap_response *r, const char *word);
 bool imap_resp_code_is(const struct imap_response *r, const char *word);
+/* The one number a response code carries: "[UIDNEXT 4392]",
+ * "[HIGHESTMODSEQ 715194045007]" (RFC 7162, up to 63 bits). False when the
+ * response has no code, or its argument is not a single number from 1 to
+ * UINT64_MAX. */
+bool imap_resp_code_number(const struct imap_response *r, uint64_t *out);
 
 /* Is a NO, BAD or BYE the server telling the client to slow down? Gmail
  * answers "[THROTTLED]" (as the response code or at the end of the text),
