@@ -105,6 +105,10 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return config_parse_seconds(v, 86400, &c->shutdown_timeout);
     if (!strcmp(key, "max_bad_commands"))
         return config_parse_uint(v, 1, 1000, &c->max_bad_commands);
+    if (!strcmp(key, "listing_cache_mb"))
+        return config_parse_uint(v, 0, 1024 * 1024, &c->listing_cache_mb);
+    if (!strcmp(key, "listing_cache_user_mb"))
+        return config_parse_uint(v, 1, 1024 * 1024, &c->listing_cache_user_mb);
     if (!strcmp(key, "auth_failure_delay"))
         return config_parse_seconds(v, 60, &c->auth_failure_delay);
     if (!strcmp(key, "max_connections_per_addr"))
@@ -331,6 +335,8 @@ static bool set_defaults(struct config *c)
     c->idle_timeout = 600;
     c->shutdown_timeout = 30;
     c->max_bad_commands = 10;
+    c->listing_cache_mb = 64;
+    c->listing_cache_user_mb = 8;
     c->auth_failure_delay = 2;
     c->max_connections_per_addr = 50;
     c->auth_throttle = (struct auth_throttle_limits){ .max_per_user = 10, .max_per_addr = 50,

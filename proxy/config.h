@@ -67,6 +67,10 @@ struct config {
      * Seconds; upstream_backoff_max 0 turns the backoff off. */
     uint32_t upstream_backoff;
     uint32_t upstream_backoff_max;
+    /* The node's cache of upstream folder listings (translate/listing_cache.h):
+     * MiB in total and per user; 0 in total turns it off. */
+    unsigned listing_cache_mb;
+    unsigned listing_cache_user_mb;
     char run_user[CONFIG_NAME_MAX];      /* drop privileges to it after binding; empty = stay */
     char run_group[CONFIG_NAME_MAX];
     /* Networks whose connections start with a PROXY protocol header (HAProxy). */

@@ -127,6 +127,8 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
         log_event(LOG_LEVEL_WARN, NULL, "reload", "note", "[redis] changes only on restart", LOG_END);
     config_unref(gw->config);
     gw->config = fresh;
+    listing_cache_set_limits(&gw->listing_cache, (size_t)fresh->listing_cache_mb << 20,
+                             (size_t)fresh->listing_cache_user_mb << 20);
     log_set_level(fresh->log_level);
     log_event(LOG_LEVEL_INFO, NULL, "reload", "config", gw->config_path, "result", "ok", LOG_END);
 }
@@ -211,6 +213,8 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
     addr_limit_init(&gw->per_addr);
     gw->loop = loop;
     gw->config = config;
+    listing_cache_init(&gw->listing_cache, (size_t)config->listing_cache_mb << 20,
+                       (size_t)config->listing_cache_user_mb << 20);
     snprintf(gw->config_path, sizeof gw->config_path, "%s", config_path);
     for (unsigned i = 0; i < config->n_listeners; i++) {
         const struct listen_spec *l = &config->listeners[i];
@@ -298,6 +302,7 @@ void gateway_deinit(struct gateway *gw)
     redis_store_free(gw->redis);
     gw->redis = NULL;
     addr_limit_deinit(&gw->per_addr);
+    listing_cache_deinit(&gw->listing_cache);
     config_unref(gw->config);
     gw->config = NULL;
 }

@@ -13,6 +13,7 @@
 
 #include "addr_limit.h"
 #include "config.h"
+#include "listing_cache.h"
 #include "redis_store.h"
 
 struct session;
@@ -22,6 +23,7 @@ struct gateway {
     char config_path[PATH_MAX];
     struct config *config;           /* the config new sessions get */
     struct redis_store *redis;       /* shared by all sessions; [redis] changes need a restart */
+    struct listing_cache listing_cache;  /* upstream listings seen (session_listing.c) */
 
     int listen_fds[CONFIG_MAX_LISTENERS];
     ev_io listen_watchers[CONFIG_MAX_LISTENERS];

@@ -312,6 +312,7 @@ static void session_destroy(struct session *s, const char *reason)
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
     session_legacy_release(s);
+    session_listing_release(s);
     session_device_release(s);
     auth_throttle_cancel(s->throttle);
     imap_client_free(s->imap);

@@ -161,6 +161,7 @@ struct session {
     imap_done_cb *select_done;       /* session_select_folder's caller (login, RETR, QUIT) */
     struct view_policy policy;       /* the mapping's policy, then the user's Redis override */
     struct maildrop drop;
+    struct folder_listing *folder_listing;  /* login only: the folder being listed (session_listing.c) */
     struct listing_cursor listing;
     struct transfer xfer;
     struct commit_progress *commit;  /* allocated at QUIT: most of a session's size */
@@ -212,6 +213,14 @@ void session_reply_after(struct session *s, double delay, const char *line);
 /* The TLS handshake failed: the stream reported it through the handshake
  * callback (not on_close), so the session ends here. */
 void session_tls_failed(struct session *s, enum net_stream_error err);
+
+/* session_listing.c: the login's select and listing steps (LOGIN_SELECT,
+ * LOGIN_LISTING) for s->login.folder, served from the node's listing cache
+ * when the upstream says nothing changed. */
+void session_listing_select(struct session *s);
+void session_listing_fetch(struct session *s);
+/* Frees the login's listing work (safe when there is none). */
+void session_listing_release(struct session *s);
 
 /* session_auth.c */
 void session_cmd_capa(struct session *s, const struct pop3_command *cmd);

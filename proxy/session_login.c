@@ -7,7 +7,8 @@
  * next step itself, so the order can be read here and nowhere else. The
  * bodies of the steps that belong to a concern of their own stay in its file
  * (session_mapping.c, session_device.c, session_legacy.c, session_sizes.c);
- * the upstream steps (connect, authenticate, select, listing) are here.
+ * the upstream steps connect and authenticate are here, select and listing
+ * (with the node's listing cache) in session_listing.c.
  *
  *   throttle -> mapping -> connect -> authenticate -> device-lock
  *   -> legacy-check -> { select -> listing [-> legacy-match, first folder] }
@@ -22,7 +23,6 @@
  * for what the view shows. */
 #include "session_internal.h"
 
-#include "hash64.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply_code.h"
@@ -111,6 +111,7 @@ void login_fail(struct session *s, const char *reply, const char *reason, bool d
     metrics_counter_add2(METRIC_LOGINS_TOTAL, "failed", reason, 1);
     session_wipe_password(s);
     session_legacy_release(s);
+    session_listing_release(s);
     session_device_release(s);
     imap_client_free(s->imap);
     s->imap = NULL;
@@ -179,7 +180,7 @@ static void on_upstream_throttled(uint32_t suggested_ms, void *arg)
 }
 
 /* The completion of an upstream step with nothing to keep from it
- * (connect, the listing): the next step, or the login fails. */
+ * (connect): the next step, or the login fails. */
 static void on_upstream_step(struct imap_client *c, enum imap_result r, void *arg)
 {
     (void)c;
@@ -230,54 +231,7 @@ static void authenticate(struct session *s)
     imap_login(s->imap, upstream_user, s->password, on_authenticated, s);
 }
 
-/* ---- select and listing (once per folder) --------------------------------- */
-
-static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
-{
-    struct session *s = arg;
-    if (r != IMAP_RESULT_OK) {
-        login_fail_upstream(s, r);
-        return;
-    }
-    uint32_t uidvalidity = imap_client_uidvalidity(c);
-    if (s->login.folder == 0) {
-        maildrop_free(&s->drop);
-        maildrop_init(&s->drop, uidvalidity);
-        /* By capability, not by what the listing held: an empty mailbox
-         * must not store a scheme that the next login calls changed. */
-        s->device.ids = imap_client_stable_ids(c);
-    } else if (!maildrop_add_folder(&s->drop, uidvalidity,
-                                    maildrop_folder_tag(s->mapping->folders[s->login.folder]))) {
-        login_fail_upstream(s, IMAP_RESULT_INVALID_ARGUMENT);
-        return;
-    }
-    login_step_done(s);
-}
-
-static void on_listing_item(const struct imap_listing_item *item, void *arg)
-{
-    struct session *s = arg;
-    uint8_t folder = (uint8_t)(s->drop.n_folders - 1);
-    uint32_t uidvalidity = s->drop.folder_uidvalidity[folder];
-    /* RFC822.SIZE until the device state says the exact size (Redis). Beyond
-     * MAILDROP_MAX_MESSAGES the maildrop shows the oldest ones only. */
-    if (!maildrop_append(&s->drop, item->uid, item->size))
-        return;
-    struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
-    e->internaldate = item->internaldate;
-    if (item->x_gm_msgid)
-        e->state_id = message_state_id_x_gm(item->x_gm_msgid);
-    else
-        e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
-    if (folder > 0 && !item->emailid && !item->x_gm_msgid) {
-        /* UID and UIDVALIDITY may repeat across folders; EMAILIDs and
-         * X-GM-MSGIDs do not (Gmail's id is the same in every label). */
-        uint32_t tag = s->drop.folder_tag[folder];
-        e->state_id = hash64(e->state_id, &tag, sizeof tag);
-    }
-    if (item->seen)
-        e->flags |= MAILDROP_SEEN_UPSTREAM;
-}
+/* ---- select and listing (once per folder): session_listing.c ---------- */
 
 /* ---- complete ------------------------------------------------------------- */
 
@@ -330,10 +284,10 @@ static void login_enter(struct session *s, enum login_step step)
         session_legacy_prepare(s);
         break;
     case LOGIN_SELECT:
-        session_select_folder(s, s->login.folder, on_selected);
+        session_listing_select(s);
         break;
     case LOGIN_LISTING:
-        imap_fetch_listing(s->imap, on_listing_item, on_upstream_step, s);
+        session_listing_fetch(s);
         break;
     case LOGIN_LEGACY_MATCH:
         session_legacy_match(s);
