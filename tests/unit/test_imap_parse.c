@@ -1224,6 +1224,56 @@ static void test_fetch_x_gm_msgid(void **state)
     expect_fetch_error("(X-GM-MSGID 000000000000000000001)");
 }
 
+/* RFC 7162 (CONDSTORE): the SELECT's codes a cached listing is checked by,
+ * and a CHANGEDSINCE listing whose FETCH data carries MODSEQ. */
+static void test_condstore_codes_and_modseq(void **state)
+{
+    (void)state;
+    struct imap_response r;
+    uint64_t n = 0;
+    parse_ok("* OK [HIGHESTMODSEQ 715194045007] Highest", &r);
+    assert_true(imap_resp_code_is(&r, "HIGHESTMODSEQ"));
+    assert_true(imap_resp_code_number(&r, &n));
+    assert_true(n == 715194045007ULL);
+    parse_ok("* OK [HIGHESTMODSEQ 18446744073709551615] max", &r);
+    assert_true(imap_resp_code_number(&r, &n));
+    assert_true(n == UINT64_MAX);
+    parse_ok("* OK [UIDNEXT 4392] Predicted next UID", &r);
+    assert_true(imap_resp_code_is(&r, "UIDNEXT"));
+    assert_true(imap_resp_code_number(&r, &n));
+    assert_true(n == 4392);
+    parse_ok("* OK [NOMODSEQ] Sorry, this mailbox format doesn't support modsequences", &r);
+    assert_true(imap_resp_code_is(&r, "NOMODSEQ"));
+    assert_false(imap_resp_code_number(&r, &n));
+    /* Not one positive number: refused, so no cache is built on it. */
+    static const char *const bad[] = {
+        "* OK [HIGHESTMODSEQ 0] zero",
+        "* OK [HIGHESTMODSEQ 18446744073709551616] overflow",
+        "* OK [HIGHESTMODSEQ 12a] junk",
+        "* OK [HIGHESTMODSEQ 1 2] two",
+        "* OK [HIGHESTMODSEQ] none",
+        "* OK [HIGHESTMODSEQ \"7\"] quoted",
+        "* OK no code",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        parse_ok(bad[i], &r);
+        assert_false(imap_resp_code_number(&r, &n));
+    }
+    /* A CHANGEDSINCE listing item: MODSEQ is skipped, the rest read. */
+    struct imap_fetch_attrs a;
+    fetch_ok("(UID 7 MODSEQ (624140003) FLAGS (\\Seen) RFC822.SIZE 99 "
+             "INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" EMAILID (M6d99ac3275bb4e))", false, &a);
+    assert_int_equal(a.uid, 7);
+    assert_int_equal(a.size, 99);
+    assert_true(a.seen);
+    assert_true(a.present & IMAP_FETCH_HAS_EMAILID);
+    /* An unsolicited flag change under CONDSTORE: UID and MODSEQ, no size. */
+    fetch_ok("(FLAGS (\\Deleted) UID 9 MODSEQ (12))", false, &a);
+    assert_int_equal(a.uid, 9);
+    assert_true(a.deleted);
+    assert_false(a.present & IMAP_FETCH_HAS_SIZE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1262,6 +1312,7 @@ int main(void)
         cmocka_unit_test(test_list_garbage),
         cmocka_unit_test(test_throttle_answers),
         cmocka_unit_test(test_fetch_x_gm_msgid),
+        cmocka_unit_test(test_condstore_codes_and_modseq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
