@@ -142,6 +142,14 @@ bench-smoke: popgate bench/pop3load
 	@bench/install-deps.sh
 	python3 bench/run.py --smoke --out build/bench-smoke
 
+# `make bench-login` (~3 minutes): login + UIDL on a 100,000-message mailbox,
+# popgate beside Dovecot's own POP3, first, repeated and after new mail;
+# rewrites bench/results-login.md and .json (issue 16, the listing cache).
+.PHONY: bench-login
+bench-login: popgate bench/pop3load
+	@bench/install-deps.sh
+	python3 bench/login.py
+
 # ---- fuzzing: libFuzzer targets for the parsers (tests/fuzz/README.md) ------
 # Every tests/fuzz/*.c is one target, linked against the library built again
 # with clang and the fuzzer's coverage instrumentation (the gcc objects above
