@@ -58,7 +58,7 @@ typedef void imap_done_cb(struct imap_client *c, enum imap_result r, void *arg);
 struct imap_listing_item {
     uint32_t uid;
     uint32_t size;                 /* RFC822.SIZE */
-    uint32_t internaldate;         /* INTERNALDATE as seconds since the epoch (UTC);
+    uint32_t internaldate;         /* INTERNALDATE (when asked for) as seconds since the epoch (UTC);
                                       dates before 1970 read as 0, after 2106 as
                                       UINT32_MAX (APPEND may set any year) */
     bool seen;                     /* \Seen flag */
@@ -125,19 +125,21 @@ uint64_t imap_client_highestmodseq(const struct imap_client *c);
 unsigned imap_client_caps(const struct imap_client *c);
 enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c);
 
-/* UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE [EMAILID|X-GM-MSGID]);
- * item_cb once per message in mailbox order. The stable id asked for is
- * imap_client_stable_ids()'s; a message the server lists without it is no
- * listing item (as one without RFC822.SIZE). */
-void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
+/* UID FETCH 1:* (UID FLAGS RFC822.SIZE [INTERNALDATE] [EMAILID|X-GM-MSGID]);
+ * item_cb once per message in mailbox order. INTERNALDATE only with dates
+ * (item.internaldate is 0 without): on a Maildir it costs the server a
+ * stat() per message, most of its time in a listing of a large folder. The
+ * stable id asked for is imap_client_stable_ids()'s; a message the server
+ * lists without it is no listing item (as one without RFC822.SIZE). */
+void imap_fetch_listing(struct imap_client *c, bool dates, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg);
 /* The same listing of the messages whose mod-sequence is above modseq only:
  * flag changes and new mail since a SELECT that reported HIGHESTMODSEQ
  * modseq (UID FETCH 1:* (...) (CHANGEDSINCE modseq), RFC 7162). Expunges
  * are not reported: compare with EXISTS. Needs IMAP_CAP_CONDSTORE
  * (IMAP_RESULT_NO without it, nothing sent). */
-void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, imap_listing_cb *item_cb,
-                                imap_done_cb *done, void *arg);
+void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, bool dates,
+                                imap_listing_cb *item_cb, imap_done_cb *done, void *arg);
 
 /* UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]); item_cb once
  * per message in mailbox order; a FETCH without that item (a flag change

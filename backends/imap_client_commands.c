@@ -87,16 +87,18 @@ enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c)
 }
 
 /* The listing's items; `tail` follows the closing parenthesis. */
-static void send_listing(struct imap_client *c, const char *tail)
+static void send_listing(struct imap_client *c, bool dates, const char *tail)
 {
-    static const char *const items[] = {
-        [IMAP_IDS_NONE] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
-        [IMAP_IDS_EMAILID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE EMAILID)",
-        [IMAP_IDS_X_GM_MSGID] = "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE X-GM-MSGID)",
+    static const char *const ids[] = {
+        [IMAP_IDS_NONE] = "", [IMAP_IDS_EMAILID] = " EMAILID", [IMAP_IDS_X_GM_MSGID] = " X-GM-MSGID",
     };
     c->listing_ids = imap_client_stable_ids(c);
+    c->listing_dates = dates;
     imap_cmd_begin(c);
-    imap_cmd_puts(c, items[c->listing_ids]);
+    imap_cmd_puts(c, "UID FETCH 1:* (UID FLAGS RFC822.SIZE");
+    imap_cmd_puts(c, dates ? " INTERNALDATE" : "");
+    imap_cmd_puts(c, ids[c->listing_ids]);
+    imap_cmd_puts(c, ")");
     imap_cmd_puts(c, tail);
     if (!imap_cmd_end(c)) {
         imap_api_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
@@ -105,7 +107,7 @@ static void send_listing(struct imap_client *c, const char *tail)
     upstream_conn_await_reply(&c->conn);
 }
 
-void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
+void imap_fetch_listing(struct imap_client *c, bool dates, imap_listing_cb *item_cb,
                         imap_done_cb *done, void *arg)
 {
     if (!imap_op_begin(c, OP_LISTING, done, arg))
@@ -116,11 +118,11 @@ void imap_fetch_listing(struct imap_client *c, imap_listing_cb *item_cb,
         imap_op_finish_soon(c, IMAP_RESULT_OK);
         return;
     }
-    send_listing(c, "");
+    send_listing(c, dates, "");
 }
 
-void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, imap_listing_cb *item_cb,
-                                imap_done_cb *done, void *arg)
+void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, bool dates,
+                                imap_listing_cb *item_cb, imap_done_cb *done, void *arg)
 {
     if (!imap_op_begin(c, OP_LISTING, done, arg))
         return;
@@ -136,7 +138,7 @@ void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, imap_lis
     }
     char tail[48];
     snprintf(tail, sizeof tail, " (CHANGEDSINCE %llu)", (unsigned long long)modseq);
-    send_listing(c, tail);
+    send_listing(c, dates, tail);
 }
 
 void imap_fetch_message_ids(struct imap_client *c, imap_message_id_cb *item_cb,

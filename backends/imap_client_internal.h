@@ -79,6 +79,7 @@ struct imap_client {
     uint64_t body_left;
     bool paused;                    /* the sink took fewer bytes than offered */
     enum imap_stable_ids listing_ids;  /* the stable id the listing asked for */
+    bool listing_dates;             /* the listing asked for INTERNALDATE */
 
     /* special-use lookup */
     char list_use[IMAP_SPECIAL_USE_MAX + 1];

@@ -115,8 +115,9 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
         imap_io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, err);
         return;
     }
-    unsigned all = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS |
-                   IMAP_FETCH_HAS_INTERNALDATE;
+    unsigned all = IMAP_FETCH_HAS_UID | IMAP_FETCH_HAS_SIZE | IMAP_FETCH_HAS_FLAGS;
+    if (c->listing_dates)
+        all |= IMAP_FETCH_HAS_INTERNALDATE;
     if (c->listing_ids == IMAP_IDS_EMAILID)
         all |= IMAP_FETCH_HAS_EMAILID;
     else if (c->listing_ids == IMAP_IDS_X_GM_MSGID)
@@ -125,7 +126,7 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
     if (c->op == OP_LISTING && (a.present & all) == all && c->item_cb) {
         struct imap_listing_item item = {
             .uid = a.uid, .size = a.size, .seen = a.seen, .deleted = a.deleted,
-            .internaldate = clamp_date(a.internaldate),
+            .internaldate = c->listing_dates ? clamp_date(a.internaldate) : 0,
             .emailid = c->listing_ids == IMAP_IDS_EMAILID ? a.emailid : NULL,
             .emailid_len = c->listing_ids == IMAP_IDS_EMAILID ? a.emailid_len : 0,
             .x_gm_msgid = c->listing_ids == IMAP_IDS_X_GM_MSGID ? a.x_gm_msgid : 0,

@@ -94,6 +94,13 @@ static void make_key(struct session *s, struct folder_listing *l)
 
 /* ---- select --------------------------------------------------------------- */
 
+/* INTERNALDATE only for a view with a date window: on a Maildir the server
+ * stat()s every message for it, most of its time in a large listing. */
+static bool needs_dates(const struct view_policy *p)
+{
+    return p->since != 0 || p->max_age != 0 || p->from_first_login;
+}
+
 /* Which listing the folder needs, now that the SELECT said where it stands. */
 static void choose_source(struct session *s, struct folder_listing *l)
 {
@@ -104,7 +111,7 @@ static void choose_source(struct session *s, struct folder_listing *l)
     const struct listing_cache_folder *f =
         listing_cache_get(&s->gw->listing_cache, l->key, l->key_len, folder_name(s));
     if (!f || f->meta.uidvalidity != l->selected.uidvalidity ||
-        f->meta.id_scheme != l->selected.id_scheme ||
+        f->meta.id_scheme != l->selected.id_scheme || (l->selected.has_dates && !f->meta.has_dates) ||
         f->meta.highestmodseq > l->selected.highestmodseq)
         return;
     if (!listing_build_start_from(&l->build, f->records, f->count))
@@ -142,6 +149,7 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
         .uidnext = imap_client_uidnext(c),
         .highestmodseq = imap_client_highestmodseq(c),
         .id_scheme = (uint8_t)imap_client_stable_ids(c),
+        .has_dates = needs_dates(&s->policy),
     };
     choose_source(s, l);
     login_step_done(s);
@@ -248,7 +256,8 @@ static void list_in_full(struct session *s)
 {
     s->folder_listing->source = SOURCE_FULL;
     listing_build_reset(&s->folder_listing->build);
-    imap_fetch_listing(s->imap, on_listing_item, on_full_listing, s);
+    imap_fetch_listing(s->imap, s->folder_listing->selected.has_dates, on_listing_item,
+                       on_full_listing, s);
 }
 
 static void on_changed_listing(struct imap_client *c, enum imap_result r, void *arg)
@@ -281,7 +290,8 @@ void session_listing_fetch(struct session *s)
         finish_folder(s);
         return;
     case SOURCE_CHANGED:
-        imap_fetch_listing_changed(s->imap, l->since, on_listing_item, on_changed_listing, s);
+        imap_fetch_listing_changed(s->imap, l->since, l->selected.has_dates, on_listing_item,
+                                   on_changed_listing, s);
         return;
     case SOURCE_FULL:
         list_in_full(s);

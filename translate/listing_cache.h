@@ -50,6 +50,7 @@ struct listing_meta {
     uint32_t uidnext;        /* at least the last record's UID + 1 */
     uint64_t highestmodseq;  /* nonzero: only folders with mod-sequences are kept */
     uint8_t id_scheme;       /* imap_stable_ids at the time: a change is a miss */
+    bool has_dates;          /* the records hold INTERNALDATE (else 0) */
 };
 
 struct listing_cache_folder {

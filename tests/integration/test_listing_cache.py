@@ -31,13 +31,13 @@ def message(i):
             b"Subject: message %d\r\nMessage-ID: <lc%d@example.org>\r\n\r\nbody of %d\r\n" % (i, i, i))
 
 
-def start(start_popgate, upstream, cache=True, view="all", folder="INBOX"):
+def start(start_popgate, upstream, cache=True, view="all", folder="INBOX", window=None):
     up = dict(upstream.popgate_upstream(), mailbox=folder)
     server = {"allow_plaintext_auth": "yes"}
     if not cache:
         server["listing_cache_mb"] = 0
-    return start_popgate(server=server, upstream=up,
-                         extra_sections={"policy": {"view": view, "on_retr": "keep", "on_dele": "hide"}})
+    policy = {"view": view, "on_retr": "keep", "on_dele": "hide", **(window or {})}
+    return start_popgate(server=server, upstream=up, extra_sections={"policy": policy})
 
 
 def maildrop(pg, mb, device="phone"):
@@ -204,10 +204,10 @@ def test_cache_off_and_bounds_by_config(start_popgate, upstream):
     mb = new_mailbox(upstream)
     mb.seed([message(i) for i in range(1, 4)])
     pg = start(start_popgate, upstream)
-    # 1 MiB per user holds 3 messages: cached.
+    maildrop(pg, mb)
+    # 1 MiB per user holds 3 messages: what was cached stays, and serves.
     pg.sections["server"]["listing_cache_user_mb"] = 1
     assert pg.reload()
-    maildrop(pg, mb)
     maildrop(pg, mb)
     assert sources(pg, mb.user) == ["full", "cache"]
     pg.sections["server"]["listing_cache_mb"] = 0
@@ -215,3 +215,23 @@ def test_cache_off_and_bounds_by_config(start_popgate, upstream):
     maildrop(pg, mb)
     assert sources(pg, mb.user)[-1] == "full"
     assert "cached=no" in listing_events(pg, mb.user)[-1]
+
+
+@condstore_servers
+def test_date_window_lists_and_caches_internaldate(start_popgate, upstream):
+    """INTERNALDATE is fetched only for a view with a date window (a stat()
+    per message on a Maildir); such a view gets it from the cache too."""
+    mb = new_mailbox(upstream)
+    mb.seed([message(1), message(2)])
+    window = {"max_age": "3650d"}
+    pair = (start(start_popgate, upstream, window=window),
+            start(start_popgate, upstream, cache=False, window=window))
+    assert len(same_as_oracle(pair, mb)[0]) == 2
+    assert len(same_as_oracle(pair, mb)[0]) == 2
+    mb.seed([message(3)])
+    assert len(same_as_oracle(pair, mb)[0]) == 3
+    assert sources(pair[0], mb.user) == ["full", "cache", "changed"]
+    # A window that excludes everything: the dates are real, not zero.
+    gone = {"since": "2999-01-01"}
+    pair = (start(start_popgate, upstream, window=gone), start(start_popgate, upstream, cache=False, window=gone))
+    assert same_as_oracle(pair, mb)[0] == []
