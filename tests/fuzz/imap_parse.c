@@ -141,6 +141,11 @@ static void check_text(const char *text, size_t len, bool partial)
                    r.status == IMAP_STATUS_BAD);
     (void)imap_resp_name_is(&r, "FETCH");
     (void)imap_resp_code_is(&r, "UIDVALIDITY");
+    /* A code's number: only with a code, and never 0 (RFC 7162 modseqs and
+     * UIDNEXT are positive; 0 means "none" to the listing cache). */
+    uint64_t code_number = 0;
+    if (imap_resp_code_number(&r, &code_number))
+        FUZZ_CHECK(r.code != NULL && code_number != 0);
     uint32_t backoff_ms = 0;
     bool throttled = imap_response_throttled(&r, &backoff_ms);
     /* An OK is never a throttle, and only a throttle names a backoff. */
