@@ -774,7 +774,8 @@ bool imap_resp_code_number(const struct imap_response *r, uint64_t *out)
 {
     struct imap_tokenizer t;
     struct imap_token tok, rest;
-    if (r->code == NULL)
+    /* A code without arguments has no code_args span at all (NULL). */
+    if (r->code == NULL || r->code_args == NULL || r->code_args_len == 0)
         return false;
     imap_tokenizer_init(&t, r->code_args, r->code_args_len);
     return imap_next_token(&t, &tok) == IMAP_TOK_ATOM && parse_u64(&tok, out) &&

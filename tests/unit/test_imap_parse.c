@@ -1254,6 +1254,7 @@ static void test_condstore_codes_and_modseq(void **state)
         "* OK [HIGHESTMODSEQ] none",
         "* OK [HIGHESTMODSEQ \"7\"] quoted",
         "* OK no code",
+        "* BYE [UNAVAILABLE] Server shutting down",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         parse_ok(bad[i], &r);
