@@ -225,8 +225,8 @@ static void finish_folder(struct session *s)
         !b->truncated && !b->inconsistent && b->count == exists) {
         struct listing_meta meta = l->selected;
         if (b->count > 0 && b->records[b->count - 1].uid >= meta.uidnext)
-            meta.uidnext = b->records[b->count - 1].uid + 1;
-        kept = listing_cache_put(&s->gw->listing_cache, l->key, l->key_len, folder_name(s), &meta,
+            meta.uidnext = b->records[b->count - 1].uid + 1;   /* 0 after UID 2^32-1: never matches */
+        kept = meta.uidnext != 0 && listing_cache_put(&s->gw->listing_cache, l->key, l->key_len, folder_name(s), &meta,
                                  b->records, b->count);
     }
     log_event(LOG_LEVEL_INFO, s->id, "listing", "user", s->device.login.user, "folder", folder_name(s),
