@@ -15,7 +15,8 @@
  *          exactly EXISTS messages (something was expunged), or holds a UID
  *          it cannot place, the folder is listed in full instead;
  *   anything else (no cache, another UIDVALIDITY, another stable-id scheme,
- *   a HIGHESTMODSEQ that went down, [NOMODSEQ], no CONDSTORE)
+ *   a cache without INTERNALDATE for a view with a date window, a
+ *   HIGHESTMODSEQ that went down, [NOMODSEQ], no CONDSTORE)
  *       -> the full listing, as without a cache.
  *
  * Why this is never wrong: every change that matters to a maildrop raises
