@@ -122,7 +122,7 @@ class DevicePool:
             listing = c.uidl()
             listed_time = now()
             with led.lock:
-                offered = led.check_offer(d, [u for _, u in listing], login_time, listed_time)
+                led.check_offer(d, [u for _, u in listing], login_time, listed_time)
             led.count("offered", len(listing))
             if not d.reads:
                 want = []

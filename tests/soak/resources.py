@@ -179,7 +179,7 @@ def plot(csv_path, png_path, n_nodes, faults):
     col = lambda i, k: 2 + 3 * i + k  # noqa: E731
     rk = 2 + 3 * n_nodes
     arrows = "\n".join(f'set arrow from {t:.0f}, graph 0 to {t:.0f}, graph 1 nohead lc rgb "#bbbbbb"'
-                       for t, _ in faults)
+                       for t, *_ in faults)
     def lines(k, what):
         return ", ".join(f'"{csv_path}" using 1:{col(i, k)} with lines title "node{i + 1} {what}"'
                          for i in range(n_nodes))

@@ -18,6 +18,7 @@ held, 1 otherwise; everything is stopped in any case (Ctrl-C included).
 import argparse
 import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -101,6 +102,15 @@ class Stack:
     def master_port(self):
         return self.redis.master_addr()[1]
 
+    def keep_logs(self, dest):
+        """Copy the nodes' and Dovecot's logs out of the temp dir."""
+        if not self.tb or not os.path.isdir(self.tb.dir):
+            return
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in os.listdir(self.tb.dir):
+            if name.endswith(".log"):
+                shutil.copy(os.path.join(self.tb.dir, name), dest / name)
+
     def stop(self):
         for pid in self.stopped_pids:
             try:
@@ -133,7 +143,6 @@ class Faults:
         self.done = []
         self.errors = []
         self.stop_flag = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="faults", daemon=True)
 
     def inject(self, kind, i):
         st = self.stack
@@ -163,7 +172,10 @@ class Faults:
                     pass
             st.stopped_pids = []
 
-    def _run(self):
+    def run(self):
+        """In the main thread: a process is started with PR_SET_PDEATHSIG,
+        which fires when the thread that started it ends, so restarted
+        servers must not be children of a short-lived thread."""
         for i, at in enumerate(self.times):
             while time.monotonic() - self.t0 < at:
                 if self.stop_flag.wait(0.2):
@@ -178,11 +190,6 @@ class Faults:
                 self.errors.append(f"{kind} at {t:.0f}s: {e}")
                 log(f"fault {kind} failed: {e}")
 
-    def start(self):
-        self.thread.start()
-
-    def join(self):
-        self.thread.join()
 
 
 def _cmdline(pid):
@@ -255,11 +262,9 @@ def run(args):
         pool.start()
         deliverer.start()
         webmail.start()
-        faults.start()
+        faults.run()
         while time.monotonic() - sampler.t0 < load_start + load_s:
             time.sleep(1.0)
-        faults.stop_flag.set()
-        faults.join()
         deliverer.stop()
         webmail.stop()
         pool.stop()
@@ -363,6 +368,7 @@ def run(args):
             (out / "report.txt").write_text(text + "\n")
         except OSError:
             pass
+        stack.keep_logs(out / "logs")
         stack.stop()
     return 0 if ok else 1
 
