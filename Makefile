@@ -130,12 +130,13 @@ clean:
 # release-build nodes behind HAProxy while Redis fails over, Dovecot restarts,
 # nodes are reloaded and restarted and the upstream stalls; then checks the
 # ledger and the resource lines (build/soak: report.txt, resources.png).
-# `make soak-ci` is the one-minute version CI runs.
+# `make soak-ci` is the one-minute version CI runs, after the ledger's own tests.
 .PHONY: soak soak-ci
 SOAK_MINUTES ?= 10
 soak: deps popgate
 	$(PYTHON) tests/soak/soak.py --minutes $(SOAK_MINUTES) --binary $(CURDIR)/popgate --out build/soak
 soak-ci: popgate
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/soak/test_ledger.py
 	$(PYTHON) tests/soak/soak.py --minutes 1 --binary $(CURDIR)/popgate --out build/soak-ci
 
 # ---- benchmarks: popgate beside its peers (bench/README.md) -----------------

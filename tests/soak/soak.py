@@ -313,7 +313,8 @@ def run(args):
         report += [
             f"popgate soak: {args.minutes} min of load, {time.monotonic() - t_start:.0f} s in all",
             f"users {len(users)} ({', '.join(f'{g} {n}' for g, n in GROUPS)}), devices {len(devices)}, "
-            f"workers {WORKERS}",
+            f"workers {WORKERS}; {sum(not d.reads for d in devices)} devices never read, "
+            f"{sum(d.drops for d in devices)} drop some sessions",
             f"sessions {sessions}: QUIT +OK {c['sessions-ok']}, QUIT -ERR {c['sessions-err']}, "
             f"QUIT unanswered {c['sessions-noreply']}, dropped/cut {c['sessions-drop']}",
             f"messages delivered {c['delivered']} (LMTP failures {c['delivery-failed']}), "
