@@ -273,16 +273,19 @@ class Webmail:
             uid, msgid = random.choice(sorted(uids.items()))
             roll = random.random()
             if roll < self.expunge_share:
+                # Before the STORE: from here on the message may vanish.
                 with led.lock:
                     led.webmail_expunged.setdefault(msgid, now())
                 conn.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)")
                 conn.uid("EXPUNGE", str(uid))
                 led.count("webmail-expunge")
             elif roll < self.expunge_share + self.seen_share:
-                with led.lock:
-                    led.webmail_seen.setdefault(msgid, now())
-                conn.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Seen)")
-                led.count("webmail-seen")
+                typ, _ = conn.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Seen)")
+                if typ == "OK":
+                    # Rule U1 holds from the moment the server said OK.
+                    with led.lock:
+                        led.webmail_seen.setdefault(msgid, now())
+                    led.count("webmail-seen")
             else:
                 conn.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Flagged)")
                 led.count("webmail-flag")

@@ -75,7 +75,7 @@ class Ledger:
         self.uidl_msgid = {}                       # (user, uidl) -> msgid
         self.delivered = {}                        # msgid -> user (LMTP answered 250)
         self.unsure = {}                           # msgid -> user (delivery outcome unknown)
-        self.webmail_seen = {}                     # msgid -> monotonic time the STORE began
+        self.webmail_seen = {}                     # msgid -> monotonic time the STORE answered OK
         self.webmail_expunged = {}                 # msgid -> monotonic time the STORE \Deleted began
         self.user_commits = defaultdict(dict)      # user -> {msgid: time of the +OK QUIT} (group unread)
         self.user_deleted = defaultdict(dict)      # user -> {msgid: time of the +OK QUIT} (group all)
@@ -124,7 +124,7 @@ class Ledger:
                 if t is not None and t < login_time:
                     self.violation("U1", f"{dev.login} offered {m}, retrieved by a +OK QUIT before login")
                 t = self.webmail_seen.get(m)
-                if t is not None and t < login_time - 0.5:
+                if t is not None and t < login_time:
                     self.violation("U1", f"{dev.login} offered {m}, flagged \\Seen by webmail before login")
         else:
             dev.pending.clear()

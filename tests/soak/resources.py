@@ -196,8 +196,9 @@ set title "open file descriptors"
 plot {lines(1, "fds")}
 set title "sessions open, device locks held"
 plot {lines(2, "sessions")}, "{csv_path}" using 1:{rk + 2} with lines title "locks"
-set title "Redis keys and memory (KiB)"
-plot "{csv_path}" using 1:{rk} with lines title "keys", "{csv_path}" using 1:{rk + 1} with lines title "KiB"
+set title "Redis keys (left) and memory in KiB (right)"
+set y2tics
+plot "{csv_path}" using 1:{rk} with lines title "keys", "{csv_path}" using 1:{rk + 1} axes x1y2 with lines title "KiB"
 unset multiplot
 """
     r = subprocess.run([GNUPLOT], input=script, capture_output=True, text=True, timeout=60)
