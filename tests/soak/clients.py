@@ -171,6 +171,7 @@ class DevicePool:
         drop_at."""
         led = self.ledger
         got = {}
+        cut = want[drop_at] if drop_at is not None and drop_at < len(want) else None
         want = want if drop_at is None else want[:drop_at]
         batch = 8 if d.pipelining else 1
         for i in range(0, len(want), batch):
@@ -191,6 +192,10 @@ class DevicePool:
                     led.violation("C3", f"{d.login} RETR {n} of {msgid}: body does not end as sent")
                 led.learn(d.user, uidl, msgid)
                 got[msgid] = n
+        if cut is not None:
+            # Gone in the middle of a message: the status line and no more.
+            c.send(f"RETR {cut[0]}")
+            c.read_line()
         return got
 
 
