@@ -22,6 +22,7 @@ GNUPLOT = shutil.which("gnuplot") or "/usr/bin/gnuplot"
 SLOPE_MIN_WINDOW = 120.0
 RSS_SLOPE_MAX_KIB_PER_MIN = 1024          # per node
 REDIS_MEM_SLOPE_MAX_KIB_PER_MIN = 1024
+WARMUP = 30.0                             # seconds after a node (re)starts, not judged
 FD_END_MARGIN = 2                         # fds at rest vs. the node's fds before any load
 
 
@@ -117,10 +118,19 @@ def judge(rows, load_start, load_end, baseline_fds, end_row):
     window = [r for r in rows if half <= r[0] <= load_end]
     judged = load_end - half >= SLOPE_MIN_WINDOW
     for i in range(len(baseline_fds)):
-        # Only the node's last incarnation in the window: a restart resets RSS.
-        pids = [r[1][i][0] for r in window if r[1][i][0]]
-        last = pids[-1] if pids else None
-        s = slope_per_min([(r[0], r[1][i][1]) for r in window if r[1][i][0] == last])
+        # One incarnation of the node (a restart resets RSS): the one that
+        # spans most of the window, without its first WARMUP seconds.
+        segments = {}
+        for r in rows:
+            pid = r[1][i][0]
+            if pid:
+                segments.setdefault(pid, []).append(r)
+        best = []
+        for seg in segments.values():
+            pts = [r for r in seg if r[0] >= seg[0][0] + WARMUP and half <= r[0] <= load_end]
+            if len(pts) > len(best):
+                best = pts
+        s = slope_per_min([(r[0], r[1][i][1]) for r in best])
         slopes[f"node{i + 1} RSS"] = s
         if judged and s is not None and s > RSS_SLOPE_MAX_KIB_PER_MIN:
             problems.append(f"node{i + 1} RSS grows {s:.0f} KiB/min (allowed {RSS_SLOPE_MAX_KIB_PER_MIN})")
