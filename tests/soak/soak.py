@@ -74,6 +74,9 @@ class Stack:
             mport = testbed.free_port()
             pg = testbed.Popgate(
                 self.tb, binary=self.binary, name=f"node{i + 1}",
+                # A sanitizer build keeps freed memory in quarantine (256 MiB
+                # by default): a small one keeps its RSS lines readable.
+                env={"ASAN_OPTIONS": "abort_on_error=0:detect_leaks=1:quarantine_size_mb=16"},
                 server={"proxy_trusted": "127.0.0.1/32", "max_connections_per_addr": 0,
                         "shutdown_timeout": 5},
                 upstream={"command_timeout": COMMAND_TIMEOUT, "connect_timeout": 5},
