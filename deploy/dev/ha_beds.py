@@ -84,19 +84,29 @@ class RedisSentinels:
             raise
         return self
 
-    def sentinels_ready(self, replicas):
-        """Every sentinel knows `replicas` live replicas and the other sentinels."""
+    def sentinels_ready(self, replicas, need=None):
+        """At least `need` sentinels (default: all) know `replicas` live
+        replicas and the other sentinels."""
+        ready = 0
         for port in self.sentinel_ports:
             info = redis_cli(port, "SENTINEL", "MASTER", self.master_name).split("\n")
             fields = dict(zip(info[::2], info[1::2]))
             if fields.get("num-other-sentinels") != str(len(self.sentinel_ports) - 1):
-                return False
+                continue
             lines = redis_cli(port, "SENTINEL", "REPLICAS", self.master_name).split("\n")
             live = sum(1 for i in range(0, len(lines) - 1, 2)
                        if lines[i] == "flags" and lines[i + 1] == "slave")
-            if live < replicas:
-                return False
-        return True
+            if live >= replicas:
+                ready += 1
+        return ready >= (len(self.sentinel_ports) if need is None else need)
+
+    def replicas_in_sync(self):
+        """Replicas connected to the current master (what WAIT counts)."""
+        info = redis_cli(self.master_addr()[1], "INFO", "replication")
+        for line in info.splitlines():
+            if line.startswith("connected_slaves:"):
+                return int(line.split(":")[1])
+        return 0
 
     def wait_replication(self, replica_port, timeout=30):
         testbed.wait_for(lambda: "master_link_status:up" in redis_cli(replica_port, "INFO", "replication"),
@@ -125,7 +135,10 @@ class RedisSentinels:
         new = self.master_addr()[1]
         self.start_data_node(old, replica_of=new)
         self.wait_replication(old, timeout)
-        testbed.wait_for(lambda: self.sentinels_ready(1), timeout, "sentinels to see the new replica")
+        # A quorum of sentinels is what the next failover needs (on a loaded
+        # machine one may lag behind for a while).
+        testbed.wait_for(lambda: self.sentinels_ready(1, need=2), timeout,
+                         "a quorum of sentinels to see the new replica")
         return old, new
 
     def stop(self):

@@ -276,7 +276,7 @@ def run(args):
         # Let HAProxy see both nodes and the replica catch up before the final polls.
         testbed.wait_for(lambda: all(resources.node_sessions(pg.metrics_port) is not None
                                      for pg in stack.nodes), 30, "nodes up")
-        testbed.wait_for(lambda: stack.redis.sentinels_ready(1), 60, "the Redis replica")
+        testbed.wait_for(lambda: stack.redis.replicas_in_sync() >= 1, 60, "the Redis replica")
         time.sleep(1.0)
         for final_pass in range(2):
             for d in devices:
