@@ -125,6 +125,20 @@ clean:
 # packages (deploy/dev/servers/private_root.py) with directories like init.d.
 -include $(shell find build -path build/servers -prune -o -name '*.d' -type f -print 2>/dev/null)
 
+# ---- soak: endurance under faults (README "Soak run", tests/soak/) ----------
+# `make soak` runs SOAK_MINUTES (default 10, at most 720) of mixed load on two
+# release-build nodes behind HAProxy while Redis fails over, Dovecot restarts,
+# nodes are reloaded and restarted and the upstream stalls; then checks the
+# ledger and the resource lines (build/soak: report.txt, resources.png).
+# `make soak-ci` is the one-minute version CI runs, after the ledger's own tests.
+.PHONY: soak soak-ci
+SOAK_MINUTES ?= 10
+soak: deps popgate
+	$(PYTHON) tests/soak/soak.py --minutes $(SOAK_MINUTES) --binary $(CURDIR)/popgate --out build/soak
+soak-ci: popgate
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/soak/test_ledger.py
+	$(PYTHON) tests/soak/soak.py --minutes 1 --binary $(CURDIR)/popgate --out build/soak-ci
+
 # ---- benchmarks: popgate beside its peers (bench/README.md) -----------------
 # `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and
 # chart.png; `make bench-smoke` is the seconds-long version CI runs, written to

@@ -28,8 +28,9 @@ BUILD="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libinih-dev"
 # The demo's stack (deploy/dev/demo.py): Dovecot IMAP and Redis started
 # privately, a certificate made with openssl, and the clients it prints.
 DEMO="$BUILD redis-server dovecot-imapd python3 openssl curl fetchmail mpop"
+# gnuplot-nox draws the soak run's resource lines (make soak, make soak-ci).
 TEST="$DEMO libcmocka-dev dovecot-pop3d dovecot-lmtpd python3-pytest procps
-clang libclang-rt-14-dev haproxy valgrind"
+clang libclang-rt-14-dev haproxy valgrind gnuplot-nox"
 
 PROFILE=${1:-test}
 case "$PROFILE" in

@@ -5,9 +5,7 @@ spread over both nodes, a killed node's share goes to the other, and
 import os
 import poplib
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -15,10 +13,10 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
+import ha_beds  # noqa: E402
 import testbed  # noqa: E402
 
 PASSWORD = "pw"
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 def scrape(port):
@@ -55,24 +53,14 @@ def stack(tmp_path):
             pg.metrics_port = mport
             pg.start()
             nodes.append(pg)
-        front = testbed.free_port()
-        cfg = tmp_path / "haproxy.cfg"
-        servers = "\n".join(
-            f"    server n{i} 127.0.0.1:{pg.port} send-proxy-v2 check port {pg.metrics_port} "
-            "inter 300 fall 1 rise 1" for i, pg in enumerate(nodes))
-        cfg.write_text(
-            "global\n    maxconn 200\n"
-            "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
-            f"frontend pop3\n    bind 127.0.0.1:{front}\n    default_backend nodes\n"
-            "backend nodes\n    balance roundrobin\n    option httpchk GET /health\n"
-            "    http-check expect status 200\n" + servers + "\n")
-        haproxy = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        haproxy = ha_beds.HAProxy(str(tmp_path), ["pop3"],
+                                  [(f"n{i}", {"pop3": pg.port}, pg.metrics_port)
+                                   for i, pg in enumerate(nodes)], timeout_client_s=30)
         try:
-            testbed.wait_for_ports([("127.0.0.1", front)], haproxy, 10, "haproxy")
-            yield tb, nodes, front
+            haproxy.start()
+            yield tb, nodes, haproxy.ports["pop3"]
         finally:
-            testbed.stop_process(haproxy)
+            haproxy.stop()
             for pg in nodes:
                 pg.stop(check=False)
 

@@ -4,74 +4,37 @@ committed before the failover (QUIT answered +OK after WAIT 1) is still there
 after it. Master, replica and three sentinels run on loopback."""
 import os
 import poplib
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
+import ha_beds  # noqa: E402
 import testbed  # noqa: E402
 
 PASSWORD = "pw"
 MASTER = "pgmaster"
 
 
-def redis_cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                          timeout=10).stdout.strip()
-
-
+redis_cli = ha_beds.redis_cli
 wait_for = testbed.wait_for
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    procs = []
-    master_port, replica_port, *sentinel_ports = testbed.free_ports(5)
+    rs = ha_beds.RedisSentinels(str(tmp_path), master_name=MASTER).start()
 
-    def start(args, name):
-        log = open(tmp_path / f"{name}.log", "wb")
-        p = subprocess.Popen(["redis-server", *args], stdout=log, stderr=subprocess.STDOUT,
-                             cwd=tmp_path)
-        procs.append(p)
-        return p
-
-    base = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    master = start(["--port", str(master_port), *base], "master")
-    start(["--port", str(replica_port), "--replicaof", "127.0.0.1", str(master_port), *base], "replica")
-    for port in sentinel_ports:
-        conf = tmp_path / f"sentinel-{port}.conf"
-        conf.write_text(
-            f"port {port}\nbind 127.0.0.1\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n"
-            f"sentinel down-after-milliseconds {MASTER} 1000\n"
-            f"sentinel failover-timeout {MASTER} 5000\n"
-            f"sentinel parallel-syncs {MASTER} 1\n")
-        start([str(conf), "--sentinel"], f"sentinel-{port}")
-    for port in (master_port, replica_port, *sentinel_ports):
-        wait_for(lambda p=port: redis_cli(p, "PING") == "PONG", 10, f"redis on {port}")
-    wait_for(lambda: "master_link_status:up" in redis_cli(replica_port, "INFO", "replication"), 15,
-             "replication")
-
-    def sentinels_ready():
-        for port in sentinel_ports:
-            info = redis_cli(port, "SENTINEL", "MASTER", MASTER).split("\n")
-            fields = dict(zip(info[::2], info[1::2]))
-            if fields.get("num-slaves") != "1" or fields.get("num-other-sentinels") != "2":
-                return False
-        return True
-    # A failover needs every sentinel to know the replica and the others.
-    wait_for(sentinels_ready, 30, "sentinels to discover the replica and each other")
     def start_replica(of_port):
         port = testbed.free_port()
-        start(["--port", str(port), "--replicaof", "127.0.0.1", str(of_port), *base], f"replica-{port}")
-        wait_for(lambda: redis_cli(port, "PING") == "PONG", 10, f"redis on {port}")
+        rs.start_data_node(port, replica_of=of_port)
         return port
 
-    yield {"master": master, "master_port": master_port, "replica_port": replica_port,
-           "sentinels": sentinel_ports, "start_replica": start_replica}
-    for p in procs:
-        testbed.stop_process(p)
+    try:
+        yield {"master": rs.procs[rs.master_port], "master_port": rs.master_port,
+               "replica_port": rs.replica_port, "sentinels": rs.sentinel_ports,
+               "start_replica": start_replica}
+    finally:
+        rs.stop()
 
 
 def login(pg, user):
