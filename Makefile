@@ -32,13 +32,16 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 REL := build/release
 SAN := build/asan
+VG  := build/valgrind
 
 .PHONY: all test unit integration demo install clean bench fuzz deps deps-demo test-valgrind
 all: popgate popgate-admin
 
-# The release number lives in proxy/version.h alone (both programs print it
-# with --version); `make version` prints it for scripts and packaging.
-VERSION := $(shell sed -n 's/^\#define POPGATE_VERSION "\(.*\)"/\1/p' proxy/version.h)
+# The release number lives in the file VERSION alone: the two files that print
+# it (--version) get it as POPGATE_VERSION and are rebuilt when it changes;
+# `make version` prints it for scripts; debian/changelog must name the same
+# one (make deb checks).
+VERSION := $(shell cat VERSION)
 .PHONY: version
 version:
 	@echo $(VERSION)
@@ -54,11 +57,16 @@ popgate: $(REL)/popgate
 # ---- object rules, one tree per flavour -------------------------------------
 $(REL)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(OPT_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(SAN)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Only the objects that print the version see it (and depend on the file).
+VERSIONED := $(foreach t,$(REL) $(SAN) $(VG),$(t)/proxy/main.o $(t)/admin/popgate-admin.o)
+$(VERSIONED): VERSION
+$(VERSIONED): VERSION_CFLAGS := -DPOPGATE_VERSION='"$(VERSION)"'
 
 $(REL)/libpopgate.a: $(LIB_SRC:%.c=$(REL)/%.o)
 	ar rcs $@ $^
@@ -91,11 +99,10 @@ integration: $(SAN)/popgate $(SAN)/popgate-admin popgate
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # The integration tests with popgate under valgrind memcheck (by hand: slow).
-# A plain -O1 build: valgrind and the sanitizers do not mix.
-VG := build/valgrind
+# A plain -O1 build (VG, above): valgrind and the sanitizers do not mix.
 $(VG)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 $(VG)/popgate: $(VG)/proxy/main.o $(LIB_SRC:%.c=$(VG)/%.o)
 	$(CC) -g $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
@@ -226,3 +233,37 @@ install-man:
 install-admin: popgate-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 popgate-admin $(DESTDIR)$(PREFIX)/sbin/popgate-admin
+
+# ---- the Debian package (debian/, README "Install from the package") --------
+# `make deb` installs debhelper and lintian if missing (install-deps.sh deb),
+# builds dist/popgate_<version>_<arch>.deb with dpkg-buildpackage and checks
+# it with lintian (no error, no warning). The build runs in a copy of the
+# tree under build/deb/: dpkg-buildpackage writes into debian/ and its
+# results beside the tree, and neither should touch the checkout; the
+# package's objects are its own (debian/rules), never build/release or
+# build/asan. The version is VERSION's: debian/changelog must agree.
+.PHONY: deb deps-deb deb-build
+DEB_WORK := build/deb
+DEB_SRC  := $(DEB_WORK)/popgate-$(VERSION)
+
+deps-deb:
+	@deploy/dev/install-deps.sh deb
+
+deb: deps-deb
+	$(MAKE) deb-build
+
+deb-build:
+	@changelog=$$(dpkg-parsechangelog -S Version); \
+	if [ "$$changelog" != "$(VERSION)" ]; then \
+		echo "make deb: debian/changelog is at $$changelog, VERSION at $(VERSION):" \
+		     "add a changelog entry (dch -v $(VERSION))" >&2; exit 1; fi
+	rm -rf $(DEB_WORK)
+	mkdir -p $(DEB_SRC) dist
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./dist --exclude=./popgate \
+		--exclude=./popgate-admin --exclude=./bench/pop3load --exclude=__pycache__ . \
+		| tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b -J2
+	rm -f dist/popgate_*.deb dist/popgate-dbgsym_* dist/popgate_*.buildinfo dist/popgate_*.changes
+	mv $(DEB_WORK)/popgate_$(VERSION)_* $(DEB_WORK)/popgate-dbgsym_$(VERSION)_* dist/
+	lintian --fail-on error,warning --info dist/popgate_$(VERSION)_*.changes
+	@ls dist/popgate_$(VERSION)_*.deb
