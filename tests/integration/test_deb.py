@@ -37,9 +37,13 @@ MSGS = [
 
 
 def run(cmd, timeout=120, check=True, root=False):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+    # Under `make integration` these name the outer make's job server, whose
+    # descriptors this child does not inherit; `make deb` sets its own.
+    for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(var, None)
     r = subprocess.run((SUDO if root else []) + list(cmd), capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C"))
+                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
     return r
