@@ -123,10 +123,12 @@ demo: deps-demo
 install: popgate install-man install-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/popgate
 	install -m 0755 popgate $(DESTDIR)$(PREFIX)/sbin/popgate
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 deploy/migration/pop3-uidl-export $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 deploy/popgate.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/popgate/
 
 clean:
-	rm -rf build popgate popgate-admin
+	rm -rf build dist popgate popgate-admin
 
 # Compiler dependency files only: build/servers/ holds unpacked Debian
 # packages (deploy/dev/servers/private_root.py) with directories like init.d.
@@ -210,12 +212,14 @@ fuzz-run: fuzz-build
 # ---- popgate-admin and the manual pages -------------------------------------
 # popgate-admin (admin/*.c) links the same library as popgate: the config
 # loader, view_policy_set, the device key names and login name folding.
-# install-man installs the three pages of deploy/man/; install-admin the
-# program (sbin, beside popgate).
+# install-man installs the pages of deploy/man/; install-admin the program
+# (sbin, beside popgate); install also puts the migration tool
+# pop3-uidl-export (deploy/migration/) in bin.
 .PHONY: install-man install-admin
 ADMIN_SRC := $(sort $(wildcard admin/*.c))
 MAN5      := deploy/man/popgate.conf.5
 MAN8      := deploy/man/popgate.8 deploy/man/popgate-admin.8
+MAN1      := deploy/man/pop3-uidl-export.1
 
 popgate-admin: $(REL)/popgate-admin
 	cp $< $@.tmp && mv -f $@.tmp $@
@@ -226,7 +230,9 @@ $(SAN)/popgate-admin: $(ADMIN_SRC:%.c=$(SAN)/%.o) $(SAN)/libpopgate.a
 	$(CC) $(SAN_CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
 install-man:
-	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
 

@@ -9,6 +9,7 @@ popgate is POPGATE_BIN (the ASan build under `make integration`), else
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,10 +85,15 @@ def test_admin_help_and_version():
 
 
 def test_man_pages_name_every_option():
-    for binary, page in ((popgate_binary(), "popgate.8"), (admin_binary(), "popgate-admin.8")):
-        usage = run(binary, "--help").stdout
+    export_tool = REPO / "deploy" / "migration" / "pop3-uidl-export"
+    # The export tool is a standalone script (copied anywhere): --help, no --version.
+    for command, page, common in (
+            ([popgate_binary()], "popgate.8", {"--help", "--version"}),
+            ([admin_binary()], "popgate-admin.8", {"--help", "--version"}),
+            ([sys.executable, str(export_tool)], "pop3-uidl-export.1", {"--help", "--host"})):
+        usage = run(*command, "--help").stdout
         man = (MAN / page).read_text().replace("\\-", "-")
         options = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", usage))
-        assert {"--help", "--version"} <= options, usage
+        assert common <= options, usage
         missing = sorted(o for o in options if o not in man)
         assert missing == [], f"{page} does not mention {missing}"

@@ -93,7 +93,8 @@ def installed(deb):
     assert status == "not-installed", (
         f"the package popgate is on this machine ({status}): this test installs and "
         "purges its own, and will not touch yours")
-    for path in ("/etc/popgate", "/usr/sbin/popgate", "/usr/bin/popgate-admin"):
+    for path in ("/etc/popgate", "/usr/sbin/popgate", "/usr/bin/popgate-admin",
+                 "/usr/bin/pop3-uidl-export"):
         assert not os.path.lexists(path), (
             f"{path} exists: popgate is installed by hand here; this test's "
             "dpkg --purge would take it away, so it refuses to run")
@@ -133,7 +134,7 @@ def test_package_contents_and_relations(deb):
                  "/usr/share/man/man5/popgate.conf.5.gz",
                  "/usr/share/doc/popgate/README.md.gz", "/usr/share/doc/popgate/changelog.gz",
                  "/usr/share/doc/popgate/copyright", "/usr/share/doc/popgate/README.Debian",
-                 "/usr/share/popgate/pop3-uidl-export"):
+                 "/usr/bin/pop3-uidl-export", "/usr/share/man/man1/pop3-uidl-export.1.gz"):
         assert path in paths, f"{path} not in the package:\n{listing}"
     # Nothing of /usr/local, and nothing of the build tree.
     assert not [p for p in paths if p.startswith("/usr/local") or "/build/" in p], listing
@@ -153,6 +154,9 @@ def test_package_contents_and_relations(deb):
 def test_installed_programs_files_and_user(installed):
     assert run(["/usr/sbin/popgate", "-V"]).stdout == f"popgate {VERSION}\n"
     assert run(["/usr/bin/popgate-admin", "-V"]).stdout == f"popgate-admin (popgate) {VERSION}\n"
+    export = run(["/usr/bin/pop3-uidl-export", "--help"])
+    assert export.stdout.startswith("usage: pop3-uidl-export")
+    assert Path("/usr/bin/pop3-uidl-export").read_text().startswith("#!/usr/bin/python3\n")
 
     user = pwd.getpwnam("popgate")
     assert user.pw_shell == "/usr/sbin/nologin" and user.pw_uid < 1000, user
@@ -214,7 +218,7 @@ def test_purge_leaves_no_file_behind(installed):
     # and link of the package, and its own directories, are gone.
     left = [p for p in installed if os.path.lexists(p) and not os.path.isdir(p)]
     assert not left, left
-    for own in ("/etc/popgate", "/usr/share/popgate", "/usr/share/doc/popgate"):
+    for own in ("/etc/popgate", "/usr/share/doc/popgate"):
         assert not os.path.lexists(own), own
     state = [str(p) for d in ("/var/lib/systemd/deb-systemd-helper-enabled",
                               "/var/lib/systemd/deb-systemd-helper-masked")
