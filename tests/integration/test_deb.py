@@ -194,6 +194,11 @@ def test_installed_unit_verifies_and_reloads_with_sighup(installed):
     assert "ExecStartPre=/usr/sbin/popgate -t -c /etc/popgate/popgate.conf\n" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID\n" in unit
     assert re.search(r"^User=popgate$", unit, re.M) and re.search(r"^ProtectSystem=strict$", unit, re.M)
+    # The sandbox as installed: systemd's own rating, offline (deploy/README.md
+    # gives 1.4 "OK"; anything above 2.0 means a protection went missing).
+    r = run(["systemd-analyze", "security", "--offline=yes", UNIT], timeout=60)
+    level = re.search(r"Overall exposure level for popgate.service: (\d+\.\d+) (\w+)", r.stdout)
+    assert level and float(level.group(1)) <= 2.0, r.stdout[-500:]
 
 
 def test_installed_popgate_checks_a_config_and_serves_pop3(installed, start_popgate, testbed,
