@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from messages import expected_retr
+from testbed import format_ini
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = (REPO / "VERSION").read_text().strip()
@@ -36,14 +37,15 @@ MSGS = [
 ]
 
 
-def run(cmd, timeout=120, check=True, root=False):
+def run(cmd, timeout=120, check=True, root=False, input=None):
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
     # Under `make integration` these name the outer make's job server, whose
     # descriptors this child does not inherit; `make deb` sets its own.
     for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
         env.pop(var, None)
     r = subprocess.run((SUDO if root else []) + list(cmd), capture_output=True, text=True,
-                       timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+                       timeout=timeout, env=env,
+                       **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}))
     if check and r.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
     return r
@@ -201,18 +203,30 @@ def test_installed_unit_verifies_and_reloads_with_sighup(installed):
     assert level and float(level.group(1)) <= 2.0, r.stdout[-500:]
 
 
-def test_installed_popgate_checks_a_config_and_serves_pop3(installed, start_popgate, testbed,
-                                                          mailbox, session):
+def test_installed_popgate_checks_its_config_and_serves_pop3(installed, testbed, mailbox,
+                                                            session):
+    """The installed popgate with /etc/popgate/popgate.conf filled in as an
+    administrator would, for the test bed's Dovecot and Redis."""
     mailbox.seed(MSGS)
     pg = testbed.popgate(binary="/usr/sbin/popgate")
-    status, out = pg.check_config()
-    assert status == 0, out
-    pg = start_popgate(binary="/usr/sbin/popgate")
-    c = session(pg, mailbox)
-    assert c.stat() == (len(MSGS), sum(len(m) for m in MSGS))
-    for n, m in enumerate(MSGS, 1):
-        assert c.retr(n) == expected_retr(m)
-    assert c.quit().startswith(b"+OK")
+    pg.config_path = CONF
+    text = format_ini(pg.sections)
+    run(["tee", CONF], input=text, root=True)
+    # Edited in place: still the package's conffile, still root:popgate 0640.
+    st = os.stat(CONF)
+    assert stat.S_IMODE(st.st_mode) == 0o640 and grp.getgrgid(st.st_gid).gr_name == "popgate"
+    r = run(["/usr/sbin/popgate", "-t", "-c", CONF], check=False)
+    assert r.returncode == 0, r
+    try:
+        pg.start()
+        c = session(pg, mailbox)
+        assert c.stat() == (len(MSGS), sum(len(m) for m in MSGS))
+        for n, m in enumerate(MSGS, 1):
+            assert c.retr(n) == expected_retr(m)
+        assert c.quit().startswith(b"+OK")
+    finally:
+        # Exit status 0 after SIGTERM, else the failure names the log.
+        pg.stop(check=True)
 
 
 # -- purged -----------------------------------------------------------------
@@ -223,6 +237,7 @@ def test_purge_leaves_no_file_behind(installed):
     # and link of the package, and its own directories, are gone.
     left = [p for p in installed if os.path.lexists(p) and not os.path.isdir(p)]
     assert not left, left
+    # /etc/popgate/popgate.conf too, edited though it was (the test above).
     for own in ("/etc/popgate", "/usr/share/doc/popgate"):
         assert not os.path.lexists(own), own
     state = [str(p) for d in ("/var/lib/systemd/deb-systemd-helper-enabled",
