@@ -20,7 +20,10 @@ INC_admin     := -Iadmin $(INC_proxy)
 INC_tests     := $(INC_admin)
 # The include path of the layer a source file belongs to (its first folder).
 INCLUDES = $(INC_$(firstword $(subst /, ,$<)))
-PKG_CFLAGS := $(shell pkg-config --cflags libcmocka openssl hiredis inih 2>/dev/null)
+# One pkg-config call per need: a module it cannot find empties the whole
+# answer, and cmocka (tests only) is no build dependency of the package.
+PKG_CFLAGS := $(shell pkg-config --cflags openssl hiredis inih 2>/dev/null) \
+              $(shell pkg-config --cflags cmocka 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih 2>/dev/null) -lev
 
 OPT_CFLAGS  := -O2 -g
