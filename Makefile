@@ -20,7 +20,10 @@ INC_admin     := -Iadmin $(INC_proxy)
 INC_tests     := $(INC_admin)
 # The include path of the layer a source file belongs to (its first folder).
 INCLUDES = $(INC_$(firstword $(subst /, ,$<)))
-PKG_CFLAGS := $(shell pkg-config --cflags libcmocka openssl hiredis inih 2>/dev/null)
+# One pkg-config call per need: a module it cannot find empties the whole
+# answer, and cmocka (tests only) is no build dependency of the package.
+PKG_CFLAGS := $(shell pkg-config --cflags openssl hiredis inih 2>/dev/null) \
+              $(shell pkg-config --cflags cmocka 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih 2>/dev/null) -lev
 
 OPT_CFLAGS  := -O2 -g
@@ -32,13 +35,16 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 REL := build/release
 SAN := build/asan
+VG  := build/valgrind
 
 .PHONY: all test unit integration demo install clean bench fuzz deps deps-demo test-valgrind
 all: popgate popgate-admin
 
-# The release number lives in proxy/version.h alone (both programs print it
-# with --version); `make version` prints it for scripts and packaging.
-VERSION := $(shell sed -n 's/^\#define POPGATE_VERSION "\(.*\)"/\1/p' proxy/version.h)
+# The release number lives in the file VERSION alone: the two files that print
+# it (--version) get it as POPGATE_VERSION and are rebuilt when it changes;
+# `make version` prints it for scripts; debian/changelog must name the same
+# one (make deb checks).
+VERSION := $(shell cat VERSION)
 .PHONY: version
 version:
 	@echo $(VERSION)
@@ -54,11 +60,16 @@ popgate: $(REL)/popgate
 # ---- object rules, one tree per flavour -------------------------------------
 $(REL)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(OPT_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(SAN)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) $(SAN_CFLAGS) $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# Only the objects that print the version see it (and depend on the file).
+VERSIONED := $(foreach t,$(REL) $(SAN) $(VG),$(t)/proxy/main.o $(t)/admin/popgate-admin.o)
+$(VERSIONED): VERSION
+$(VERSIONED): VERSION_CFLAGS := -DPOPGATE_VERSION='"$(VERSION)"'
 
 $(REL)/libpopgate.a: $(LIB_SRC:%.c=$(REL)/%.o)
 	ar rcs $@ $^
@@ -91,11 +102,10 @@ integration: $(SAN)/popgate $(SAN)/popgate-admin popgate
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # The integration tests with popgate under valgrind memcheck (by hand: slow).
-# A plain -O1 build: valgrind and the sanitizers do not mix.
-VG := build/valgrind
+# A plain -O1 build (VG, above): valgrind and the sanitizers do not mix.
 $(VG)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 $(VG)/popgate: $(VG)/proxy/main.o $(LIB_SRC:%.c=$(VG)/%.o)
 	$(CC) -g $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
@@ -116,10 +126,12 @@ demo: deps-demo
 install: popgate install-man install-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/popgate
 	install -m 0755 popgate $(DESTDIR)$(PREFIX)/sbin/popgate
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 deploy/migration/pop3-uidl-export $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 deploy/popgate.conf.example README.md $(DESTDIR)$(PREFIX)/share/doc/popgate/
 
 clean:
-	rm -rf build popgate popgate-admin
+	rm -rf build dist popgate popgate-admin
 
 # Compiler dependency files only: build/servers/ holds unpacked Debian
 # packages (deploy/dev/servers/private_root.py) with directories like init.d.
@@ -225,12 +237,14 @@ fuzz-run: fuzz-build
 # ---- popgate-admin and the manual pages -------------------------------------
 # popgate-admin (admin/*.c) links the same library as popgate: the config
 # loader, view_policy_set, the device key names and login name folding.
-# install-man installs the three pages of deploy/man/; install-admin the
-# program (sbin, beside popgate).
+# install-man installs the pages of deploy/man/; install-admin the program
+# (sbin, beside popgate); install also puts the migration tool
+# pop3-uidl-export (deploy/migration/) in bin.
 .PHONY: install-man install-admin
 ADMIN_SRC := $(sort $(wildcard admin/*.c))
 MAN5      := deploy/man/popgate.conf.5
 MAN8      := deploy/man/popgate.8 deploy/man/popgate-admin.8
+MAN1      := deploy/man/pop3-uidl-export.1
 
 popgate-admin: $(REL)/popgate-admin
 	cp $< $@.tmp && mv -f $@.tmp $@
@@ -241,10 +255,46 @@ $(SAN)/popgate-admin: $(ADMIN_SRC:%.c=$(SAN)/%.o) $(SAN)/libpopgate.a
 	$(CC) $(SAN_CFLAGS) $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 
 install-man:
-	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 $(MAN1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 $(MAN5) $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 $(MAN8) $(DESTDIR)$(PREFIX)/share/man/man8/
 
 install-admin: popgate-admin
 	install -d $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 popgate-admin $(DESTDIR)$(PREFIX)/sbin/popgate-admin
+
+# ---- the Debian package (debian/, README "Install from the package") --------
+# `make deb` installs debhelper and lintian if missing (install-deps.sh deb),
+# builds dist/popgate_<version>_<arch>.deb with dpkg-buildpackage and checks
+# it with lintian (no error, no warning). The build runs in a copy of the
+# tree under build/deb/: dpkg-buildpackage writes into debian/ and its
+# results beside the tree, and neither should touch the checkout; the
+# package's objects are its own (debian/rules), never build/release or
+# build/asan. The version is VERSION's: debian/changelog must agree.
+.PHONY: deb deps-deb deb-build
+DEB_WORK := build/deb
+DEB_SRC  := $(DEB_WORK)/popgate-$(VERSION)
+
+deps-deb:
+	@deploy/dev/install-deps.sh deb
+
+deb: deps-deb
+	$(MAKE) deb-build
+
+deb-build:
+	@changelog=$$(dpkg-parsechangelog -S Version); \
+	if [ "$$changelog" != "$(VERSION)" ]; then \
+		echo "make deb: debian/changelog is at $$changelog, VERSION at $(VERSION):" \
+		     "add a changelog entry (dch -v $(VERSION))" >&2; exit 1; fi
+	rm -rf $(DEB_WORK)
+	mkdir -p $(DEB_SRC) dist
+	tar -cf - --exclude=./.git --exclude=./build --exclude=./dist --exclude=./popgate \
+		--exclude=./popgate-admin --exclude=./bench/pop3load --exclude=__pycache__ . \
+		| tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b -J2
+	rm -f dist/popgate_*.deb dist/popgate-dbgsym_* dist/popgate_*.buildinfo dist/popgate_*.changes
+	mv $(DEB_WORK)/popgate_$(VERSION)_* $(DEB_WORK)/popgate-dbgsym_$(VERSION)_* dist/
+	lintian --fail-on error,warning --info dist/popgate_$(VERSION)_*.changes
+	@ls dist/popgate_$(VERSION)_*.deb

@@ -3,8 +3,10 @@
 #
 #   install-deps.sh demo   what `make demo` needs: the build, Dovecot's IMAP
 #                          server, Redis, and the clients the demo prints
-#   install-deps.sh test   (the default) everything `make test`, `make fuzz`
-#                          and `make test-valgrind` need
+#   install-deps.sh deb    what `make deb` needs: the build, debhelper and
+#                          lintian (the package's build and its check)
+#   install-deps.sh test   (the default) everything `make test`, `make fuzz`,
+#                          `make test-valgrind` and `make deb` need
 #
 # Idempotent and quick when everything is there: apt is only touched for
 # missing packages. Callers with needs of their own add them in
@@ -28,13 +30,19 @@ BUILD="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libinih-dev"
 # The demo's stack (deploy/dev/demo.py): Dovecot IMAP and Redis started
 # privately, a certificate made with openssl, and the clients it prints.
 DEMO="$BUILD redis-server dovecot-imapd python3 openssl curl fetchmail mpop"
+# The Debian package (debian/, `make deb`): debhelper builds it, lintian
+# checks it. tests/integration/test_deb.py installs it and checks its unit
+# with systemd-analyze, which is in systemd (absent from container images;
+# installing it starts nothing there).
+DEB="$BUILD debhelper lintian"
 # gnuplot-nox draws the soak run's resource lines (make soak, make soak-ci).
 TEST="$DEMO libcmocka-dev dovecot-pop3d dovecot-lmtpd python3-pytest procps
-clang libclang-rt-14-dev haproxy valgrind gnuplot-nox"
+clang libclang-rt-14-dev haproxy valgrind debhelper lintian systemd gnuplot-nox"
 
 PROFILE=${1:-test}
 case "$PROFILE" in
     demo) PACKAGES=$DEMO ;;
+    deb) PACKAGES=$DEB ;;
     test)
         PACKAGES=$TEST
         # The migration tests' real mail comes from the npm registry; nodejs
@@ -42,7 +50,7 @@ case "$PROFILE" in
         command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
         ;;
     *)
-        echo "usage: $0 [demo|test]" >&2
+        echo "usage: $0 [demo|deb|test]" >&2
         exit 2
         ;;
 esac

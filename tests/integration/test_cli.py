@@ -1,6 +1,6 @@
 """Command-line habits of popgate and popgate-admin (issue 13, item 5): GNU
 conventions (--help and --version on stdout, exit 0; a usage error on stderr,
-exit 2 for popgate), one version number for both (proxy/version.h), and
+exit 2 for popgate), one version number for both (the file VERSION), and
 manual pages that name every option the programs list.
 
 popgate is POPGATE_BIN (the ASan build under `make integration`), else
@@ -9,6 +9,7 @@ popgate is POPGATE_BIN (the ASan build under `make integration`), else
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,8 +35,7 @@ def run(binary, *args):
 
 
 def version():
-    text = (REPO / "proxy" / "version.h").read_text()
-    v = re.search(r'#define POPGATE_VERSION "([^"]+)"', text).group(1)
+    v = (REPO / "VERSION").read_text().strip()
     assert re.fullmatch(r"\d+\.\d+\.\d+", v), v
     return v
 
@@ -50,7 +50,7 @@ def test_popgate_help_and_version():
         r = run(popgate_binary(), flag)
         assert r.returncode == 0 and r.stderr == ""
         assert r.stdout == f"popgate {version()}\n"
-    # make version reads the same header.
+    # make version reads the same file.
     made = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "version"], capture_output=True,
                           text=True, timeout=60)
     assert made.stdout.strip() == version(), made
@@ -85,10 +85,15 @@ def test_admin_help_and_version():
 
 
 def test_man_pages_name_every_option():
-    for binary, page in ((popgate_binary(), "popgate.8"), (admin_binary(), "popgate-admin.8")):
-        usage = run(binary, "--help").stdout
+    export_tool = REPO / "deploy" / "migration" / "pop3-uidl-export"
+    # The export tool is a standalone script (copied anywhere): --help, no --version.
+    for command, page, common in (
+            ([popgate_binary()], "popgate.8", {"--help", "--version"}),
+            ([admin_binary()], "popgate-admin.8", {"--help", "--version"}),
+            ([sys.executable, str(export_tool)], "pop3-uidl-export.1", {"--help", "--host"})):
+        usage = run(*command, "--help").stdout
         man = (MAN / page).read_text().replace("\\-", "-")
         options = set(re.findall(r"(?<![\w-])--?[a-zA-Z][\w-]*", usage))
-        assert {"--help", "--version"} <= options, usage
+        assert common <= options, usage
         missing = sorted(o for o in options if o not in man)
         assert missing == [], f"{page} does not mention {missing}"

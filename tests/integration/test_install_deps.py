@@ -127,6 +127,21 @@ def test_demo_installs_only_what_the_demo_needs(tmp_path):
     assert set(test_only) <= set(real)
 
 
+def test_deb_installs_the_build_and_packaging_tools_only(tmp_path):
+    deb = ["gcc", "make", "libev-dev", "libssl-dev", "debhelper", "lintian"]
+    servers = ["dovecot-imapd", "redis-server", "libcmocka-dev", "systemd"]
+    r, calls, _ = run_script(tmp_path, deb + servers, profile="deb")
+    assert r.returncode == 0, r.stderr
+    (real,) = installs(calls)
+    assert set(deb) <= set(real) and not set(servers) & set(real), real
+    # `make test` builds, installs and checks the package (test_deb.py):
+    # the test profile has the packaging tools and systemd-analyze too.
+    r, calls, _ = run_script(tmp_path, ["debhelper", "lintian", "systemd"], profile="test")
+    assert r.returncode == 0, r.stderr
+    (real,) = installs(calls)
+    assert {"debhelper", "lintian", "systemd"} <= set(real)
+
+
 def test_unknown_profile_is_a_usage_error(tmp_path):
     r, calls, _ = run_script(tmp_path, ["mpop"], profile="everything")
     assert r.returncode == 2 and "usage" in r.stderr
