@@ -11,6 +11,13 @@
  * - AUTH and SELECT are sent first on every (re)connection, then SCRIPT LOAD
  *   of every Lua script (redis_script.h), so a script call is one EVALSHA.
  *
+ * - With [redis] cluster, each command goes to the node serving its key's
+ *   slot (redis_cluster.h); MOVED and ASK are followed, TRYAGAIN and
+ *   CLUSTERDOWN retried after REDIS_CLUSTER_RETRY_DELAY, at most
+ *   REDIS_CLUSTER_REDIRECTS_MAX times and within the command's deadline.
+ *   A script's keys must all share one slot (the {user} tag): a call whose
+ *   keys do not is refused, in every mode, before anything is sent.
+ *
  * Lifetime of a request: redis_store_command() returns a handle valid until
  * its callback runs (exactly once) or until redis_request_cancel(), after
  * which the callback never runs. Cancel when the owner (a session) goes away.
@@ -31,7 +38,10 @@
 #define REDIS_BACKOFF_MIN 0.1
 #define REDIS_BACKOFF_MAX 5.0
 
-#define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX */
+#define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX, and cluster seeds */
+#define REDIS_CLUSTER_REDIRECTS_MAX 5  /* MOVED/ASK per command */
+#define REDIS_CLUSTER_RETRIES_MAX 40   /* TRYAGAIN/CLUSTERDOWN per command */
+#define REDIS_CLUSTER_RETRY_DELAY 0.05
 
 struct redis_store_config {
     char address[REDIS_ADDRESS_MAX];   /* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock" */
@@ -39,6 +49,11 @@ struct redis_store_config {
     char sentinels[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX];
     unsigned n_sentinels;
     char master_name[128];
+    /* With cluster seeds, address is ignored: the nodes come from the
+     * cluster's map (redis_cluster.h). Exclusive of address and sentinels. */
+    char cluster[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX];
+    unsigned n_cluster;
+    bool address_set;                  /* [redis] address was written */
     /* Commits wait (WAIT) for this many replicas before QUIT answers +OK. */
     unsigned replicas_ack;
     double wait_timeout;
