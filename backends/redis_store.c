@@ -235,6 +235,11 @@ static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, co
             log_event(LOG_LEVEL_WARN, NULL, "redis-cluster-redirects", "error", r->str, LOG_END);
             return false;
         }
+        /* MOVED changes the map (once per slot and node): worth a line.
+         * ASK comes for every command during a migration: debug only. */
+        log_event(to.kind == CLUSTER_REDIRECT_MOVED ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL,
+                  to.kind == CLUSTER_REDIRECT_MOVED ? "redis-cluster-moved" : "redis-cluster-ask",
+                  "slot", LOG_U64(to.slot), "address", to.address, LOG_END);
         if (to.kind == CLUSTER_REDIRECT_MOVED) {
             redis_cluster_moved(store->cluster, to.slot, to.address);
             return send_to(req, redis_cluster_route(store->cluster, (int)to.slot), false);
@@ -246,6 +251,7 @@ static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, co
     bool again = !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "CLUSTERDOWN", 11);
     if (!again || ++req->retries > REDIS_CLUSTER_RETRIES_MAX)
         return false;
+    log_event(LOG_LEVEL_DEBUG, NULL, "redis-cluster-retry", "error", r->str, LOG_END);
     req->in_hiredis = false;
     ev_timer_set(&req->retry, REDIS_CLUSTER_RETRY_DELAY, 0.);
     ev_timer_start(store->loop, &req->retry);

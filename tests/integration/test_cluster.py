@@ -291,7 +291,7 @@ def migrate_slot(cluster, slot, src, dst, between=None):
 
 def test_resharding_the_users_slot_during_sessions(bed, cluster, user, start_pg):
     bed.seed(user, [msg(i) for i in range(1, 6)])
-    pg = start_pg()
+    pg = start_pg(server={"log_level": "debug"})
     # State in the slot first, so there is something to move.
     p = login(pg, user, "phone")
     p.retr(1)
@@ -321,7 +321,7 @@ def test_resharding_the_users_slot_during_sessions(bed, cluster, user, start_pg)
     outcome["thread"].join(10)
     assert moved >= 3
     assert outcome["quit"].startswith(b"+OK")
-    assert cluster.owner(f"pg1:{{{user}}}:read")[0] == dst
+    wait_for(lambda: cluster.owner(f"pg1:{{{user}}}:read")[0] == dst, 10, "the cluster to agree on the move")
     assert user_keys(cluster, src, user) == []
     # The commit landed: the phone saw messages 2 and 3 of the four.
     p = login(pg, user, "phone")
@@ -334,14 +334,19 @@ def test_resharding_the_users_slot_during_sessions(bed, cluster, user, start_pg)
     assert err.value.args[0].startswith(b"-ERR [IN-USE]")
     q.quit()
     p.quit()
-    assert "redis-cross-slot" not in pg.log()
+    log = pg.log()
+    assert "redis-cross-slot" not in log
+    # The commit met the half-moved slot (TRYAGAIN, or ASK once its keys had
+    # all moved), and the next command the old owner's MOVED.
+    assert "redis-cluster-retry" in log or "redis-cluster-ask" in log
+    assert f"event=redis-cluster-moved slot={slot} address=127.0.0.1:{dst}" in log
 
 
 def test_resharding_with_redis_cli_while_sessions_run(bed, cluster, user, start_pg):
     """redis-cli --cluster reshard moves the user's slot (with the slots
     before it) while sessions keep retrieving and committing."""
     bed.seed(user, [msg(i) for i in range(1, 41)])
-    pg = start_pg(redis={"timeout": 5})
+    pg = start_pg(redis={"timeout": 5}, server={"log_level": "debug"})
     src, slot = cluster.owner(f"pg1:{{{user}}}:read")
     dst = next(port for _, port, role, _, _ in cluster.nodes() if role == "master" and port != src)
     first = min(int(s.partition("-")[0]) for _, port, role, _, slots in cluster.nodes()
@@ -373,12 +378,13 @@ def test_resharding_with_redis_cli_while_sessions_run(bed, cluster, user, start_
         time.sleep(0.5)
         stop.set()
         t.join(60)
-    assert cluster.owner(f"pg1:{{{user}}}:read")[0] == dst
+    wait_for(lambda: cluster.owner(f"pg1:{{{user}}}:read")[0] == dst, 10, "the cluster to agree on the move")
     # Every +OK QUIT retrieved one more message, none lost, none twice.
     p = login(pg, user, "phone")
     assert p.stat()[0] == 40 - committed[0]
     p.quit()
     assert committed[0] > 0
+    assert f"event=redis-cluster-moved slot={slot}" in pg.log()
     # Sessions refused during the move say so cleanly, never a broken lock.
     assert all("SYS/TEMP" in e or "IN-USE" in e for e in errors), errors
     cluster.wait_ok()
