@@ -8,6 +8,7 @@ cluster; the master that owns the user's slot fails over during a session
 (QUIT commits or is refused, never half); the user's slot migrates while a
 session runs (MOVED/ASK/TRYAGAIN followed, the commit lands, no lock broken);
 the per-address throttle (a node-wide key) works; config errors."""
+import json
 import os
 import poplib
 import signal
@@ -433,6 +434,76 @@ def test_failover_of_the_users_master_during_a_session(bed, cluster, user, start
     # The old master comes back as a replica of the new one.
     wait_for(lambda: redis_cli(master, "ROLE").startswith("slave"), 30, "the old master to rejoin")
     cluster.wait_ok()
+
+
+def admin_binary():
+    if os.environ.get("POPGATE_ADMIN_BIN"):
+        return os.path.abspath(os.environ["POPGATE_ADMIN_BIN"])
+    beside = os.path.join(os.path.dirname(os.path.abspath(os.environ.get("POPGATE_BIN", "./popgate"))),
+                          "popgate-admin")
+    return beside if os.path.exists(beside) else os.path.abspath("./popgate-admin")
+
+
+def admin(conf, *args, stdin=None):
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1")
+    r = subprocess.run([admin_binary(), "-c", conf, *args], input=stdin, capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert "Sanitizer" not in r.stderr and "runtime error:" not in r.stderr, r.stderr
+    return r
+
+
+def test_popgate_admin_against_the_cluster(bed, cluster, user, start_pg, tmp_path):
+    conf = tmp_path / "admin.conf"
+    conf.write_text(testbed.format_ini({
+        "server": {"listen": "127.0.0.1:1", "allow_plaintext_auth": "yes"},
+        "upstream": {"host": "127.0.0.1", "tls": "none"},
+        "redis": {"cluster": cluster.seeds, "timeout": 10}}))
+    conf = str(conf)
+    bed.seed(user, [msg(i) for i in range(1, 4)])
+    pg = start_pg()
+    p = login(pg, user, "phone")
+    p.retr(1)
+    p.retr(2)
+    assert p.quit().startswith(b"+OK")
+    # Another user whose slot is on another master: lists span the cluster.
+    other = next(f"{user}x{i}" for i in range(100)
+                 if cluster.owner(f"{user}x{i}")[0] != cluster.owner(user)[0])
+
+    r = admin(conf, "--json", "device", "list", user)
+    assert r.returncode == 0, r.stderr
+    devices = {d["device"]: d for d in json.loads(r.stdout)["devices"]}
+    assert devices["phone"]["retrieved"] == 2 and devices["phone"]["got"] == 2
+
+    for u, view in ((user, "all"), (other, "unread")):
+        assert admin(conf, "map", "set", u, f"view={view}").returncode == 0
+    maps = {m["user"]: m["settings"] for m in json.loads(admin(conf, "--json", "map", "list").stdout)["maps"]}
+    assert maps[user] == {"view": "all"} and maps[other] == {"view": "unread"}
+    assert admin(conf, "map", "del", user).returncode == 0
+    assert admin(conf, "map", "del", other).returncode == 0
+
+    legacy = tmp_path / "legacy.uidl"
+    legacy.write_text("UID1-1 1200 <one@example.org>\n")
+    r = admin(conf, "uidl", "import", user, str(legacy))
+    assert r.returncode == 0, r.stderr
+    assert admin(conf, "uidl", "export", user).stdout == "UID1-1 1200 - <one@example.org>\n"
+
+    assert admin(conf, "device", "reset", user, "phone").returncode == 0
+    p = login(pg, user, "phone")
+    assert p.stat()[0] == 3
+    p.quit()
+
+    def nodes():
+        r = admin(conf, "--json", "stats")
+        return r.returncode == 0 and any(n["node"].endswith(f":{pg.pid}") for n in json.loads(r.stdout)["nodes"])
+    wait_for(nodes, 15, "popgate's node in popgate-admin stats")
+
+    # After the slot moved, the admin finds the state on its new master.
+    src, slot = cluster.owner(f"pg1:{{{user}}}:read")
+    dst = next(port for _, port, role, _, _ in cluster.nodes() if role == "master" and port != src)
+    migrate_slot(cluster, slot, src, dst)
+    r = admin(conf, "--json", "device", "list", user)
+    assert r.returncode == 0, r.stderr
+    assert "phone" in {d["device"] for d in json.loads(r.stdout)["devices"]}
 
 
 def test_config_errors(bed, cluster):
