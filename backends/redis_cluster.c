@@ -32,9 +32,11 @@ struct redis_cluster {
     struct cluster_map map, scratch;
     struct cluster_link *node_link[CLUSTER_NODES_MAX];  /* map.nodes[i]'s connection */
     bool have_map;
-    bool refreshing;         /* a CLUSTER NODES is in flight */
+    bool refreshing;         /* a CLUSTER NODES is in flight, on refresh_link */
+    struct cluster_link *refresh_link;
     ev_tstamp last_refresh;
     ev_timer refresh_timer;
+    ev_timer refresh_deadline;  /* a node that stalls is not waited for forever */
 };
 
 static void schedule_refresh(struct redis_cluster *c);
@@ -216,6 +218,7 @@ static void on_nodes(redisAsyncContext *ac, void *reply, void *privdata)
     struct redis_cluster *c = privdata;
     const redisReply *r = reply;
     c->refreshing = false;
+    ev_timer_stop(c->loop, &c->refresh_deadline);
     if (!r)
         return;  /* the connection went: its failure schedules another */
     if (r->type != REDIS_REPLY_STRING || !install_map(c, r->str, r->len)) {
@@ -242,10 +245,30 @@ static void refresh_now(struct redis_cluster *c)
             best = &c->links[i];
     c->last_refresh = ev_now(c->loop);
     const char *argv[] = { "CLUSTER", "NODES" };
-    if (best && redisAsyncCommandArgv(best->ac, on_nodes, c, 2, argv, NULL) == REDIS_OK)
+    if (best && redisAsyncCommandArgv(best->ac, on_nodes, c, 2, argv, NULL) == REDIS_OK) {
         c->refreshing = true;
-    else
+        c->refresh_link = best;
+        ev_timer_set(&c->refresh_deadline, c->cfg->timeout, 0.);
+        ev_timer_start(c->loop, &c->refresh_deadline);
+    } else {
         schedule_refresh(c);
+    }
+}
+
+/* CLUSTER NODES unanswered within the timeout: that node is not trusted with
+ * more (as a command that misses its deadline); dropping it runs on_nodes
+ * with NULL, and the failure asks another node. */
+static void on_refresh_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct redis_cluster *c = w->data;
+    struct cluster_link *l = c->refresh_link;
+    if (!c->refreshing || !l->ac)
+        return;
+    log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "address", l->address, "reason", "CLUSTER NODES timeout",
+              LOG_END);
+    free_link_ac(l);
+    link_failed(l);
 }
 
 static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -275,6 +298,8 @@ struct redis_cluster *redis_cluster_new(struct ev_loop *loop, const struct redis
     cluster_map_clear(&c->map);
     ev_timer_init(&c->refresh_timer, on_refresh_timer, 0., 0.);
     c->refresh_timer.data = c;
+    ev_timer_init(&c->refresh_deadline, on_refresh_deadline, 0., 0.);
+    c->refresh_deadline.data = c;
     c->last_refresh = ev_now(loop) - CLUSTER_REFRESH_MIN;
     for (unsigned i = 0; i < cfg->n_cluster; i++) {
         char canonical[CLUSTER_ADDRESS_MAX];
@@ -292,6 +317,7 @@ void redis_cluster_free(struct redis_cluster *c)
     if (!c)
         return;
     ev_timer_stop(c->loop, &c->refresh_timer);
+    ev_timer_stop(c->loop, &c->refresh_deadline);
     for (unsigned i = 0; i < c->n_links; i++)
         free_link_ac(&c->links[i]);
     free(c);

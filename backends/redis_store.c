@@ -206,6 +206,8 @@ static bool send_to(struct redis_request *req, redisAsyncContext *ac, bool askin
         return false;
     if (redisAsyncFormattedCommand(ac, on_reply, req, req->command, req->command_len) != REDIS_OK)
         return false;
+    if (ac != req->ac)
+        req->reloaded = false;  /* another node may lack the script too */
     req->ac = ac;
     req->in_hiredis = true;
     return true;

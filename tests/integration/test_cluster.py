@@ -226,6 +226,60 @@ def test_device_stories_on_the_cluster(bed, cluster, user, start_pg):
             assert user_keys(cluster, port, user) == []
 
 
+class Monitor:
+    """MONITOR on every master: the commands popgate sends, wherever they go
+    (not those a Lua script runs, nor the node's periodic stats)."""
+
+    def __init__(self, cluster):
+        self.lines = []
+        self.procs = []
+        for _, port, role, _, _ in cluster.nodes():
+            if role != "master":
+                continue
+            p = subprocess.Popen(["redis-cli", "-p", str(port), "MONITOR"], stdout=subprocess.PIPE, text=True)
+            assert p.stdout.readline().strip() == "OK"
+            threading.Thread(target=self._read, args=(p,), daemon=True).start()
+            self.procs.append(p)
+
+    def _read(self, p):
+        for line in p.stdout:
+            if "lua]" not in line and "pg1:node:" not in line:
+                self.lines.append(line.strip())
+
+    def take(self):
+        time.sleep(0.5)   # the fire-and-forget lock release
+        out, self.lines = self.lines, []
+        return out
+
+    def close(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(5)
+
+
+def test_steady_state_sends_no_extra_command(bed, cluster, user, start_pg):
+    """The cluster path costs no command: a session sends the ten a single
+    Redis sees (test_scale.py), with no CLUSTER or ASKING among them."""
+    bed.seed(user, [msg(i) for i in range(1, 6)])
+    pg = start_pg()
+    wait_for(lambda: pg.log().count("redis-connected") >= 3, 10, "connections to the three masters")
+    mon = Monitor(cluster)
+    try:
+        counts = []
+        for _ in range(2):
+            p = login(pg, user, "phone")
+            p.stat()
+            p.retr(1)
+            p.dele(2)
+            assert p.quit().startswith(b"+OK")
+            lines = mon.take()
+            assert not [ln for ln in lines if '"CLUSTER"' in ln.upper() or '"ASKING"' in ln.upper()], lines
+            counts.append(len(lines))
+    finally:
+        mon.close()
+    assert counts == [10, 10], counts
+
+
 def test_in_use_across_two_nodes(bed, user, start_pg):
     bed.seed(user, [msg(1)])
     a, b = start_pg(), start_pg()
