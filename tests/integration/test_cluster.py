@@ -490,6 +490,38 @@ def test_failover_of_the_users_master_during_a_session(bed, cluster, user, start
     cluster.wait_ok()
 
 
+def test_planned_failover_during_a_session_commits(bed, cluster, user, start_pg):
+    """CLUSTER FAILOVER (no FORCE) on the replica of the user's master while
+    a session holds the device: the old master answers MOVED, popgate
+    follows it, the lock (replicated with the rest) is still the session's,
+    and QUIT commits on the new master."""
+    bed.seed(user, [msg(i) for i in range(1, 6)])
+    pg = start_pg()
+    phone = login(pg, user, "phone")
+    assert phone.stat()[0] == 5
+    phone.retr(1)
+    phone.retr(2)
+    master, slot = cluster.owner(f"pg1:{{{user}}}:read")
+    replica = cluster.replica_of(master)
+    wait_for(lambda: "master_link_status:up" in redis_cli(replica, "INFO", "replication"), 15, "replica")
+    redis_cli(replica, "CLUSTER", "FAILOVER", check=True)
+    wait_for(lambda: redis_cli(replica, "ROLE").startswith("master")
+             and redis_cli(master, "ROLE").startswith("slave"), 20, "the planned failover")
+    # Meanwhile the phone is still IN-USE, on whichever master answers.
+    q = poplib.POP3("127.0.0.1", pg.port, timeout=15)
+    q.user(f"{user}#phone")
+    with pytest.raises(poplib.error_proto) as err:
+        q.pass_(PASSWORD)
+    assert err.value.args[0].startswith(b"-ERR [IN-USE]")
+    q.quit()
+    assert phone.quit().startswith(b"+OK")
+    assert f"event=redis-cluster-moved slot={slot} address=127.0.0.1:{replica}" in pg.log()
+    p = login(pg, user, "phone")
+    assert p.stat()[0] == 3
+    p.quit()
+    cluster.wait_ok()
+
+
 def admin_binary():
     if os.environ.get("POPGATE_ADMIN_BIN"):
         return os.path.abspath(os.environ["POPGATE_ADMIN_BIN"])
