@@ -153,9 +153,10 @@ static bool link_connect(struct cluster_link *l)
     /* Before any call: a script call is then one EVALSHA on every node. */
     for (int id = 0; id < LUA_SCRIPTS; id++) {
         const char *source = redis_script_source((enum lua_script_id)id);
-        const char *argv[] = { "SCRIPT", "LOAD", source };
-        if (source)
+        if (source) {
+            const char *argv[] = { "SCRIPT", "LOAD", source };
             redisAsyncCommandArgv(ac, on_link_script, (void *)(uintptr_t)id, 3, argv, NULL);
+        }
     }
     ev_timer_set(&l->connect_deadline, c->cfg->timeout, 0.);
     ev_timer_start(c->loop, &l->connect_deadline);
@@ -194,7 +195,7 @@ static bool install_map(struct redis_cluster *c, const char *text, size_t len)
 {
     if (!cluster_nodes_parse(text, len, &c->scratch))
         return false;
-    struct cluster_link *links[CLUSTER_NODES_MAX];
+    struct cluster_link *links[CLUSTER_NODES_MAX] = { 0 };
     for (unsigned i = 0; i < c->scratch.n_nodes; i++)
         if (!(links[i] = link_for(c, c->scratch.nodes[i])))
             return false;

@@ -40,7 +40,7 @@
 
 #define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX, and cluster seeds */
 #define REDIS_CLUSTER_REDIRECTS_MAX 5  /* MOVED/ASK per command */
-#define REDIS_CLUSTER_RETRIES_MAX 40   /* TRYAGAIN/CLUSTERDOWN per command */
+#define REDIS_CLUSTER_RETRIES_MAX 100  /* TRYAGAIN/CLUSTERDOWN per command (and the deadline) */
 #define REDIS_CLUSTER_RETRY_DELAY 0.05
 
 struct redis_store_config {

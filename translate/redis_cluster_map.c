@@ -92,8 +92,7 @@ static bool ipv6_valid(const char *s, size_t len)
         if (i < len && s[i] == '.') {
             if (!ipv4_valid(s + start, len - start))
                 return false;
-            groups += 2;
-            i = len;
+            groups += 2;  /* the dotted tail ends the address */
             break;
         }
         if (i == start || i - start > 4)
@@ -295,9 +294,11 @@ bool cluster_nodes_parse(const char *text, size_t len, struct cluster_map *map)
     size_t pos = 0;
     while (pos < len) {
         const char *line = text + pos;
-        const char *lf = memchr(line, '\n', len - pos);
-        size_t n = lf ? (size_t)(lf - line) : len - pos;
-        pos += n + (lf != NULL);
+        size_t end = pos;
+        while (end < len && text[end] != '\n')
+            end++;
+        size_t n = end - pos;
+        pos = end + 1;
         if (n > 0 && line[n - 1] == '\r')
             n--;
         if (n == 0)
