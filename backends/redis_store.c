@@ -254,6 +254,10 @@ static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, co
     if (!again || ++req->retries > REDIS_CLUSTER_RETRIES_MAX)
         return false;
     log_event(LOG_LEVEL_DEBUG, NULL, "redis-cluster-retry", "error", r->str, LOG_END);
+    /* Each retry starts from the slot's owner again: a migrating slot sends
+     * it on with ASK to a target that may answer TRYAGAIN, every time until
+     * the keys have moved, so redirects are counted per try. */
+    req->redirects = 0;
     req->in_hiredis = false;
     ev_timer_set(&req->retry, REDIS_CLUSTER_RETRY_DELAY, 0.);
     ev_timer_start(store->loop, &req->retry);

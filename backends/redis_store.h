@@ -12,9 +12,10 @@
  *   of every Lua script (redis_script.h), so a script call is one EVALSHA.
  *
  * - With [redis] cluster, each command goes to the node serving its key's
- *   slot (redis_cluster.h); MOVED and ASK are followed, TRYAGAIN and
- *   CLUSTERDOWN retried after REDIS_CLUSTER_RETRY_DELAY, at most
- *   REDIS_CLUSTER_REDIRECTS_MAX times and within the command's deadline.
+ *   slot (redis_cluster.h); MOVED and ASK are followed (at most
+ *   REDIS_CLUSTER_REDIRECTS_MAX in a row), TRYAGAIN and CLUSTERDOWN retried
+ *   after REDIS_CLUSTER_RETRY_DELAY (at most REDIS_CLUSTER_RETRIES_MAX
+ *   times), all within the command's deadline.
  *   A script's keys must all share one slot (the {user} tag): a call whose
  *   keys do not is refused, in every mode, before anything is sent.
  *
@@ -39,7 +40,7 @@
 #define REDIS_BACKOFF_MAX 5.0
 
 #define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX, and cluster seeds */
-#define REDIS_CLUSTER_REDIRECTS_MAX 5  /* MOVED/ASK per command */
+#define REDIS_CLUSTER_REDIRECTS_MAX 5  /* MOVED/ASK per try (each retry starts again) */
 #define REDIS_CLUSTER_RETRIES_MAX 100  /* TRYAGAIN/CLUSTERDOWN per command (and the deadline) */
 #define REDIS_CLUSTER_RETRY_DELAY 0.05
 

@@ -380,7 +380,7 @@ def test_resharding_the_users_slot_during_sessions(bed, cluster, user, start_pg)
     moved = migrate_slot(cluster, slot, src, dst, between=while_half_moved)
     outcome["thread"].join(10)
     assert moved >= 3
-    assert outcome["quit"].startswith(b"+OK"), outcome["quit"]
+    assert outcome["quit"].startswith(b"+OK"), (outcome["quit"], pg.log()[-6000:])
     wait_for(lambda: cluster.owner(f"pg1:{{{user}}}:read")[0] == dst, 10, "the cluster to agree on the move")
     assert user_keys(cluster, src, user) == []
     # The commit landed: the phone saw messages 2 and 3 of the four.
