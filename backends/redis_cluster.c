@@ -21,6 +21,7 @@ struct cluster_link {
     redisAsyncContext *ac;
     bool connected;
     ev_tstamp retry_at;      /* no new connection before this */
+    double backoff;          /* the next pause after a failure: doubles to REDIS_BACKOFF_MAX */
     ev_timer connect_deadline;
 };
 
@@ -72,7 +73,8 @@ static void link_failed(struct cluster_link *l)
     l->ac = NULL;
     l->connected = false;
     ev_timer_stop(l->cluster->loop, &l->connect_deadline);
-    l->retry_at = ev_now(l->cluster->loop) + CLUSTER_RETRY_AFTER;
+    l->retry_at = ev_now(l->cluster->loop) + l->backoff;
+    l->backoff = l->backoff * 2 > REDIS_BACKOFF_MAX ? REDIS_BACKOFF_MAX : l->backoff * 2;
     schedule_refresh(l->cluster);
 }
 
@@ -88,6 +90,7 @@ static void on_link_connect(const redisAsyncContext *ac, int status)
         return;
     }
     l->connected = true;
+    l->backoff = CLUSTER_RETRY_AFTER;
     log_event(LOG_LEVEL_INFO, NULL, "redis-connected", "address", l->address, "via", "cluster", LOG_END);
     if (!l->cluster->have_map)
         schedule_refresh(l->cluster);
@@ -138,7 +141,7 @@ static bool link_connect(struct cluster_link *l)
                   "error", ac ? ac->errstr : "out of memory", LOG_END);
         if (ac)
             redisAsyncFree(ac);
-        l->retry_at = ev_now(c->loop) + CLUSTER_RETRY_AFTER;
+        l->retry_at = ev_now(c->loop) + l->backoff;
         return false;
     }
     ac->data = l;
@@ -174,6 +177,7 @@ static struct cluster_link *link_for(struct redis_cluster *c, const char *addres
     struct cluster_link *l = &c->links[c->n_links++];
     l->cluster = c;
     snprintf(l->address, sizeof l->address, "%s", address);
+    l->backoff = CLUSTER_RETRY_AFTER;
     ev_timer_init(&l->connect_deadline, on_link_deadline, 0., 0.);
     l->connect_deadline.data = l;
     return l;

@@ -11,9 +11,10 @@
  * - Each node's connection sends AUTH when configured, then SCRIPT LOAD of
  *   every script, as redis_store does for one Redis; commands queued while
  *   it connects go out once it is up.
- * - A connection that fails is not retried for CLUSTER_RETRY_AFTER seconds:
- *   commands for its slots fail at once meanwhile ("redis unavailable"), so
- *   a dead master costs a session one fast -ERR [SYS/TEMP], not a timeout.
+ * - A connection that fails is not retried for CLUSTER_RETRY_AFTER seconds,
+ *   doubling with each failure in a row up to REDIS_BACKOFF_MAX: commands
+ *   for its slots fail at once meanwhile ("redis unavailable"), so a dead
+ *   master costs a session one fast -ERR [SYS/TEMP], not a timeout.
  *
  * Redirects (MOVED, ASK, TRYAGAIN) are followed by redis_store, which keeps
  * each command's bytes for that; this file only answers where to send. */

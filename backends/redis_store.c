@@ -140,8 +140,9 @@ static void on_request_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     struct redis_request *req = w->data;
     struct redis_store *store = req->store;
     if (!req->in_hiredis) {
-        /* Never sent: the store was disconnected when it was made. */
-        request_finish(req, NULL, "redis unavailable");
+        /* Never sent (the store was disconnected when it was made), or
+         * waiting to retry after TRYAGAIN until its time ran out. */
+        request_finish(req, NULL, req->retries ? "timeout" : "redis unavailable");
         request_free(req);
         return;
     }

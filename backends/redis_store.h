@@ -85,6 +85,7 @@ bool redis_store_connected(const struct redis_store *store);
 unsigned redis_store_pending(const struct redis_store *store);
 const struct redis_store_config *redis_store_config(const struct redis_store *store);
 
+/* argv[1] is the command's one key (its slot routes it in a cluster). */
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);
 /* A script call, for redis_script_call: argv is EVALSHA, the script's SHA1,
