@@ -51,9 +51,10 @@ class Cluster:
         self.procs[port] = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-port", str(self.bus[i]), "--cluster-config-file", str(d / "nodes.conf"),
-             "--cluster-node-timeout", "1500", "--save", "", "--appendonly", "no",
+             "--cluster-node-timeout", "5000", "--save", "", "--appendonly", "no",
              "--enable-debug-command", "local"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=d)
+            stdout=log, stderr=subprocess.STDOUT, cwd=d,
+            preexec_fn=testbed._die_with_parent)  # a killed run leaves no node behind
         wait_for(lambda: redis_cli(port, "PING") == "PONG", 10, f"redis on {port}")
 
     def start(self):
