@@ -187,6 +187,16 @@ def login(pg, user, device):
     return p
 
 
+def assert_in_use(pg, user, device):
+    """A login of user#device on pg is refused: another session holds it."""
+    p = poplib.POP3("127.0.0.1", pg.port, timeout=15)
+    p.user(f"{user}#{device}")
+    with pytest.raises(poplib.error_proto) as err:
+        p.pass_(PASSWORD)
+    assert err.value.args[0].startswith(b"-ERR [IN-USE]")
+    p.quit()
+
+
 def user_keys(cluster, port, user):
     return redis_cli(port, "--scan", "--pattern", f"pg1:{{{user}}}:*").split()
 
@@ -286,12 +296,7 @@ def test_in_use_across_two_nodes(bed, user, start_pg):
     a, b = start_pg(), start_pg()
     first = login(a, user, "phone")
     for pg in (a, b):
-        p = poplib.POP3("127.0.0.1", pg.port, timeout=15)
-        p.user(f"{user}#phone")
-        with pytest.raises(poplib.error_proto) as err:
-            p.pass_(PASSWORD)
-        assert err.value.args[0].startswith(b"-ERR [IN-USE]")
-        p.quit()
+        assert_in_use(pg, user, "phone")
     desk = login(b, user, "desk")
     assert desk.stat()[0] == 1
     desk.quit()
@@ -388,12 +393,7 @@ def test_resharding_the_users_slot_during_sessions(bed, cluster, user, start_pg)
     p = login(pg, user, "phone")
     assert p.stat()[0] == 2
     # While it holds the lock, a second phone session is refused (on the new node).
-    q = poplib.POP3("127.0.0.1", pg.port, timeout=15)
-    q.user(f"{user}#phone")
-    with pytest.raises(poplib.error_proto) as err:
-        q.pass_(PASSWORD)
-    assert err.value.args[0].startswith(b"-ERR [IN-USE]")
-    q.quit()
+    assert_in_use(pg, user, "phone")
     p.quit()
     log = pg.log()
     assert "redis-cross-slot" not in log
@@ -514,12 +514,7 @@ def test_planned_failover_during_a_session_commits(bed, cluster, user, start_pg)
     wait_for(lambda: redis_cli(replica, "ROLE").startswith("master")
              and redis_cli(master, "ROLE").startswith("slave"), 20, "the planned failover")
     # Meanwhile the phone is still IN-USE, on whichever master answers.
-    q = poplib.POP3("127.0.0.1", pg.port, timeout=15)
-    q.user(f"{user}#phone")
-    with pytest.raises(poplib.error_proto) as err:
-        q.pass_(PASSWORD)
-    assert err.value.args[0].startswith(b"-ERR [IN-USE]")
-    q.quit()
+    assert_in_use(pg, user, "phone")
     assert phone.quit().startswith(b"+OK")
     assert f"event=redis-cluster-moved slot={slot} address=127.0.0.1:{replica}" in pg.log()
     p = login(pg, user, "phone")
