@@ -107,6 +107,18 @@ static void on_link_disconnect(const redisAsyncContext *ac, int status)
     link_failed(l);
 }
 
+/* Drops l's connection now: the retry pause is set first, so a callback
+ * that hiredis runs (with NULL) while freeing it cannot start a new one
+ * under our feet. */
+static void link_drop(struct cluster_link *l)
+{
+    redisAsyncContext *ac = l->ac;
+    link_failed(l);
+    if (ac)
+        redisAsyncFree(ac);  /* runs every pending reply callback with NULL, now */
+}
+
+/* At the end only: no pause, no refresh. */
 static void free_link_ac(struct cluster_link *l)
 {
     redisAsyncContext *ac = l->ac;
@@ -124,8 +136,7 @@ static void on_link_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     if (!l->ac || l->connected)
         return;
     log_event(LOG_LEVEL_WARN, NULL, "redis-connect-failed", "address", l->address, "error", "timeout", LOG_END);
-    free_link_ac(l);
-    link_failed(l);
+    link_drop(l);
 }
 
 static bool link_connect(struct cluster_link *l)
@@ -272,8 +283,7 @@ static void on_refresh_deadline(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "address", l->address, "reason", "CLUSTER NODES timeout",
               LOG_END);
-    free_link_ac(l);
-    link_failed(l);
+    link_drop(l);
 }
 
 static void on_refresh_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -373,8 +383,7 @@ void redis_cluster_drop(struct redis_cluster *c, redisAsyncContext *ac, const ch
     if (!l || l->ac != ac)
         return;
     log_event(LOG_LEVEL_WARN, NULL, "redis-disconnect", "address", l->address, "reason", why, LOG_END);
-    free_link_ac(l);
-    link_failed(l);
+    link_drop(l);
 }
 
 bool redis_cluster_ready(const struct redis_cluster *c)

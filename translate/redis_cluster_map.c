@@ -263,8 +263,8 @@ static bool parse_line(const char *line, size_t len, struct cluster_map *map)
             flags_len = tok_len;
         } else if (field == FIELD_FIRST_SLOT - 1) {
             /* The fixed fields are read: is this a master that serves? */
-            if (!has_flag(flags, flags_len, "master") || has_flag(flags, flags_len, "fail") ||
-                has_flag(flags, flags_len, "noaddr") || has_flag(flags, flags_len, "handshake"))
+            if (!has_flag(flags, flags_len, "master") || has_flag(flags, flags_len, "noaddr") ||
+                has_flag(flags, flags_len, "handshake"))
                 return true;
         } else if (field >= FIELD_FIRST_SLOT && tok[0] != '[') {
             unsigned long first, last;

@@ -69,8 +69,10 @@ unsigned cluster_map_covered(const struct cluster_map *map);
 
 /* CLUSTER NODES's text (len bytes) into map (cleared first). Lines are
  * "<id> <ip:port@cport[,host]> <flags> <master> <ping> <pong> <epoch>
- * <link> <slot>...": only nodes flagged master and not failed count, their
- * slots given as "n" or "a-b"; "[n->-id]" and "[n-<-id]" (a migration in
+ * <link> <slot>...": only nodes flagged master count (one flagged fail
+ * too: its slots are its own until a replica takes them over, and a node's
+ * view may be wrong; its connection failing re-reads the map), their slots
+ * given as "n" or "a-b"; "[n->-id]" and "[n-<-id]" (a migration in
  * progress) are skipped, the slot stays with its owner. Returns false for
  * text that is not such a listing (a line without enough fields, a bad slot
  * range, a master's address that is not numeric, more masters than the map

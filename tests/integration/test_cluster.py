@@ -451,51 +451,6 @@ def test_resharding_with_redis_cli_while_sessions_run(bed, cluster, user, start_
     cluster.wait_ok()
 
 
-def test_failover_of_the_users_master_during_a_session(bed, cluster, user, start_pg):
-    bed.seed(user, [msg(i) for i in range(1, 6)])
-    pg = start_pg()
-    p = login(pg, user, "phone")
-    p.retr(1)
-    assert p.quit().startswith(b"+OK")
-    master, _ = cluster.owner(f"pg1:{{{user}}}:read")
-    replica = cluster.replica_of(master)
-    wait_for(lambda: "master_link_status:up" in redis_cli(replica, "INFO", "replication"), 15, "replica")
-    redis_cli(master, "WAIT", "1", "2000")
-
-    phone = login(pg, user, "phone")
-    assert phone.stat()[0] == 4
-    phone.retr(1)
-    phone.retr(2)
-    # The master stops answering; its replica takes over.
-    cluster.procs[master].send_signal(signal.SIGSTOP)
-    try:
-        redis_cli(replica, "CLUSTER", "FAILOVER", "FORCE", check=True)
-        wait_for(lambda: redis_cli(replica, "ROLE").startswith("master"), 20, "the replica to take over")
-        try:
-            reply = phone.quit()
-        except poplib.error_proto as e:
-            reply = e.args[0]
-        assert reply.startswith(b"+OK") or reply.startswith(b"-ERR [SYS/TEMP]"), reply
-    finally:
-        cluster.procs[master].send_signal(signal.SIGCONT)
-    # The next session sees one state or the other, never half of a commit.
-    want = 2 if reply.startswith(b"+OK") else 4
-
-    def consistent():
-        try:
-            q = login(pg, user, "phone")
-        except (poplib.error_proto, OSError):
-            return False   # the lock of the refused session, until lock_ttl
-        n = q.stat()[0]
-        q.quit()
-        assert n == want, (n, reply)
-        return True
-    wait_for(consistent, 30, "a session after the failover")
-    # The old master comes back as a replica of the new one.
-    wait_for(lambda: redis_cli(master, "ROLE").startswith("slave"), 30, "the old master to rejoin")
-    cluster.wait_ok()
-
-
 def test_planned_failover_during_a_session_commits(bed, cluster, user, start_pg):
     """CLUSTER FAILOVER (no FORCE) on the replica of the user's master while
     a session holds the device: the old master answers MOVED, popgate
@@ -607,3 +562,49 @@ def test_config_errors(bed, cluster):
     assert status == 1 and "database 0" in out
     status, out = check({"cluster": "redis-a.example:6379"})
     assert status == 1 and "[redis] cluster" in out
+
+
+# Last: it disturbs the shared cluster most.
+def test_failover_of_the_users_master_during_a_session(bed, cluster, user, start_pg):
+    bed.seed(user, [msg(i) for i in range(1, 6)])
+    pg = start_pg()
+    p = login(pg, user, "phone")
+    p.retr(1)
+    assert p.quit().startswith(b"+OK")
+    master, _ = cluster.owner(f"pg1:{{{user}}}:read")
+    replica = cluster.replica_of(master)
+    wait_for(lambda: "master_link_status:up" in redis_cli(replica, "INFO", "replication"), 15, "replica")
+    redis_cli(master, "WAIT", "1", "2000")
+
+    phone = login(pg, user, "phone")
+    assert phone.stat()[0] == 4
+    phone.retr(1)
+    phone.retr(2)
+    # The master stops answering; its replica takes over.
+    cluster.procs[master].send_signal(signal.SIGSTOP)
+    try:
+        redis_cli(replica, "CLUSTER", "FAILOVER", "FORCE", check=True)
+        wait_for(lambda: redis_cli(replica, "ROLE").startswith("master"), 20, "the replica to take over")
+        try:
+            reply = phone.quit()
+        except poplib.error_proto as e:
+            reply = e.args[0]
+        assert reply.startswith(b"+OK") or reply.startswith(b"-ERR [SYS/TEMP]"), reply
+    finally:
+        cluster.procs[master].send_signal(signal.SIGCONT)
+    # The next session sees one state or the other, never half of a commit.
+    want = 2 if reply.startswith(b"+OK") else 4
+
+    def consistent():
+        try:
+            q = login(pg, user, "phone")
+        except (poplib.error_proto, OSError):
+            return False   # the lock of the refused session, until lock_ttl
+        n = q.stat()[0]
+        q.quit()
+        assert n == want, (n, reply)
+        return True
+    wait_for(consistent, 30, "a session after the failover")
+    # The old master comes back as a replica of the new one.
+    wait_for(lambda: redis_cli(master, "ROLE").startswith("slave"), 30, "the old master to rejoin")
+    cluster.wait_ok()

@@ -75,7 +75,8 @@ static const char nodes_text[] =
     "292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected "
     "10923-16383 [10923->-67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1]\n"
     "6ec23923021cf3ffec47632106199cb7f496ce01 127.0.0.1:30005@31005 master,fail - 0 1426238316232 5 "
-    "disconnected 0\n"
+    "disconnected\n"
+    "7ec23923021cf3ffec47632106199cb7f496ce01 :0@0 master,noaddr - 0 1426238316232 5 disconnected 5\n"
     "e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected "
     "0-5459 5460\n";
 
