@@ -233,11 +233,8 @@ static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, co
     if (!store->cluster || !req->command || req->finished || !redis_cluster_live(ac))
         return false;
     struct cluster_redirect to;
-    if (cluster_redirect_parse(r->str, r->len, &to)) {
-        if (++req->redirects > REDIS_CLUSTER_REDIRECTS_MAX) {
-            log_event(LOG_LEVEL_WARN, NULL, "redis-cluster-redirects", "error", r->str, LOG_END);
-            return false;
-        }
+    bool redirect = cluster_redirect_parse(r->str, r->len, &to);
+    if (redirect && ++req->redirects <= REDIS_CLUSTER_REDIRECTS_MAX) {
         /* MOVED changes the map (once per slot and node): worth a line.
          * ASK comes for every command during a migration: debug only. */
         log_event(to.kind == CLUSTER_REDIRECT_MOVED ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL,
@@ -249,11 +246,16 @@ static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, co
         }
         return send_to(req, redis_cluster_node(store->cluster, to.address), true);
     }
-    /* A multi-key script while its slot migrates, or a cluster that lost a
-     * master and has not promoted its replica yet: wait a little. */
-    bool again = !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "CLUSTERDOWN", 11);
-    if (!again || ++req->retries > REDIS_CLUSTER_RETRIES_MAX)
+    /* A multi-key script while its slot migrates, a cluster that lost a
+     * master and has not promoted its replica yet, or nodes sending the
+     * command back and forth (MOVED both ways while the end of a migration
+     * reaches one node before the other): wait a little. */
+    bool again = redirect || !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "CLUSTERDOWN", 11);
+    if (!again || ++req->retries > REDIS_CLUSTER_RETRIES_MAX) {
+        if (redirect)
+            log_event(LOG_LEVEL_WARN, NULL, "redis-cluster-redirects", "error", r->str, LOG_END);
         return false;
+    }
     log_event(LOG_LEVEL_DEBUG, NULL, "redis-cluster-retry", "error", r->str, LOG_END);
     /* Each retry starts from the slot's owner again: a migrating slot sends
      * it on with ASK to a target that may answer TRYAGAIN, every time until

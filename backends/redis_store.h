@@ -12,10 +12,10 @@
  *   of every Lua script (redis_script.h), so a script call is one EVALSHA.
  *
  * - With [redis] cluster, each command goes to the node serving its key's
- *   slot (redis_cluster.h); MOVED and ASK are followed (at most
- *   REDIS_CLUSTER_REDIRECTS_MAX in a row), TRYAGAIN and CLUSTERDOWN retried
- *   after REDIS_CLUSTER_RETRY_DELAY (at most REDIS_CLUSTER_RETRIES_MAX
- *   times), all within the command's deadline.
+ *   slot (redis_cluster.h); MOVED and ASK are followed, TRYAGAIN,
+ *   CLUSTERDOWN and more than REDIS_CLUSTER_REDIRECTS_MAX redirects in a row
+ *   retried after REDIS_CLUSTER_RETRY_DELAY (at most
+ *   REDIS_CLUSTER_RETRIES_MAX times), all within the command's deadline.
  *   A script's keys must all share one slot (the {user} tag): a call whose
  *   keys do not is refused, in every mode, before anything is sent.
  *

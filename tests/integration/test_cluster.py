@@ -345,7 +345,9 @@ def migrate_slot(cluster, slot, src, dst, between=None):
         between()
     for k in redis_cli(src, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000").split():
         redis_cli(src, "MIGRATE", "127.0.0.1", str(dst), k, "0", "5000", check=True)
-    for port in {p for _, p, role, _, _ in cluster.nodes() if role == "master"}:
+    # The new owner first, then the old one, then the rest, as redis-cli does.
+    others = [p for _, p, role, _, _ in cluster.nodes() if role == "master" and p not in (src, dst)]
+    for port in [dst, src, *others]:
         redis_cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", dst_id)
     return len(keys)
 
