@@ -39,7 +39,8 @@ struct admin {
      * the command succeeded, so a failure never leaves half a document. */
     FILE *out;
     struct config *config;  /* loaded by admin_connect, released by admin_close */
-    redisContext *redis;    /* likewise */
+    redisContext *redis;    /* likewise; in a cluster, the node last used */
+    struct admin_cluster *cluster;  /* NULL without [redis] cluster (admin_cluster.h) */
 };
 
 /* "popgate-admin: <message>" on stderr. */

@@ -1,6 +1,7 @@
 /* admin_redis.c: popgate-admin's Redis connection and the reply helpers of
  * admin.h. Blocking hiredis calls, each bounded by [redis] timeout. */
 #include "admin.h"
+#include "admin_cluster.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -109,6 +110,8 @@ int admin_connect(struct admin *a)
         return ADMIN_USAGE;
     }
     const struct redis_store_config *cfg = &a->config->redis;
+    if (cfg->n_cluster > 0)
+        return admin_cluster_connect(a);
     char address[REDIS_ADDRESS_MAX];
     if (cfg->n_sentinels > 0) {
         if (!sentinel_master(cfg, address, sizeof address))
@@ -145,6 +148,7 @@ int admin_connect(struct admin *a)
 
 void admin_close(struct admin *a)
 {
+    admin_cluster_close(a);
     if (a->redis)
         redisFree(a->redis);
     a->redis = NULL;
@@ -154,7 +158,10 @@ void admin_close(struct admin *a)
 
 redisReply *admin_command(struct admin *a, int argc, const char **argv, const size_t *argvlen)
 {
-    redisReply *r = redisCommandArgv(a->redis, argc, argv, argvlen);
+    redisReply *r = a->cluster ? admin_cluster_command(a, argc, argv, argvlen)
+                               : redisCommandArgv(a->redis, argc, argv, argvlen);
+    if (!r && a->cluster)
+        return NULL;  /* reported */
     if (!r) {
         admin_error("redis: %s", a->redis->errstr[0] ? a->redis->errstr : "no reply");
         return NULL;
@@ -207,10 +214,9 @@ static bool keys_add(struct admin_keys *k, size_t *cap, const redisReply *key)
     return true;
 }
 
-bool admin_scan(struct admin *a, const char *pattern, struct admin_keys *out)
+/* One server's keys: SCAN until its cursor comes back to 0. */
+static bool scan_one(struct admin *a, const char *pattern, struct admin_keys *out, size_t *cap)
 {
-    memset(out, 0, sizeof *out);
-    size_t cap = 0;
     char cursor[32] = "0";
     do {
         const char *argv[] = { "SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT };
@@ -225,7 +231,7 @@ bool admin_scan(struct admin *a, const char *pattern, struct admin_keys *out)
         if (ok) {
             memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
             for (size_t i = 0; ok && i < r->element[1]->elements; i++)
-                ok = keys_add(out, &cap, r->element[1]->element[i]);
+                ok = keys_add(out, cap, r->element[1]->element[i]);
         }
         freeReplyObject(r);
         if (!ok) {
@@ -234,6 +240,24 @@ bool admin_scan(struct admin *a, const char *pattern, struct admin_keys *out)
             return false;
         }
     } while (strcmp(cursor, "0") != 0);
+    return true;
+}
+
+bool admin_scan(struct admin *a, const char *pattern, struct admin_keys *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t cap = 0;
+    if (!a->cluster) {
+        if (!scan_one(a, pattern, out, &cap))
+            return false;
+    } else {
+        /* Each master holds its own slots' keys. */
+        for (unsigned i = 0; i < admin_cluster_masters(a); i++)
+            if (!admin_cluster_use(a, i) || !scan_one(a, pattern, out, &cap)) {
+                admin_keys_free(out);
+                return false;
+            }
+    }
 
     /* SCAN may return a key more than once. */
     if (out->n > 1)

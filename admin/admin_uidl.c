@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "admin_cluster.h"
 #include "admin_user.h"
 #include "admin_output.h"
 #include "uidl_file.h"
@@ -105,6 +106,14 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
         return false;
     }
 
+    /* One transaction on one key: in a cluster, on the master serving it. */
+    if (a->cluster && !admin_cluster_route(a, key, strlen(key))) {
+        free(values);
+        free(hfields);
+        free(argv);
+        free(argvlen);
+        return false;
+    }
     size_t queued = 0;
     const char *multi[] = { "MULTI" };
     const char *del[] = { "DEL", key };

@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 
 #include "log.h"
+#include "redis_cluster.h"
+#include "redis_cluster_map.h"
 #include "redis_script.h"
 #include "redis_sentinel.h"
 
@@ -24,10 +27,16 @@ struct redis_request {
     bool in_hiredis;         /* hiredis holds it and will call on_reply once */
     bool in_reply;           /* its callback runs for a reply: redis_request_then may send */
     bool resent;             /* sent again from on_reply: hiredis holds it anew */
-    char *command;           /* a script call, formatted: sent again after NOSCRIPT */
+    char *command;           /* formatted: a script call's, sent again after NOSCRIPT; in
+                              * a cluster every command's, sent again after a redirect */
     size_t command_len;
+    bool is_script;
     enum lua_script_id script;
     bool reloaded;           /* NOSCRIPT handled once: a second one is an error */
+    redisAsyncContext *ac;   /* where it was sent (while in_hiredis) */
+    int slot;                /* cluster: its key's slot, -1 for none */
+    unsigned redirects, retries;
+    ev_timer retry;          /* cluster: TRYAGAIN's pause */
     struct redis_request *prev, *next;
 };
 
@@ -41,6 +50,7 @@ struct redis_store {
     ev_timer connect_deadline;
     struct redis_request *requests;  /* every live request */
     struct redis_sentinel *sentinel; /* NULL without [redis] sentinels */
+    struct redis_cluster *cluster;   /* NULL without [redis] cluster */
     char current[REDIS_ADDRESS_MAX]; /* the address connected to */
 };
 
@@ -106,6 +116,7 @@ static void request_unlink(struct redis_request *req)
 static void request_free(struct redis_request *req)
 {
     ev_timer_stop(req->store->loop, &req->deadline);
+    ev_timer_stop(req->store->loop, &req->retry);
     request_unlink(req);
     redisFreeCommand(req->command);
     free(req);
@@ -129,23 +140,32 @@ static void on_request_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     struct redis_request *req = w->data;
     struct redis_store *store = req->store;
     if (!req->in_hiredis) {
-        /* Never sent: the store was disconnected when it was made. */
-        request_finish(req, NULL, "redis unavailable");
+        /* Never sent (the store was disconnected when it was made), or
+         * waiting to retry after TRYAGAIN until its time ran out. */
+        request_finish(req, NULL, req->retries ? "timeout" : "redis unavailable");
         request_free(req);
         return;
     }
     request_finish(req, NULL, "timeout");
-    drop_connection(store, "command timeout");
+    if (store->cluster)
+        redis_cluster_drop(store->cluster, req->ac, "command timeout");
+    else
+        drop_connection(store, "command timeout");
+}
+
+/* Whether a reply on ac may be followed by another command on it. */
+static bool ac_live(const struct redis_store *store, const redisAsyncContext *ac)
+{
+    return store->cluster ? redis_cluster_live(ac) : store->ac == ac;
 }
 
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata)
 {
-    struct redis_store *store = ac->data;
     enum lua_script_id id = (enum lua_script_id)(uintptr_t)privdata;
     const redisReply *r = reply;
     /* Nothing to say when the connection is going (a wrong password is
      * reported once, by on_setup_reply). */
-    if (!r || store->ac != ac || (ac->c.flags & REDIS_DISCONNECTING))
+    if (!r || (ac->c.flags & REDIS_DISCONNECTING))
         return;
     const char *sha1 = redis_script_sha1(id);
     if (r->type == REDIS_REPLY_STRING && sha1 && strcmp(r->str, sha1) == 0)
@@ -169,12 +189,82 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static bool reload_and_resend(redisAsyncContext *ac, struct redis_request *req)
 {
     struct redis_store *store = req->store;
-    if (!req->command || req->reloaded || req->finished || store->ac != ac)
+    if (!req->is_script || req->reloaded || req->finished || !ac_live(store, ac))
         return false;
     req->reloaded = true;
     log_event(LOG_LEVEL_WARN, NULL, "redis-script-reload", "script", lua_script(req->script)->name, LOG_END);
     return load_script(ac, req->script) &&
            redisAsyncFormattedCommand(ac, on_reply, req, req->command, req->command_len) == REDIS_OK;
+}
+
+/* ---- cluster redirects -------------------------------------------------- */
+
+static bool send_to(struct redis_request *req, redisAsyncContext *ac, bool asking)
+{
+    if (!ac)
+        return false;
+    if (asking && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK)
+        return false;
+    if (redisAsyncFormattedCommand(ac, on_reply, req, req->command, req->command_len) != REDIS_OK)
+        return false;
+    if (ac != req->ac)
+        req->reloaded = false;  /* another node may lack the script too */
+    req->ac = ac;
+    req->in_hiredis = true;
+    return true;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct redis_request *req = w->data;
+    if (send_to(req, redis_cluster_route(req->store->cluster, req->slot), false))
+        return;
+    request_finish(req, NULL, "redis unavailable");
+    request_free(req);
+}
+
+/* MOVED, ASK, TRYAGAIN or CLUSTERDOWN on a cluster: sends the command where
+ * it belongs (now, or after a pause), and true; false to hand the error to
+ * the caller (not a redirect, too many, or a command not kept). */
+static bool follow_redirect(redisAsyncContext *ac, struct redis_request *req, const redisReply *r)
+{
+    struct redis_store *store = req->store;
+    if (!store->cluster || !req->command || req->finished || !redis_cluster_live(ac))
+        return false;
+    struct cluster_redirect to;
+    bool redirect = cluster_redirect_parse(r->str, r->len, &to);
+    if (redirect && ++req->redirects <= REDIS_CLUSTER_REDIRECTS_MAX) {
+        /* MOVED changes the map (once per slot and node): worth a line.
+         * ASK comes for every command during a migration: debug only. */
+        log_event(to.kind == CLUSTER_REDIRECT_MOVED ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, NULL,
+                  to.kind == CLUSTER_REDIRECT_MOVED ? "redis-cluster-moved" : "redis-cluster-ask",
+                  "slot", LOG_U64(to.slot), "address", to.address, LOG_END);
+        if (to.kind == CLUSTER_REDIRECT_MOVED) {
+            redis_cluster_moved(store->cluster, to.slot, to.address);
+            return send_to(req, redis_cluster_route(store->cluster, (int)to.slot), false);
+        }
+        return send_to(req, redis_cluster_node(store->cluster, to.address), true);
+    }
+    /* A multi-key script while its slot migrates, a cluster that lost a
+     * master and has not promoted its replica yet, or nodes sending the
+     * command back and forth (MOVED both ways while the end of a migration
+     * reaches one node before the other): wait a little. */
+    bool again = redirect || !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "CLUSTERDOWN", 11);
+    if (!again || ++req->retries > REDIS_CLUSTER_RETRIES_MAX) {
+        if (redirect)
+            log_event(LOG_LEVEL_WARN, NULL, "redis-cluster-redirects", "error", r->str, LOG_END);
+        return false;
+    }
+    log_event(LOG_LEVEL_DEBUG, NULL, "redis-cluster-retry", "error", r->str, LOG_END);
+    /* Each retry starts from the slot's owner again: a migrating slot sends
+     * it on with ASK to a target that may answer TRYAGAIN, every time until
+     * the keys have moved, so redirects are counted per try. */
+    req->redirects = 0;
+    req->in_hiredis = false;
+    ev_timer_set(&req->retry, REDIS_CLUSTER_RETRY_DELAY, 0.);
+    ev_timer_start(store->loop, &req->retry);
+    return true;
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -184,9 +274,11 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     bool is_error = r && r->type == REDIS_REPLY_ERROR;
     if (is_error && strncmp(r->str, "NOSCRIPT", 8) == 0 && reload_and_resend(ac, req))
         return;
+    if (is_error && follow_redirect(ac, req, r))
+        return;
     bool demoted = is_error && strncmp(r->str, "READONLY", 8) == 0;
     struct redis_store *store = req->store;
-    req->in_reply = r && !is_error && store->ac == ac;
+    req->in_reply = r && !is_error && ac_live(store, ac);
     req->resent = false;
     if (!r)
         request_finish(req, NULL, "redis unavailable");
@@ -198,7 +290,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!req->resent)
         request_free(req);
     /* Our master became a replica (failover): find the new one. */
-    if (demoted && store->sentinel && store->ac == ac)
+    if (demoted && store->sentinel && !store->cluster && store->ac == ac)
         redisAsyncDisconnect(ac);
 }
 
@@ -216,6 +308,9 @@ static struct redis_request *request_new(struct redis_store *store, redis_reply_
     store->requests = req;
     ev_timer_init(&req->deadline, on_request_deadline, store->cfg.timeout, 0.);
     req->deadline.data = req;
+    ev_timer_init(&req->retry, on_retry, 0., 0.);
+    req->retry.data = req;
+    req->slot = -1;
     return req;
 }
 
@@ -224,28 +319,62 @@ static struct redis_request *request_new(struct redis_store *store, redis_reply_
 static void request_start(struct redis_request *req, bool sent)
 {
     req->in_hiredis = sent;
+    if (sent && !req->store->cluster)
+        req->ac = req->store->ac;
     if (!sent)
         ev_timer_set(&req->deadline, 0., 0.);
     ev_timer_start(req->store->loop, &req->deadline);
 }
 
-struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
-                                          int argc, const char **argv, const size_t *argvlen)
+enum { SLOT_NONE = -1, SLOT_CROSS = -2 };
+
+static size_t arg_len(const char **argv, const size_t *argvlen, int i)
 {
-    struct redis_request *req = request_new(store, cb, arg);
-    if (req)
-        request_start(req, store->connected &&
-                               redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) == REDIS_OK);
-    return req;
+    return argvlen ? argvlen[i] : strlen(argv[i]);
 }
 
-struct redis_request *redis_store_script(struct redis_store *store, enum lua_script_id script, redis_reply_cb *cb,
-                                         void *arg, int argc, const char **argv, const size_t *argvlen)
+/* The slot a command's keys hash to: a script's keys (SLOT_CROSS when they
+ * do not share one), else its first argument's (every other command popgate
+ * sends names one key there); SLOT_NONE for a command without one. */
+static int command_slot(int argc, const char **argv, const size_t *argvlen)
 {
-    char *command = NULL;
-    int len = redisFormatCommandArgv(&command, argc, argv, argvlen);
-    if (len < 0)
+    if (argc < 2)
+        return SLOT_NONE;
+    if (strcasecmp(argv[0], "EVALSHA") && strcasecmp(argv[0], "EVAL"))
+        return (int)cluster_key_slot(argv[1], arg_len(argv, argvlen, 1));
+    long n_keys = argc > 2 ? strtol(argv[2], NULL, 10) : 0;
+    if (n_keys < 1 || n_keys > argc - 3)
+        return SLOT_NONE;
+    int slot = (int)cluster_key_slot(argv[3], arg_len(argv, argvlen, 3));
+    for (int i = 4; i < 3 + n_keys; i++)
+        if ((int)cluster_key_slot(argv[i], arg_len(argv, argvlen, i)) != slot)
+            return SLOT_CROSS;
+    return slot;
+}
+
+/* Every command goes out here. In a cluster it is kept formatted, to be
+ * sent again after a redirect; a script call is kept in any mode, for
+ * NOSCRIPT. */
+static struct redis_request *submit(struct redis_store *store, redis_reply_cb *cb, void *arg, int argc,
+                                    const char **argv, const size_t *argvlen, bool is_script,
+                                    enum lua_script_id script)
+{
+    int slot = command_slot(argc, argv, argvlen);
+    if (slot == SLOT_CROSS) {
+        /* A script must see all its keys on one node; in a cluster it would
+         * fail with CROSSSLOT, so it fails here, in every mode, where a
+         * test on one Redis sees it too. */
+        log_event(LOG_LEVEL_ERROR, NULL, "redis-cross-slot", "script",
+                  is_script ? lua_script(script)->name : argv[0], LOG_END);
         return NULL;
+    }
+    char *command = NULL;
+    int len = 0;
+    if (is_script || store->cluster) {
+        len = redisFormatCommandArgv(&command, argc, argv, argvlen);
+        if (len < 0)
+            return NULL;
+    }
     struct redis_request *req = request_new(store, cb, arg);
     if (!req) {
         redisFreeCommand(command);
@@ -253,21 +382,45 @@ struct redis_request *redis_store_script(struct redis_store *store, enum lua_scr
     }
     req->command = command;
     req->command_len = (size_t)len;
+    req->is_script = is_script;
     req->script = script;
-    request_start(req, store->connected && redisAsyncFormattedCommand(store->ac, on_reply, req, command,
-                                                                      (size_t)len) == REDIS_OK);
+    req->slot = slot;
+    bool sent;
+    if (store->cluster)
+        sent = send_to(req, redis_cluster_route(store->cluster, slot), false);
+    else if (command)
+        sent = store->connected &&
+               redisAsyncFormattedCommand(store->ac, on_reply, req, command, (size_t)len) == REDIS_OK;
+    else
+        sent = store->connected && redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) == REDIS_OK;
+    request_start(req, sent);
     return req;
+}
+
+struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
+                                          int argc, const char **argv, const size_t *argvlen)
+{
+    return submit(store, cb, arg, argc, argv, argvlen, false, 0);
+}
+
+struct redis_request *redis_store_script(struct redis_store *store, enum lua_script_id script, redis_reply_cb *cb,
+                                         void *arg, int argc, const char **argv, const size_t *argvlen)
+{
+    return submit(store, cb, arg, argc, argv, argvlen, true, script);
 }
 
 bool redis_request_then(struct redis_request *req, redis_reply_cb *cb, void *arg, int argc, const char **argv,
                         const size_t *argvlen)
 {
     struct redis_store *store = req->store;
-    if (!req->in_reply || req->resent || !store->connected ||
-        redisAsyncCommandArgv(store->ac, on_reply, req, argc, argv, argvlen) != REDIS_OK)
+    /* On the same connection: in a cluster, WAIT must reach the master
+     * that ran the command before it. */
+    if (!req->in_reply || req->resent || (!store->cluster && !store->connected) || !ac_live(store, req->ac) ||
+        redisAsyncCommandArgv(req->ac, on_reply, req, argc, argv, argvlen) != REDIS_OK)
         return false;
     redisFreeCommand(req->command);
     req->command = NULL;
+    req->is_script = false;
     req->reloaded = false;
     req->resent = true;
     req->finished = false;
@@ -507,6 +660,14 @@ struct redis_store *redis_store_new(struct ev_loop *loop, const struct redis_sto
             return NULL;
         }
     }
+    if (cfg->n_cluster > 0) {
+        store->cluster = redis_cluster_new(loop, &store->cfg);
+        if (!store->cluster) {
+            free(store);
+            return NULL;
+        }
+        return store;
+    }
     connect_now(store);
     return store;
 }
@@ -518,7 +679,7 @@ const struct redis_store_config *redis_store_config(const struct redis_store *st
 
 bool redis_store_connected(const struct redis_store *store)
 {
-    return store->connected;
+    return store->cluster ? redis_cluster_ready(store->cluster) : store->connected;
 }
 
 unsigned redis_store_pending(const struct redis_store *store)
@@ -536,6 +697,8 @@ void redis_store_free(struct redis_store *store)
     ev_timer_stop(store->loop, &store->reconnect_timer);
     ev_timer_stop(store->loop, &store->connect_deadline);
     redis_sentinel_free(store->sentinel);
+    redis_cluster_free(store->cluster);
+    store->cluster = NULL;
     redisAsyncContext *ac = store->ac;
     store->ac = NULL;
     store->connected = false;

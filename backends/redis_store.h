@@ -11,6 +11,14 @@
  * - AUTH and SELECT are sent first on every (re)connection, then SCRIPT LOAD
  *   of every Lua script (redis_script.h), so a script call is one EVALSHA.
  *
+ * - With [redis] cluster, each command goes to the node serving its key's
+ *   slot (redis_cluster.h); MOVED and ASK are followed, TRYAGAIN,
+ *   CLUSTERDOWN and more than REDIS_CLUSTER_REDIRECTS_MAX redirects in a row
+ *   retried after REDIS_CLUSTER_RETRY_DELAY (at most
+ *   REDIS_CLUSTER_RETRIES_MAX times), all within the command's deadline.
+ *   A script's keys must all share one slot (the {user} tag): a call whose
+ *   keys do not is refused, in every mode, before anything is sent.
+ *
  * Lifetime of a request: redis_store_command() returns a handle valid until
  * its callback runs (exactly once) or until redis_request_cancel(), after
  * which the callback never runs. Cancel when the owner (a session) goes away.
@@ -31,7 +39,10 @@
 #define REDIS_BACKOFF_MIN 0.1
 #define REDIS_BACKOFF_MAX 5.0
 
-#define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX */
+#define REDIS_SENTINEL_SLOTS 8       /* = REDIS_SENTINELS_MAX, and cluster seeds */
+#define REDIS_CLUSTER_REDIRECTS_MAX 5  /* MOVED/ASK per try (each retry starts again) */
+#define REDIS_CLUSTER_RETRIES_MAX 100  /* TRYAGAIN/CLUSTERDOWN per command (and the deadline) */
+#define REDIS_CLUSTER_RETRY_DELAY 0.05
 
 struct redis_store_config {
     char address[REDIS_ADDRESS_MAX];   /* "127.0.0.1:6379", "[::1]:6379" or "/run/redis.sock" */
@@ -39,6 +50,11 @@ struct redis_store_config {
     char sentinels[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX];
     unsigned n_sentinels;
     char master_name[128];
+    /* With cluster seeds, address is ignored: the nodes come from the
+     * cluster's map (redis_cluster.h). Exclusive of address and sentinels. */
+    char cluster[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX];
+    unsigned n_cluster;
+    bool address_set;                  /* [redis] address was written */
     /* Commits wait (WAIT) for this many replicas before QUIT answers +OK. */
     unsigned replicas_ack;
     double wait_timeout;
@@ -69,6 +85,7 @@ bool redis_store_connected(const struct redis_store *store);
 unsigned redis_store_pending(const struct redis_store *store);
 const struct redis_store_config *redis_store_config(const struct redis_store *store);
 
+/* argv[1] is the command's one key (its slot routes it in a cluster). */
 struct redis_request *redis_store_command(struct redis_store *store, redis_reply_cb *cb, void *arg,
                                           int argc, const char **argv, const size_t *argvlen);
 /* A script call, for redis_script_call: argv is EVALSHA, the script's SHA1,

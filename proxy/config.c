@@ -151,10 +151,11 @@ static bool set_server(struct config *c, const char *key, const char *v)
     return false;
 }
 
-/* "10.0.0.1:26379, 10.0.0.2:26379": numeric addresses, comma-separated. */
-static bool parse_sentinels(struct redis_store_config *r, const char *v)
+/* "10.0.0.1:26379, 10.0.0.2:26379": numeric addresses, comma-separated
+ * (sentinels, cluster seeds). */
+static bool parse_address_list(char list[REDIS_SENTINEL_SLOTS][REDIS_ADDRESS_MAX], unsigned *n, const char *v)
 {
-    r->n_sentinels = 0;
+    *n = 0;
     const char *p = v;
     while (*p) {
         while (*p == ' ' || *p == ',')
@@ -162,22 +163,23 @@ static bool parse_sentinels(struct redis_store_config *r, const char *v)
         if (!*p)
             break;
         size_t len = strcspn(p, ", ");
-        if (r->n_sentinels >= REDIS_SENTINEL_SLOTS || len >= sizeof r->sentinels[0])
+        if (*n >= REDIS_SENTINEL_SLOTS || len >= REDIS_ADDRESS_MAX)
             return false;
-        memcpy(r->sentinels[r->n_sentinels], p, len);
-        r->sentinels[r->n_sentinels][len] = '\0';
-        if (r->sentinels[r->n_sentinels][0] == '/' || !redis_store_address_valid(r->sentinels[r->n_sentinels]))
+        memcpy(list[*n], p, len);
+        list[*n][len] = '\0';
+        if (list[*n][0] == '/' || !redis_store_address_valid(list[*n]))
             return false;
-        r->n_sentinels++;
+        (*n)++;
         p += len;
     }
-    return r->n_sentinels > 0;
+    return *n > 0;
 }
 
 static bool set_redis(struct config *c, const char *key, const char *v)
 {
     if (!strcmp(key, "address"))
-        return config_copy_string(c->redis.address, sizeof c->redis.address, v) && redis_store_address_valid(v);
+        return config_copy_string(c->redis.address, sizeof c->redis.address, v) && redis_store_address_valid(v) &&
+               (c->redis.address_set = true);
     if (!strcmp(key, "password"))
         return config_copy_string(c->redis.password, sizeof c->redis.password, v);
     if (!strcmp(key, "database"))
@@ -185,7 +187,9 @@ static bool set_redis(struct config *c, const char *key, const char *v)
     if (!strcmp(key, "timeout"))
         return config_parse_seconds(v, 600, &c->redis.timeout) && c->redis.timeout > 0;
     if (!strcmp(key, "sentinels"))
-        return parse_sentinels(&c->redis, v);
+        return parse_address_list(c->redis.sentinels, &c->redis.n_sentinels, v);
+    if (!strcmp(key, "cluster"))
+        return parse_address_list(c->redis.cluster, &c->redis.n_cluster, v);
     if (!strcmp(key, "master_name"))
         return config_copy_string(c->redis.master_name, sizeof c->redis.master_name, v) && v[0];
     if (!strcmp(key, "replicas_ack"))
@@ -494,6 +498,16 @@ static bool finish(struct config *c, const struct parse_state *st, char *err, si
     } else if (wants_tls) {
         snprintf(err, err_len, "[server] listen_tls needs tls_cert and tls_key");
         return false;
+    }
+    if (c->redis.n_cluster > 0) {
+        const char *other = c->redis.address_set ? "address" : c->redis.n_sentinels ? "sentinels"
+                          : c->redis.database ? "database" : NULL;
+        if (other) {
+            snprintf(err, err_len, "[redis] cluster excludes %s%s", other,
+                     !strcmp(other, "database") ? " (a Redis Cluster has only database 0)"
+                                                 : ": the nodes come from the cluster");
+            return false;
+        }
     }
     if (!build_mappings(c, st, err, err_len))
         return false;

@@ -9,6 +9,8 @@ enum key_shape {
     USER_KEY,     /* pg1:{<user>}:<name> */
     DEVICE_KEY,   /* pg1:{<user>}:<name>:<device> */
     NAMED_KEY,    /* pg1:<name>:<subject> */
+    TAGGED_KEY,   /* pg1:<name>:{<subject>}: a node-wide key placed by its
+                   * subject's hash tag in a Redis Cluster */
 };
 
 static const struct {
@@ -26,7 +28,7 @@ static const struct {
     [REDIS_KEY_SIZE] = { "size", USER_KEY },
     [REDIS_KEY_LEGACY] = { "legacy", USER_KEY },
     [REDIS_KEY_AUTHFAIL] = { "authfail", USER_KEY },
-    [REDIS_KEY_AUTHFAIL_ADDR] = { "authfail:addr", NAMED_KEY },
+    [REDIS_KEY_AUTHFAIL_ADDR] = { "authfail:addr", TAGGED_KEY },
     [REDIS_KEY_BACKOFF] = { "backoff", USER_KEY },
     [REDIS_KEY_MAP] = { "map", NAMED_KEY },
     [REDIS_KEY_UIDL] = { "uidl", USER_KEY },
@@ -59,6 +61,9 @@ static size_t build(char *out, enum redis_key k, const char *subject, const char
         return fitted(out, snprintf(out, REDIS_KEY_MAX, REDIS_KEY_VERSION ":{%s}:%s:%s", subject, name, tail));
     case NAMED_KEY:
         return fitted(out, snprintf(out, REDIS_KEY_MAX, REDIS_KEY_VERSION ":%s:%s", name, tail));
+    case TAGGED_KEY:
+        return fitted(out, snprintf(out, REDIS_KEY_MAX, REDIS_KEY_VERSION ":%s:{%s%s", name, tail,
+                                    tail[0] ? "}" : ""));
     }
     out[0] = '\0';
     return 0;
@@ -66,7 +71,7 @@ static size_t build(char *out, enum redis_key k, const char *subject, const char
 
 size_t redis_key(char *out, enum redis_key k, const char *subject, const char *device)
 {
-    bool named = (unsigned)k < REDIS_KEYS && keys[k].shape == NAMED_KEY;
+    bool named = (unsigned)k < REDIS_KEYS && (keys[k].shape == NAMED_KEY || keys[k].shape == TAGGED_KEY);
     return build(out, k, subject, named ? subject : device ? device : "");
 }
 

@@ -5,7 +5,11 @@
  *
  * Every user key carries {user}, the user name in lower case (login_name.h
  * state_user): the Redis Cluster hash tag, so one user's keys share a slot
- * and one Lua script may touch them all.
+ * and one Lua script may touch them all. Of the node-wide keys, the address
+ * counter is tagged by its address ({127.0.0.1}: each address in one slot,
+ * addresses spread over the cluster); map and node keys, one key per
+ * command, hash whole (a host name holds no brace, and map keeps the name
+ * its durable overrides were written under).
  *
  * | key                           | type       | contents                                            |
  * | ----------------------------- | ---------- | --------------------------------------------------- |
@@ -24,7 +28,7 @@
  * |                               |            | what RETR sends (or every one with exact_sizes)     |
  * | pg1:{user}:legacy             | string     | the lazy legacy_pop3 import ran (its outcome)       |
  * | pg1:{user}:authfail           | string     | failed logins in the current window (expires)       |
- * | pg1:authfail:addr:<address>   | string     | failed logins from a client address (expires)       |
+ * | pg1:authfail:addr:{<address>} | string     | failed logins from a client address (expires)       |
  * | pg1:{user}:backoff            | string     | the upstream's throttle backoff runs (PX expiry)    |
  * | pg1:map:<user>                | hash       | the user's override (popgate-admin map set)         |
  * | pg1:{user}:uidl               | hash       | legacy UIDLs: Message-ID or header hash -> "uidl    |

@@ -145,6 +145,12 @@ static void check_config(const struct config *c)
             FUZZ_CHECK(c->server_tls != NULL);
     }
     FUZZ_CHECK(c->n_mappings >= 1 && c->n_finished == c->n_mappings && c->mappings[0].name[0] == '\0');
+    /* Cluster seeds stand alone, and each is a numeric address. */
+    FUZZ_CHECK(c->redis.n_cluster <= REDIS_SENTINEL_SLOTS);
+    if (c->redis.n_cluster > 0)
+        FUZZ_CHECK(!c->redis.address_set && c->redis.n_sentinels == 0 && c->redis.database == 0);
+    for (unsigned i = 0; i < c->redis.n_cluster; i++)
+        FUZZ_CHECK(c->redis.cluster[i][0] != '/' && redis_store_address_valid(c->redis.cluster[i]));
     for (size_t i = 0; i < c->n_mappings; i++) {
         const struct mapping *m = &c->mappings[i];
         FUZZ_CHECK(m->imap.host[0] != '\0' && memchr(m->imap.host, '\0', sizeof m->imap.host));

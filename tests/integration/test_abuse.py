@@ -86,7 +86,7 @@ def test_password_guessing_is_throttled_per_address(bed):
         pg.stop()
     # The counters live in Redis with an expiry (the window), not forever.
     import subprocess
-    ttl = subprocess.run(["redis-cli", "-p", str(bed.ports["redis"]), "TTL", "pg1:authfail:addr:127.0.0.1"],
+    ttl = subprocess.run(["redis-cli", "-p", str(bed.ports["redis"]), "TTL", "pg1:authfail:addr:{127.0.0.1}"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert 0 < int(ttl) <= 15 * 60
 

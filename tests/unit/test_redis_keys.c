@@ -33,7 +33,7 @@ static void test_every_key_as_documented(void **state)
     expect_key(REDIS_KEY_SIZE, "alice", NULL, "pg1:{alice}:size");
     expect_key(REDIS_KEY_LEGACY, "alice", NULL, "pg1:{alice}:legacy");
     expect_key(REDIS_KEY_AUTHFAIL, "alice", NULL, "pg1:{alice}:authfail");
-    expect_key(REDIS_KEY_AUTHFAIL_ADDR, "::1", NULL, "pg1:authfail:addr:::1");
+    expect_key(REDIS_KEY_AUTHFAIL_ADDR, "::1", NULL, "pg1:authfail:addr:{::1}");
     expect_key(REDIS_KEY_BACKOFF, "alice", NULL, "pg1:{alice}:backoff");
     expect_key(REDIS_KEY_MAP, "alice@example.org", NULL, "pg1:map:alice@example.org");
     expect_key(REDIS_KEY_UIDL, "alice", NULL, "pg1:{alice}:uidl");

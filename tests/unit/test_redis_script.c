@@ -1,7 +1,8 @@
 /* Unit tests for backends/redis_script.c and lua_scripts.c: each script's
  * source is its preamble naming KEYS and ARGV, then its body; every position
  * of every script has a name, unique within the script; and the SHA1 that
- * EVALSHA sends is the one of that source. */
+ * EVALSHA sends is the one of that source; a call whose keys would land on
+ * two Redis Cluster slots is refused before anything is sent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <openssl/evp.h>
 
 #include "redis_script.h"
+#include "redis_store.h"
 
 static void test_preamble_names_keys_and_args(void **state)
 {
@@ -78,12 +80,41 @@ static void test_sha1_is_of_the_source(void **state)
     }
 }
 
+static void never_called(const redisReply *reply, const char *error, void *arg)
+{
+    (void)reply; (void)error; (void)arg;
+    fail_msg("a refused or cancelled call's callback ran");
+}
+
+static void test_script_keys_must_share_a_slot(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(0);
+    assert_non_null(loop);
+    /* Nothing listens there: the check needs no Redis, and no call is sent. */
+    struct redis_store_config cfg = { .address = "127.0.0.1:1", .timeout = 1 };
+    struct redis_store *store = redis_store_new(loop, &cfg);
+    assert_non_null(store);
+    const char *args[] = { "token" };
+    const char *split[] = { "pg1:{alice}:lock:phone", "pg1:{bob}:sessions" };
+    assert_null(redis_script_call(store, LUA_LOCK_RELEASE, split, args, NULL, 0, never_called, NULL));
+    const char *untagged[] = { "pg1:alice:lock:phone", "pg1:alice:sessions" };
+    assert_null(redis_script_call(store, LUA_LOCK_RELEASE, untagged, args, NULL, 0, never_called, NULL));
+    const char *same[] = { "pg1:{alice}:lock:phone", "pg1:{alice}:sessions" };
+    struct redis_request *req = redis_script_call(store, LUA_LOCK_RELEASE, same, args, NULL, 0, never_called, NULL);
+    assert_non_null(req);
+    redis_request_cancel(req);
+    redis_store_free(store);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_preamble_names_keys_and_args),
         cmocka_unit_test(test_every_position_named_once),
         cmocka_unit_test(test_sha1_is_of_the_source),
+        cmocka_unit_test(test_script_keys_must_share_a_slot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
