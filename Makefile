@@ -167,7 +167,7 @@ $(FUZZ)/obj/%.o: %.c
 
 # The parsers, and the few proxy/ files the config loader needs (the rest is
 # the event loop, which no target reaches).
-FUZZ_LIB_SRC := $(filter translate/% io/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c
+FUZZ_LIB_SRC := $(filter translate/% io/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c proxy/mapping_oauth.c
 
 $(FUZZ)/libpopgate.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ)/obj/%.o)
 	rm -f $@

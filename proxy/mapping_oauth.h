@@ -1,0 +1,83 @@
+/* mapping_oauth: a mapping's upstream login with OAuth 2.0 (auth = oauth2):
+ * the provider, the grant, the client and its secret or key, parsed from the
+ * mapping's oauth2_* keys and checked at load (popgate -t). README.md
+ * "Microsoft 365 and Google Workspace" is the manual.
+ *
+ * Providers fill what they document: microsoft365 the Entra ID v2.0
+ * endpoints of oauth2_tenant and the IMAP scopes, google its token, device
+ * and revocation endpoints and https://mail.google.com/; generic takes
+ * oauth2_token_url (and oauth2_device_url for the device grant, optional
+ * oauth2_revoke_url) and oauth2_scope. Every oauth2_*_url and oauth2_scope
+ * may also be set with a provider (tests point them at a loopback server).
+ *
+ * Secrets: oauth2_client_secret_file and oauth2_key_file are read once at
+ * load; each must be a regular file of root (or of popgate's own user)
+ * readable by nobody else (mode 0600 or 0400), as ssh refuses a key others
+ * can read. The secret and the key live in the struct (the config's memory)
+ * and are wiped when it is released. No error text quotes them.
+ *
+ * Lifetime: inside a struct mapping (mapping.h). */
+#ifndef POPGATE_MAPPING_OAUTH_H
+#define POPGATE_MAPPING_OAUTH_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define OAUTH_SETTING_MAX 512          /* a URL, a client id, a scope list */
+#define OAUTH_TENANT_MAX 128
+#define OAUTH_SECRET_MAX 1024          /* a client secret (Entra: 40 octets) */
+#define OAUTH_KEY_MAX (16 * 1024)      /* a PEM private key (RSA 4096: ~3.3 KB) */
+
+enum mapping_auth { MAPPING_AUTH_PASSWORD = 0, MAPPING_AUTH_OAUTH2 };
+
+enum oauth_provider_kind { OAUTH_PROVIDER_UNSET = 0, OAUTH_PROVIDER_MICROSOFT365, OAUTH_PROVIDER_GOOGLE,
+                           OAUTH_PROVIDER_GENERIC };
+
+enum oauth_grant_kind {
+    OAUTH_GRANT_DEVICE = 0,            /* RFC 8628: each user consents once (popgate-admin oauth authorize) */
+    OAUTH_GRANT_CLIENT_CREDENTIALS,    /* RFC 6749 4.4: Microsoft IMAP.AccessAsApp */
+    OAUTH_GRANT_JWT_BEARER,            /* RFC 7523: a Google service account, domain-wide delegation */
+};
+
+struct oauth_settings {
+    enum oauth_provider_kind provider;
+    enum oauth_grant_kind grant;
+    char client_id[OAUTH_SETTING_MAX];
+    char client_secret_file[PATH_MAX];
+    char key_file[PATH_MAX];
+    char tenant[OAUTH_TENANT_MAX];
+    char token_url[OAUTH_SETTING_MAX];
+    char device_url[OAUTH_SETTING_MAX];
+    char revoke_url[OAUTH_SETTING_MAX];   /* "" = the provider has none (Microsoft) */
+    char scope[OAUTH_SETTING_MAX];
+    /* Filled by oauth_settings_finish(). */
+    char client_secret[OAUTH_SECRET_MAX]; /* "" = a public client */
+    char *key_pem;                        /* owned; NULL unless jwt_bearer */
+    size_t key_pem_len;
+};
+
+/* One oauth2_* key (without checks that need the others). False for an
+ * unknown key or an invalid value. */
+bool oauth_settings_set(struct oauth_settings *o, const char *key, const char *value);
+
+/* After every key: the provider's endpoints and scope where not set, the
+ * combination checked (a grant the provider does not offer, a missing
+ * client id, secret or key), URLs https (plain http only to a loopback
+ * address, for tests), the secret and key files read. `what` names the
+ * section for the error ("[mapping m365]"). False with a reason in err. */
+bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err, size_t err_len);
+
+/* Wipes the secret and frees the key. */
+void oauth_settings_release(struct oauth_settings *o);
+
+/* The names used in config, logs and popgate-admin's output. */
+const char *oauth_provider_name(enum oauth_provider_kind p);
+const char *oauth_grant_name(enum oauth_grant_kind g);
+
+/* Reads a secret file that only its owner (root or this process's user)
+ * can read: into buf (cap bytes, NUL-terminated, one trailing newline
+ * dropped). False with a reason that names the file but never its content. */
+bool oauth_read_secret_file(const char *path, char *buf, size_t cap, size_t *len, char *err, size_t err_len);
+
+#endif
