@@ -311,7 +311,7 @@ static void handle_line(struct imap_client *c, const char *line, size_t len)
     }
     switch (r.type) {
     case IMAP_RESP_CONTINUATION:
-        imap_handle_continuation(c);
+        imap_handle_continuation(c, &r);
         return;
     case IMAP_RESP_UNTAGGED:
         handle_untagged(c, &r);

@@ -13,29 +13,6 @@
 
 #include "config_value.h"
 
-static const char *const provider_names[] = {
-    [OAUTH_PROVIDER_UNSET] = "unset",
-    [OAUTH_PROVIDER_MICROSOFT365] = "microsoft365",
-    [OAUTH_PROVIDER_GOOGLE] = "google",
-    [OAUTH_PROVIDER_GENERIC] = "generic",
-};
-
-static const char *const grant_names[] = {
-    [OAUTH_GRANT_DEVICE] = "device",
-    [OAUTH_GRANT_CLIENT_CREDENTIALS] = "client_credentials",
-    [OAUTH_GRANT_JWT_BEARER] = "jwt_bearer",
-};
-
-const char *oauth_provider_name(enum oauth_provider_kind p)
-{
-    return provider_names[p];
-}
-
-const char *oauth_grant_name(enum oauth_grant_kind g)
-{
-    return grant_names[g];
-}
-
 /* A value that goes into a form body or a URL as it is: printable ASCII,
  * no blanks inside (a scope list's single spaces excepted). */
 static bool printable(const char *v, bool spaces)
@@ -57,22 +34,10 @@ static bool set_printable(char *dst, size_t cap, const char *v, bool spaces)
 
 bool oauth_settings_set(struct oauth_settings *o, const char *key, const char *v)
 {
-    if (!strcmp(key, "oauth2_provider")) {
-        for (size_t i = OAUTH_PROVIDER_MICROSOFT365; i < sizeof provider_names / sizeof provider_names[0]; i++)
-            if (!strcmp(v, provider_names[i])) {
-                o->provider = (enum oauth_provider_kind)i;
-                return true;
-            }
-        return false;
-    }
-    if (!strcmp(key, "oauth2_grant")) {
-        for (size_t i = 0; i < sizeof grant_names / sizeof grant_names[0]; i++)
-            if (!strcmp(v, grant_names[i])) {
-                o->grant = (enum oauth_grant_kind)i;
-                return true;
-            }
-        return false;
-    }
+    if (!strcmp(key, "oauth2_provider"))
+        return (o->provider_set = oauth_provider_kind_parse(v, &o->provider_kind));
+    if (!strcmp(key, "oauth2_grant"))
+        return oauth_grant_parse(v, &o->grant);
     if (!strcmp(key, "oauth2_client_id"))
         return set_printable(o->client_id, sizeof o->client_id, v, false);
     if (!strcmp(key, "oauth2_client_secret_file"))
@@ -96,7 +61,8 @@ bool oauth_settings_set(struct oauth_settings *o, const char *key, const char *v
     return false;
 }
 
-/* https, or http to a loopback address (the tests' authorization server). */
+/* https, or http to a loopback address (the tests' authorization server),
+ * as oauth_provider_init checks the token and device URLs. */
 static bool url_allowed(const char *url)
 {
     if (!strncmp(url, "https://", 8))
@@ -109,67 +75,54 @@ static bool url_allowed(const char *url)
     return false;
 }
 
-static void fill(char *dst, size_t cap, const char *value)
+static bool override(char *dst, size_t cap, const char *value)
 {
-    if (!dst[0])
-        snprintf(dst, cap, "%s", value);
+    return !value[0] || snprintf(dst, cap, "%s", value) < (int)cap;
 }
 
-/* The endpoints and scopes the providers document (README.md). */
+/* The provider's documented endpoints and scopes (oauth_provider.h), the
+ * config's URLs and scope over them, and the combination checked. */
 static bool fill_provider(struct oauth_settings *o, const char *what, char *err, size_t err_len)
 {
-    switch (o->provider) {
-    case OAUTH_PROVIDER_UNSET:
+    if (!o->provider_set) {
         snprintf(err, err_len, "%s auth = oauth2 needs oauth2_provider (microsoft365, google or generic)", what);
         return false;
-    case OAUTH_PROVIDER_MICROSOFT365: {
-        if (o->grant == OAUTH_GRANT_JWT_BEARER) {
-            snprintf(err, err_len, "%s oauth2_provider = microsoft365 takes oauth2_grant = device or "
-                     "client_credentials", what);
-            return false;
-        }
-        /* The app grant needs the tenant itself: "organizations" names no
-         * tenant whose admin consented. */
-        if (o->grant == OAUTH_GRANT_CLIENT_CREDENTIALS &&
-            (!o->tenant[0] || !strcmp(o->tenant, "organizations") || !strcmp(o->tenant, "common"))) {
-            snprintf(err, err_len, "%s oauth2_grant = client_credentials needs oauth2_tenant "
-                     "(the tenant id or its domain)", what);
-            return false;
-        }
-        const char *tenant = o->tenant[0] ? o->tenant : "organizations";
-        char url[OAUTH_SETTING_MAX];
-        snprintf(url, sizeof url, "https://login.microsoftonline.com/%s/oauth2/v2.0/token", tenant);
-        fill(o->token_url, sizeof o->token_url, url);
-        snprintf(url, sizeof url, "https://login.microsoftonline.com/%s/oauth2/v2.0/devicecode", tenant);
-        fill(o->device_url, sizeof o->device_url, url);
-        fill(o->scope, sizeof o->scope,
-             o->grant == OAUTH_GRANT_DEVICE ? "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
-                                            : "https://outlook.office365.com/.default");
-        return true;
     }
-    case OAUTH_PROVIDER_GOOGLE:
-        if (o->grant == OAUTH_GRANT_CLIENT_CREDENTIALS) {
-            snprintf(err, err_len, "%s oauth2_provider = google takes oauth2_grant = device or jwt_bearer "
-                     "(a service account)", what);
-            return false;
-        }
-        fill(o->token_url, sizeof o->token_url, "https://oauth2.googleapis.com/token");
-        fill(o->device_url, sizeof o->device_url, "https://oauth2.googleapis.com/device/code");
-        fill(o->revoke_url, sizeof o->revoke_url, "https://oauth2.googleapis.com/revoke");
-        fill(o->scope, sizeof o->scope, "https://mail.google.com/");
-        return true;
-    case OAUTH_PROVIDER_GENERIC:
-        if (!o->token_url[0]) {
-            snprintf(err, err_len, "%s oauth2_provider = generic needs oauth2_token_url", what);
-            return false;
-        }
-        if (o->grant == OAUTH_GRANT_DEVICE && !o->device_url[0]) {
-            snprintf(err, err_len, "%s oauth2_grant = device needs oauth2_device_url", what);
-            return false;
-        }
-        return true;
+    const char *tenant = o->tenant[0] ? o->tenant : "organizations";
+    if (o->provider_kind == OAUTH_PROVIDER_MICROSOFT365 && o->grant == OAUTH_GRANT_CLIENT_CREDENTIALS &&
+        (!o->tenant[0] || !strcmp(o->tenant, "organizations") || !strcmp(o->tenant, "common"))) {
+        /* "organizations" names no tenant whose admin consented. */
+        snprintf(err, err_len, "%s oauth2_grant = client_credentials needs oauth2_tenant "
+                 "(the tenant id or its domain)", what);
+        return false;
     }
-    return false;
+    char perr[256];
+    if (!oauth_provider_init(&o->provider, o->provider_kind, tenant, o->token_url, o->device_url, o->scope, perr,
+                             sizeof perr)) {
+        snprintf(err, err_len, "%s %s", what, perr);
+        return false;
+    }
+    if (!override(o->provider.token_url, sizeof o->provider.token_url, o->token_url) ||
+        !override(o->provider.device_url, sizeof o->provider.device_url, o->device_url) ||
+        !override(o->provider.user_scope, sizeof o->provider.user_scope, o->scope) ||
+        !override(o->provider.app_scope, sizeof o->provider.app_scope, o->scope)) {
+        snprintf(err, err_len, "%s an oauth2_*_url or oauth2_scope is too long", what);
+        return false;
+    }
+    if (o->provider_kind == OAUTH_PROVIDER_GOOGLE && !o->revoke_url[0])
+        snprintf(o->revoke_url, sizeof o->revoke_url, "%s", "https://oauth2.googleapis.com/revoke");
+    if (!oauth_provider_supports(&o->provider, o->grant)) {
+        snprintf(err, err_len, "%s oauth2_provider = %s does not offer oauth2_grant = %s%s", what,
+                 oauth_provider_kind_name(o->provider_kind), oauth_grant_name(o->grant),
+                 o->grant == OAUTH_GRANT_DEVICE ? " (set oauth2_device_url)" : "");
+        return false;
+    }
+    return true;
+}
+
+const char *oauth_settings_scope(const struct oauth_settings *o)
+{
+    return o->grant == OAUTH_GRANT_DEVICE ? o->provider.user_scope : o->provider.app_scope;
 }
 
 bool oauth_read_secret_file(const char *path, char *buf, size_t cap, size_t *len, char *err, size_t err_len)
@@ -236,8 +189,8 @@ bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err
         return false;
     }
     const struct { const char *key; const char *url; bool needed; } urls[] = {
-        { "oauth2_token_url", o->token_url, true },
-        { "oauth2_device_url", o->device_url, o->grant == OAUTH_GRANT_DEVICE },
+        { "oauth2_token_url", o->provider.token_url, true },
+        { "oauth2_device_url", o->provider.device_url, o->grant == OAUTH_GRANT_DEVICE },
         { "oauth2_revoke_url", o->revoke_url, false },
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++)

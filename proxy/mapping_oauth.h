@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "oauth_provider.h"
+
 #define OAUTH_SETTING_MAX 512          /* a URL, a client id, a scope list */
 #define OAUTH_TENANT_MAX 128
 #define OAUTH_SECRET_MAX 1024          /* a client secret (Entra: 40 octets) */
@@ -31,18 +33,10 @@
 
 enum mapping_auth { MAPPING_AUTH_PASSWORD = 0, MAPPING_AUTH_OAUTH2 };
 
-enum oauth_provider_kind { OAUTH_PROVIDER_UNSET = 0, OAUTH_PROVIDER_MICROSOFT365, OAUTH_PROVIDER_GOOGLE,
-                           OAUTH_PROVIDER_GENERIC };
-
-enum oauth_grant_kind {
-    OAUTH_GRANT_DEVICE = 0,            /* RFC 8628: each user consents once (popgate-admin oauth authorize) */
-    OAUTH_GRANT_CLIENT_CREDENTIALS,    /* RFC 6749 4.4: Microsoft IMAP.AccessAsApp */
-    OAUTH_GRANT_JWT_BEARER,            /* RFC 7523: a Google service account, domain-wide delegation */
-};
-
 struct oauth_settings {
-    enum oauth_provider_kind provider;
-    enum oauth_grant_kind grant;
+    bool provider_set;
+    enum oauth_provider_kind provider_kind;
+    enum oauth_grant grant;
     char client_id[OAUTH_SETTING_MAX];
     char client_secret_file[PATH_MAX];
     char key_file[PATH_MAX];
@@ -51,7 +45,8 @@ struct oauth_settings {
     char device_url[OAUTH_SETTING_MAX];
     char revoke_url[OAUTH_SETTING_MAX];   /* "" = the provider has none (Microsoft) */
     char scope[OAUTH_SETTING_MAX];
-    /* Filled by oauth_settings_finish(). */
+    /* Filled by oauth_settings_finish(): the endpoints and scopes in use. */
+    struct oauth_provider provider;
     char client_secret[OAUTH_SECRET_MAX]; /* "" = a public client */
     char *key_pem;                        /* owned; NULL unless jwt_bearer */
     size_t key_pem_len;
@@ -71,9 +66,9 @@ bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err
 /* Wipes the secret and frees the key. */
 void oauth_settings_release(struct oauth_settings *o);
 
-/* The names used in config, logs and popgate-admin's output. */
-const char *oauth_provider_name(enum oauth_provider_kind p);
-const char *oauth_grant_name(enum oauth_grant_kind g);
+/* The scope a grant asks for: the user scope (device, refresh) or the app
+ * scope (client_credentials, jwt_bearer). */
+const char *oauth_settings_scope(const struct oauth_settings *o);
 
 /* Reads a secret file that only its owner (root or this process's user)
  * can read: into buf (cap bytes, NUL-terminated, one trailing newline
