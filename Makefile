@@ -20,8 +20,11 @@ INC_admin     := -Iadmin $(INC_proxy)
 INC_tests     := $(INC_admin)
 # The include path of the layer a source file belongs to (its first folder).
 INCLUDES = $(INC_$(firstword $(subst /, ,$<)))
-PKG_CFLAGS := $(shell pkg-config --cflags libcmocka openssl hiredis inih 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih 2>/dev/null) -lev
+# OAuth2 upstream login: libcurl (token endpoints, multi interface on libev),
+# jansson (token responses), libargon2 (app passwords); -pthread for the
+# slow-hash workers (io/work_pool.c).
+PKG_CFLAGS := $(shell pkg-config --cflags libcmocka openssl hiredis inih libcurl jansson libargon2 2>/dev/null) -pthread
+PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih libcurl jansson libargon2 2>/dev/null) -lev -pthread
 
 OPT_CFLAGS  := -O2 -g
 SAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
