@@ -184,7 +184,7 @@ bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err
 {
     if (!fill_provider(o, what, err, err_len))
         return false;
-    if (!o->client_id[0]) {
+    if (!o->client_id[0] && o->grant != OAUTH_GRANT_JWT_BEARER) {
         snprintf(err, err_len, "%s auth = oauth2 needs oauth2_client_id", what);
         return false;
     }
@@ -217,24 +217,44 @@ bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err
         return false;
     }
     if (o->grant == OAUTH_GRANT_JWT_BEARER) {
-        o->key_pem = malloc(OAUTH_KEY_MAX);
-        if (!o->key_pem || !oauth_read_secret_file(o->key_file, o->key_pem, OAUTH_KEY_MAX, &o->key_pem_len, ferr,
-                                                   sizeof ferr)) {
-            snprintf(err, err_len, "%s oauth2_key_file %s", what, o->key_pem ? ferr : "out of memory");
+        char *pem = malloc(JWT_KEY_FILE_MAX);
+        bool ok = pem && oauth_read_secret_file(o->key_file, pem, JWT_KEY_FILE_MAX, &len, ferr, sizeof ferr);
+        if (ok && !jwt_signing_key_load(pem, len, &o->jwt_key, ferr, sizeof ferr)) {
+            ok = false;
+        }
+        if (pem) {
+            OPENSSL_cleanse(pem, JWT_KEY_FILE_MAX);
+            free(pem);
+        }
+        if (!ok) {
+            snprintf(err, err_len, "%s oauth2_key_file %s: %s", what, o->key_file, pem ? ferr : "out of memory");
+            oauth_settings_release(o);
+            return false;
+        }
+        /* A PEM key names no service account: the client id does. */
+        if (!o->jwt_key.client_email[0])
+            snprintf(o->jwt_key.client_email, sizeof o->jwt_key.client_email, "%s", o->client_id);
+        if (!o->jwt_key.client_email[0]) {
+            snprintf(err, err_len, "%s oauth2_key_file %s is a PEM key: set oauth2_client_id to the service "
+                     "account's email", what, o->key_file);
             oauth_settings_release(o);
             return false;
         }
     }
+    o->identity = (struct oauth_identity){
+        .provider = &o->provider,
+        .client_id = o->client_id,
+        .client_secret = o->client_secret[0] ? o->client_secret : NULL,
+        .jwt_key = o->grant == OAUTH_GRANT_JWT_BEARER ? &o->jwt_key : NULL,
+    };
     return true;
 }
 
 void oauth_settings_release(struct oauth_settings *o)
 {
     OPENSSL_cleanse(o->client_secret, sizeof o->client_secret);
-    if (o->key_pem) {
-        OPENSSL_cleanse(o->key_pem, OAUTH_KEY_MAX);
-        free(o->key_pem);
-    }
-    o->key_pem = NULL;
-    o->key_pem_len = 0;
+    if (o->jwt_key.pkey)
+        jwt_signing_key_free(&o->jwt_key);
+    o->jwt_key.pkey = NULL;
+    o->identity.jwt_key = NULL;
 }

@@ -10,8 +10,8 @@
  * oauth2_revoke_url) and oauth2_scope. Every oauth2_*_url and oauth2_scope
  * may also be set with a provider (tests point them at a loopback server).
  *
- * Secrets: oauth2_client_secret_file and oauth2_key_file are read once at
- * load; each must be a regular file of root (or of popgate's own user)
+ * Secrets: oauth2_client_secret_file and oauth2_key_file (a Google
+ * service-account JSON key or a PEM private key) are read once at load; each must be a regular file of root (or of popgate's own user)
  * readable by nobody else (mode 0600 or 0400), as ssh refuses a key others
  * can read. The secret and the key live in the struct (the config's memory)
  * and are wiped when it is released. No error text quotes them.
@@ -24,12 +24,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "jwt_assertion.h"
+#include "oauth_client.h"
 #include "oauth_provider.h"
 
 #define OAUTH_SETTING_MAX 512          /* a URL, a client id, a scope list */
 #define OAUTH_TENANT_MAX 128
 #define OAUTH_SECRET_MAX 1024          /* a client secret (Entra: 40 octets) */
-#define OAUTH_KEY_MAX (16 * 1024)      /* a PEM private key (RSA 4096: ~3.3 KB) */
 
 enum mapping_auth { MAPPING_AUTH_PASSWORD = 0, MAPPING_AUTH_OAUTH2 };
 
@@ -48,8 +49,8 @@ struct oauth_settings {
     /* Filled by oauth_settings_finish(): the endpoints and scopes in use. */
     struct oauth_provider provider;
     char client_secret[OAUTH_SECRET_MAX]; /* "" = a public client */
-    char *key_pem;                        /* owned; NULL unless jwt_bearer */
-    size_t key_pem_len;
+    struct jwt_signing_key jwt_key;       /* jwt_bearer only; pkey owned */
+    struct oauth_identity identity;       /* what oauth_client takes; points into this struct */
 };
 
 /* One oauth2_* key (without checks that need the others). False for an
@@ -63,7 +64,7 @@ bool oauth_settings_set(struct oauth_settings *o, const char *key, const char *v
  * section for the error ("[mapping m365]"). False with a reason in err. */
 bool oauth_settings_finish(struct oauth_settings *o, const char *what, char *err, size_t err_len);
 
-/* Wipes the secret and frees the key. */
+/* Wipes the secret and frees the key (the identity is unusable after). */
 void oauth_settings_release(struct oauth_settings *o);
 
 /* The scope a grant asks for: the user scope (device, refresh) or the app
