@@ -64,6 +64,11 @@ void oauth_json_use_wiping_allocator(void)
         json_set_alloc_funcs(wiping_malloc, wiping_free);
 }
 
+void oauth_json_free(void *p)
+{
+    wiping_free(p);
+}
+
 const char *oauth_json_status_text(enum oauth_json_status s)
 {
     switch (s) {
