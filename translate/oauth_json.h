@@ -100,10 +100,12 @@ struct oauth_device_response {
 enum oauth_json_status oauth_device_response_parse(const char *body, size_t len, struct oauth_device_response *out);
 void oauth_device_response_wipe(struct oauth_device_response *r);
 
-/* Install jansson allocation functions that wipe each block before freeing
- * it. Idempotent; called by the parsers above, so other users of jansson in
- * popgate (the JWT builder) get it once any of them ran; call it at start-up
- * to be sure. */
+/* jansson's allocation functions in popgate wipe each block before freeing
+ * it; they are installed before main() in every program that links this
+ * file. Idempotent. Consequence for other users of jansson: memory jansson
+ * hands out (json_dumps) is not plain malloc memory; free it with
+ * oauth_json_free(), or use json_dumpb() into a buffer of your own. */
 void oauth_json_use_wiping_allocator(void);
+void oauth_json_free(void *p);
 
 #endif
