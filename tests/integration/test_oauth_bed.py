@@ -119,6 +119,19 @@ def test_microsoft_dialect(oauth_server, oauth_client):
     assert body["error_codes"] == [700016]
 
 
+def test_wait_pending_finds_the_code_to_approve(oauth_server, oauth_client):
+    """How a story approves the code `popgate-admin oauth authorize` prints."""
+    urls = oauth_server.urls["generic"]
+    dev = start_device_flow(urls, oauth_client.public_client_id, "scope-a")
+    seen = oauth_server.wait_pending(oauth_client.public_client_id, timeout=2)
+    assert seen == {"user_code": dev["user_code"], "client_id": oauth_client.public_client_id,
+                    "scope": "scope-a", "dialect": "generic"}
+    oauth_server.approve(seen["user_code"], f"pend@{OAUTH_DOMAIN}")
+    assert oauth_server.pending(oauth_client.public_client_id) == []
+    with pytest.raises(AssertionError):
+        oauth_server.wait_pending(oauth_client.public_client_id, timeout=0.2)
+
+
 def test_google_dialect(oauth_server, oauth_client):
     urls = oauth_server.urls["google"]
     dev = start_device_flow(urls, oauth_client.public_client_id)
@@ -216,6 +229,9 @@ def test_client_credentials(oauth_server, oauth_client):
     assert body["error"] == "unauthorized_client"
     assert oauth_server.count("client_credentials") == 5
     assert oauth_server.count("client_credentials:ok") == 2
+    assert [r["client_auth"] for r in oauth_server.requests] == \
+        ["body", "basic", "body", "body", "body"]
+    assert oauth_server.requests[0]["tenant"] == "contoso.example"
     with open(oauth_client.secret_file) as f:
         assert f.read().strip() == oauth_client.secret
 
@@ -255,8 +271,14 @@ def test_jwt_bearer_signature_and_claims_checked(oauth_server, oauth_service_acc
     forged = _assertion(sa, sub=f"boss@{OAUTH_DOMAIN}").split(".")[1]
     status, body, _ = post_form(url, {"grant_type": JWT, "assertion": f"{head}.{forged}.{sig}"})
     assert body["error"] == "invalid_grant"
-    assert oauth_server.count("jwt_bearer:ok") == 1
-    assert oauth_server.count("jwt_bearer:invalid_grant") == 5
+    # The audience may also be the URL the assertion is posted to.
+    generic = oauth_server.urls["generic"]["token"]
+    assert post_form(generic, {"grant_type": JWT,
+                               "assertion": _assertion(sa, aud=generic)})[0] == 200
+    assert post_form(url, {"grant_type": JWT,
+                           "assertion": _assertion(sa, aud=generic)})[0] == 400
+    assert oauth_server.count("jwt_bearer:ok") == 2
+    assert oauth_server.count("jwt_bearer:invalid_grant") == 6
 
 
 # -- revocation (RFC 7009) -------------------------------------------------

@@ -291,8 +291,12 @@ class OAuthServer:
     # -- settings, faults, counters ---------------------------------------
     def reset(self):
         """Settings back to DEFAULTS, mode ok, counters and request log
-        emptied. Clients, keys and tokens stay."""
+        emptied, device authorizations still waiting for the user dropped
+        (pending() starts empty). Clients, keys and tokens stay."""
         with self._lock:
+            for d in self.devices.values():
+                if d["state"] == "pending":
+                    d["expires"] = 0
             self.config = dict(DEFAULTS)
             self.mode = {"mode": "ok", "status": None, "delay": None, "times": None}
             self._counts.clear()
@@ -373,6 +377,30 @@ class OAuthServer:
                 raise KeyError(f"no such user code {user_code!r}")
             self.devices[dc]["approved_user"] = user
             self.devices[dc]["state"] = "approved"
+
+    def pending(self, client_id=None):
+        """Device authorizations waiting for the user, oldest first: dicts
+        with user_code, client_id, scope, dialect (what a person would see)."""
+        with self._lock:
+            now = time.time()
+            return [{"user_code": d["user_code"], "client_id": d["client_id"],
+                     "scope": d["scope"], "dialect": d["dialect"]}
+                    for d in sorted(self.devices.values(), key=lambda d: d["created"])
+                    if d["state"] == "pending" and d["expires"] > now
+                    and (client_id is None or d["client_id"] == client_id)]
+
+    def wait_pending(self, client_id=None, timeout=30):
+        """The newest pending device authorization (see pending()), waiting
+        up to timeout seconds for one to appear: a test approves what
+        `popgate-admin oauth authorize` started without parsing its output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.pending(client_id)
+            if p:
+                return p[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no device authorization pending within {timeout}s")
+            time.sleep(0.05)
 
     def deny(self, user_code):
         with self._lock:
@@ -471,8 +499,13 @@ class OAuthServer:
         listener. Raises nothing: errors become OAuth error answers."""
         dialect, endpoint, tenant = _route(path)
         grant_type = _one(form, "grant_type")
+        # What the client sent, without secrets: tests assert on it.
+        client_auth = ("basic" if headers.get("Authorization", "").startswith("Basic ")
+                       else "body" if _one(form, "client_secret") is not None else "none")
         entry = {"path": path, "endpoint": endpoint, "dialect": dialect, "tenant": tenant,
-                 "grant_type": grant_type, "client_id": _one(form, "client_id")}
+                 "grant_type": grant_type, "client_id": _one(form, "client_id"),
+                 "scope": _one(form, "scope"), "client_auth": client_auth,
+                 "time": time.time()}
         try:
             if endpoint is None:
                 status, body = 404, {"error": "not_found"}
@@ -483,7 +516,8 @@ class OAuthServer:
                 self._bump("revoke")
                 status, body = self._revoke(form, dialect)
             else:
-                status, body = 200, self._token(form, headers, dialect, grant_type)
+                url = self.base_url + urllib.parse.urlsplit(path).path
+                status, body = 200, self._token(form, headers, dialect, grant_type, url)
         except OAuthError as e:
             status, body = self._error_body(e, dialect)
         entry["status"] = status
@@ -579,7 +613,7 @@ class OAuthServer:
             out["verification_uri_complete"] = f"{verify}?user_code={uc}"
         return out
 
-    def _token(self, form, headers, dialect, grant_type):
+    def _token(self, form, headers, dialect, grant_type, url):
         kinds = {DEVICE_GRANT: "device_code", "refresh_token": "refresh_token",
                  "client_credentials": "client_credentials", JWT_GRANT: "jwt_bearer"}
         kind = kinds.get(grant_type)
@@ -589,14 +623,14 @@ class OAuthServer:
                              "parameter 'grant_type' is not valid.", 70003)
         self._bump(kind)
         try:
-            out = getattr(self, "_grant_" + kind)(form, headers, dialect)
+            out = getattr(self, "_grant_" + kind)(form, headers, dialect, url)
         except OAuthError as e:
             self._bump(f"{kind}:{e.error}")
             raise
         self._bump(f"{kind}:ok")
         return out
 
-    def _grant_device_code(self, form, headers, dialect):
+    def _grant_device_code(self, form, headers, dialect, url):
         client_id = self._client(form, headers, need_secret=False)
         dc = _one(form, "device_code") or ""
         now = time.time()
@@ -630,7 +664,7 @@ class OAuthServer:
             return self._issue(d["approved_user"], client_id, scope, refresh=refresh,
                                dialect=dialect)
 
-    def _grant_refresh_token(self, form, headers, dialect):
+    def _grant_refresh_token(self, form, headers, dialect, url):
         client_id = self._client(form, headers, need_secret=False)
         rt = _one(form, "refresh_token") or ""
         now = time.time()
@@ -666,7 +700,7 @@ class OAuthServer:
                 rec["expires"] = now + self.config["refresh_lifetime"]
             return out
 
-    def _grant_client_credentials(self, form, headers, dialect):
+    def _grant_client_credentials(self, form, headers, dialect, url):
         client_id = self._client(form, headers, need_secret=True)
         scope = _one(form, "scope") or ""
         if dialect == "microsoft" and not scope.endswith("/.default"):
@@ -678,7 +712,9 @@ class OAuthServer:
             return self._issue(None, client_id, scope, refresh=False, kind="app",
                                dialect=dialect)
 
-    def _grant_jwt_bearer(self, form, headers, dialect):
+    def _grant_jwt_bearer(self, form, headers, dialect, url):
+        """RFC 7523 2.1; the audience is Google's token URL or the URL the
+        assertion was posted to."""
         assertion = _one(form, "assertion") or ""
         parts = assertion.split(".")
         if len(parts) != 3:
@@ -700,8 +736,7 @@ class OAuthServer:
             raise OAuthError("invalid_client", "The OAuth client was not found.", status=401)
         if not rs256_verify(key["public_key"], f"{parts[0]}.{parts[1]}".encode(), signature):
             raise OAuthError("invalid_grant", "Invalid JWT Signature.")
-        auds = {GOOGLE_TOKEN_AUD, f"{self.base_url}/token", f"{self.base_url}/oauth2/token"}
-        if claims.get("aud") not in auds:
+        if claims.get("aud") not in (GOOGLE_TOKEN_AUD, url):
             raise OAuthError("invalid_grant", "Invalid JWT: aud must be the token endpoint.")
         now = time.time()
         iat, exp = claims.get("iat"), claims.get("exp")
