@@ -20,7 +20,8 @@
  * before a worker took it never runs work().
  *
  * work_pool_free() stops the threads after the job each one is running,
- * then calls done(job, true) for every job not yet finished. */
+ * then calls done(job, true) for every job whose done has not run yet
+ * (waiting, cancelled or finished but not delivered). */
 #ifndef POPGATE_WORK_POOL_H
 #define POPGATE_WORK_POOL_H
 
