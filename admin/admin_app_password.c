@@ -148,7 +148,7 @@ static int parse_user_device(int argc, char **argv, char *user, const char **dev
 static int app_password_add(struct admin *a, int argc, char **argv)
 {
     char user[LOGIN_USER_MAX + 1];
-    const char *device;
+    const char *device = NULL;
     int status = parse_user_device(argc, argv, user, &device);
     if (status != ADMIN_OK)
         return status;
@@ -269,7 +269,7 @@ static int app_password_list(struct admin *a, int argc, char **argv)
 static int app_password_revoke(struct admin *a, int argc, char **argv)
 {
     char user[LOGIN_USER_MAX + 1];
-    const char *device;
+    const char *device = NULL;
     int status = parse_user_device(argc, argv, user, &device);
     if (status != ADMIN_OK || (status = admin_connect(a)) != ADMIN_OK)
         return status;
