@@ -57,6 +57,7 @@ void imap_op_finish(struct imap_client *c, enum imap_result r)
     upstream_conn_timers_stop(&c->conn);
     imap_clear_secrets(c);
     c->oauth_error_reply = NULL;
+    c->oauth_challenge[0] = '\0';
     c->op = OP_NONE;
     c->step = STEP_NONE;
     c->done = NULL;
@@ -551,12 +552,9 @@ void imap_authenticate_oauth(struct imap_client *c, const char *user, const char
 static void answer_oauth_challenge(struct imap_client *c, const struct imap_response *r)
 {
     struct sasl_oauth_error e;
-    char text[sizeof e.status + sizeof e.scope + 64];
-    if (sasl_oauth_error_parse(r->text, r->text_len, &e)) {
-        snprintf(text, sizeof text, "oauth challenge status=%s scope=%s", e.status[0] ? e.status : "-",
-                 e.scope[0] ? e.scope : "-");
-        imap_set_error(c, text);
-    }
+    if (sasl_oauth_error_parse(r->text, r->text_len, &e))
+        snprintf(c->oauth_challenge, sizeof c->oauth_challenge, "oauth status=%.40s scope=%.60s; ",
+                 e.status[0] ? e.status : "-", e.scope[0] ? e.scope : "-");
     c->write_ok = true;
     imap_cmd_puts(c, c->oauth_error_reply);
     c->oauth_error_reply = NULL;  /* answered once; a second challenge is a protocol error */

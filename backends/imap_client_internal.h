@@ -68,6 +68,7 @@ struct imap_client {
     char *sasl_response;            /* heap, wiped; sent after "+" without SASL-IR */
     bool caps_fresh;                /* capabilities were received during this op */
     const char *oauth_error_reply;  /* OAuth login: the answer to an error challenge; NULL otherwise */
+    char oauth_challenge[128];      /* what the challenge said, put before the NO in the last error */
 
     /* listing, Message-IDs and body fetch */
     imap_listing_cb *item_cb;

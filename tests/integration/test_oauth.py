@@ -396,6 +396,51 @@ def test_jwt_bearer_login(gate, admin, oauth_server, oauth_service_account, oaut
     assert oauth_server.count("jwt_bearer:ok") == 1
 
 
+# ---- the SASL mechanisms ----------------------------------------------------------
+
+@pytest.mark.parametrize("caps,mech", [(("AUTH=XOAUTH2", "SASL-IR"), "XOAUTH2"),
+                                       (("AUTH=OAUTHBEARER",), "OAUTHBEARER")])
+def test_mechanism_by_capability_and_refused_cached_token(gate, admin, oauth_server, oauth_client, oauth_user,
+                                                          redis_keys, caps, mech):
+    """The mechanism the server offers (with SASL-IR only when offered); a
+    refused token: the error challenge answered as the mechanism asks, [AUTH],
+    and the cached token dropped so the next login asks the provider again."""
+    from fake_imap import FakeImap
+    fake = FakeImap(messages=MAIL, caps=caps)
+    try:
+        pg = gate(upstream={"host": "127.0.0.1", "port": fake.port, "tls": "none",
+                            "oauth2_grant": "client_credentials", "oauth2_client_id": oauth_client.client_id,
+                            "oauth2_client_secret_file": oauth_client.secret_file, "oauth2_device_url": None})
+        password = shown_password(admin(pg, "app-password", "add", oauth_user.name, "scanner"))
+        c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
+        assert reply.startswith("+OK"), reply
+        assert c.stat()[0] == 2
+        c.ok("QUIT")
+        auth = [cmd for cmd in fake.all_commands() if cmd.verb == "AUTHENTICATE"][-1]
+        assert auth.mech == mech and auth.user == oauth_user.name.encode()
+        assert auth.token.startswith(b"pgat.")
+        assert (b"AUTHENTICATE " + mech.encode() + b" ") in bytes(auth.raw) or "SASL-IR" not in caps
+        assert fake.violations() == []
+        fake.oauth_refuse = True
+        _, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
+        assert reply.startswith("-ERR [AUTH]"), reply
+        auth = [cmd for cmd in fake.all_commands() if cmd.verb == "AUTHENTICATE"][-1]
+        assert auth.error_reply == (b"" if mech == "XOAUTH2" else b"AQ==")
+        assert "status=401" in pg.log()
+        deadline = time.monotonic() + 5
+        while "at" in redis_keys.hgetall(f"pg1:{{{oauth_user.name}}}:oauth") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "at" not in redis_keys.hgetall(f"pg1:{{{oauth_user.name}}}:oauth")
+        assert oauth_server.count("client_credentials") == 1
+        fake.oauth_refuse = False
+        c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
+        assert reply.startswith("+OK"), reply
+        c.ok("QUIT")
+        assert oauth_server.count("client_credentials") == 2, "a new token after the refused one"
+    finally:
+        fake.stop()
+
+
 # ---- secrets --------------------------------------------------------------------
 
 def test_no_secret_in_redis_in_the_clear(gate, admin, oauth_server, oauth_user, redis_keys, secrets_seen):
