@@ -304,29 +304,29 @@ static void test_classification(void **state)
     assert_null(r.refresh_token);   /* not rotated */
 
     static const struct {
-        enum http_result res;
-        long status;
         const char *body;
+        long status;
+        enum http_result res;
         enum oauth_outcome want;
     } cases[] = {
-        { HTTP_OK, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70008: expired\"}", OAUTH_REFUSED },
-        { HTTP_OK, 400, "{\"error\":\"access_denied\"}", OAUTH_REFUSED },
-        { HTTP_OK, 400, "{\"error\":\"expired_token\"}", OAUTH_REFUSED },
-        { HTTP_OK, 400, "{\"error\":\"authorization_pending\"}", OAUTH_PENDING },
-        { HTTP_OK, 400, "{\"error\":\"slow_down\"}", OAUTH_PENDING },
-        { HTTP_OK, 401, "{\"error\":\"invalid_client\"}", OAUTH_MISCONFIGURED },
-        { HTTP_OK, 400, "{\"error\":\"invalid_scope\"}", OAUTH_MISCONFIGURED },
-        { HTTP_OK, 400, "{\"error\":\"something_new\"}", OAUTH_MISCONFIGURED },
-        { HTTP_OK, 503, "{\"error\":\"something_new\"}", OAUTH_TEMPORARY },
-        { HTTP_OK, 400, "{\"error\":\"temporarily_unavailable\"}", OAUTH_TEMPORARY },
-        { HTTP_OK, 500, "<html>oops</html>", OAUTH_TEMPORARY },
-        { HTTP_OK, 429, "", OAUTH_TEMPORARY },
-        { HTTP_OK, 200, "<html>captive portal</html>", OAUTH_TEMPORARY },
-        { HTTP_OK, 404, "not found", OAUTH_MISCONFIGURED },
-        { HTTP_ERR_CONNECT, 0, "", OAUTH_TEMPORARY },
-        { HTTP_ERR_TIMEOUT, 0, "", OAUTH_TEMPORARY },
-        { HTTP_ERR_TLS, 0, "", OAUTH_TEMPORARY },
-        { HTTP_ERR_TOO_LARGE, 0, "", OAUTH_TEMPORARY },
+        { "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70008: expired\"}", 400, HTTP_OK, OAUTH_REFUSED },
+        { "{\"error\":\"access_denied\"}", 400, HTTP_OK, OAUTH_REFUSED },
+        { "{\"error\":\"expired_token\"}", 400, HTTP_OK, OAUTH_REFUSED },
+        { "{\"error\":\"authorization_pending\"}", 400, HTTP_OK, OAUTH_PENDING },
+        { "{\"error\":\"slow_down\"}", 400, HTTP_OK, OAUTH_PENDING },
+        { "{\"error\":\"invalid_client\"}", 401, HTTP_OK, OAUTH_MISCONFIGURED },
+        { "{\"error\":\"invalid_scope\"}", 400, HTTP_OK, OAUTH_MISCONFIGURED },
+        { "{\"error\":\"something_new\"}", 400, HTTP_OK, OAUTH_MISCONFIGURED },
+        { "{\"error\":\"something_new\"}", 503, HTTP_OK, OAUTH_TEMPORARY },
+        { "{\"error\":\"temporarily_unavailable\"}", 400, HTTP_OK, OAUTH_TEMPORARY },
+        { "<html>oops</html>", 500, HTTP_OK, OAUTH_TEMPORARY },
+        { "", 429, HTTP_OK, OAUTH_TEMPORARY },
+        { "<html>captive portal</html>", 200, HTTP_OK, OAUTH_TEMPORARY },
+        { "not found", 404, HTTP_OK, OAUTH_MISCONFIGURED },
+        { "", 0, HTTP_ERR_CONNECT, OAUTH_TEMPORARY },
+        { "", 0, HTTP_ERR_TIMEOUT, OAUTH_TEMPORARY },
+        { "", 0, HTTP_ERR_TLS, OAUTH_TEMPORARY },
+        { "", 0, HTTP_ERR_TOO_LARGE, OAUTH_TEMPORARY },
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         assert_int_equal(classify(cases[i].res, cases[i].status, cases[i].body, &r), cases[i].want);
