@@ -108,7 +108,9 @@ enum app_password_status app_password_issue(const char *user, const char *device
 
 /* A login: decode typed, derive, compare, unwrap. APP_PASSWORD_OK gives the
  * user's data key; anything else leaves data_key zero. Slow: run it on a
- * worker thread. */
+ * worker thread. A typed text that is not an app password's shape is
+ * APP_PASSWORD_WRONG at once, without the derivation (its shape is no
+ * secret; the session's failed-login delay applies either way). */
 enum app_password_status app_password_check(const struct app_password_record *rec, const char *user,
                                             const char *device, const char *typed, size_t typed_len,
                                             uint8_t data_key[ENVELOPE_KEY_LEN]);
