@@ -406,6 +406,31 @@ void oauth_token_request_blocking(const struct http_client_options *http, const 
     free_body(buf);
 }
 
+/* A device authorization answer that arrived (any status). */
+static enum oauth_outcome classify_device(const struct http_response *resp, struct oauth_device_response *dev,
+                                          char *reason)
+{
+    enum oauth_json_status st = oauth_device_response_parse(resp->body, resp->body_len, dev);
+    if (st == OAUTH_JSON_OK && dev->is_error) {
+        error_reason(reason, dev->error, dev->error_description);
+        return class_of(dev->error, resp->status);
+    }
+    if (resp->status == 429 || resp->status >= 500) {
+        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered HTTP %ld", resp->status);
+        return OAUTH_TEMPORARY;
+    }
+    if (resp->status != 200) {
+        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered HTTP %ld", resp->status);
+        return OAUTH_MISCONFIGURED;
+    }
+    if (st != OAUTH_JSON_OK) {
+        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered 200 with a %s", oauth_json_status_text(st));
+        return OAUTH_TEMPORARY;
+    }
+    set_reason(reason, "ok");
+    return OAUTH_OK;
+}
+
 enum oauth_outcome oauth_device_start_blocking(const struct http_client_options *http,
                                                const struct oauth_identity *id, unsigned timeout_ms,
                                                struct oauth_device_response *dev,
@@ -430,25 +455,11 @@ enum oauth_outcome oauth_device_start_blocking(const struct http_client_options 
     free(f);
 
     enum oauth_outcome out;
-    enum oauth_json_status st = OAUTH_JSON_MALFORMED;
     if (resp.result != HTTP_OK) {
         out = OAUTH_TEMPORARY;
         snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint %s: %s", http_result_name(resp.result), resp.error);
-    } else if ((st = oauth_device_response_parse(resp.body, resp.body_len, dev)) == OAUTH_JSON_OK && dev->is_error) {
-        out = class_of(dev->error, resp.status);
-        error_reason(reason, dev->error, dev->error_description);
-    } else if (resp.status == 429 || resp.status >= 500) {
-        out = OAUTH_TEMPORARY;
-        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered HTTP %ld", resp.status);
-    } else if (resp.status != 200) {
-        out = OAUTH_MISCONFIGURED;
-        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered HTTP %ld", resp.status);
-    } else if (st != OAUTH_JSON_OK) {
-        out = OAUTH_TEMPORARY;
-        snprintf(reason, OAUTH_REASON_MAX + 1, "device endpoint answered 200 with a %s", oauth_json_status_text(st));
     } else {
-        out = OAUTH_OK;
-        set_reason(reason, "ok");
+        out = classify_device(&resp, dev, reason);
     }
     free_body(buf);
     if (out != OAUTH_OK)

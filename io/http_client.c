@@ -227,7 +227,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     struct sock_watch *sw = (struct sock_watch *)w;
     struct http_client *c = sw->c;
-    int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int flags = ((revents & EV_READ) ? CURL_CSELECT_IN : 0) | ((revents & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(c->multi, sw->fd, flags, &running);
     check_done(c);
@@ -276,7 +276,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     } else {
         ev_io_stop(c->loop, &sw->io);
     }
-    int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    int events = ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     ev_io_init(&sw->io, io_cb, fd, events);
     ev_io_start(c->loop, &sw->io);
     return 0;

@@ -18,6 +18,8 @@
  *   does not redirect, and following one could send the secret elsewhere).
  * - TLS: peer and host name verified always; ca_file replaces the system's
  *   trust store when set (tests use their own CA).
+ * - curl honours https_proxy / no_proxy from the environment, so a site's
+ *   egress proxy works without a setting of popgate's own.
  *
  * Ownership and lifetime
  * - One http_client per loop; http_client_free() cancels what is in flight
@@ -28,7 +30,8 @@
  *   from inside http_post_form(); after done returns the handle is freed.
  * - http_request_cancel() before done: the transfer is dropped and done is
  *   never called. Calling it from inside done, or after done, is not allowed
- *   (the handle is gone): owners forget the handle when done runs.
+ *   (the handle is gone): owners forget the handle when done runs. Nor is
+ *   http_client_free() allowed from inside done.
  *
  * Errors carry a short fixed text and curl's reason (which names the host at
  * most, never the body). */

@@ -1,5 +1,5 @@
 /* work_pool: a few worker threads for CPU-heavy steps that must not run on
- * the event loop (the Argon2id derivation of an app password, ~25 ms).
+ * the event loop (the Argon2id derivation of an app password, ~41 ms of CPU).
  *
  * A job is submitted from the loop thread; a worker runs work(job); the
  * loop thread then runs done(job, cancelled) through an ev_async. So:
@@ -9,8 +9,9 @@
  *   submission order per worker but not overall.
  *
  * Bounds: at most queue_max jobs wait (the default WORK_POOL_QUEUE_DEFAULT,
- * 256: at ~25 ms a job and two threads, about three seconds of work; a login
- * beyond that would wait longer than a client does). work_pool_submit()
+ * 256: at ~41 ms a job and two threads, about five seconds of work; a login
+ * beyond that would wait longer than a POP3 client's login delay anyway).
+ * work_pool_submit()
  * returns NULL when the queue is full or the pool is stopping: the caller
  * answers [SYS/TEMP] at once instead of queueing without end.
  *

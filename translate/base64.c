@@ -13,24 +13,27 @@ static bool encode(const unsigned char *in, size_t len, char *out, size_t cap, c
         out[0] = '\0';
         return false;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        size_t n = len - i < 3 ? len - i : 3;
-        unsigned long group = (unsigned long)in[i] << 16;
-        if (n > 1)
-            group |= (unsigned long)in[i + 1] << 8;
-        if (n > 2)
-            group |= in[i + 2];
+    size_t o = 0, i = 0;
+    for (; len - i >= 3; i += 3) {
+        unsigned long group = (unsigned long)in[i] << 16 | (unsigned long)in[i + 1] << 8 | in[i + 2];
         out[o++] = alphabet[(group >> 18) & 0x3f];
         out[o++] = alphabet[(group >> 12) & 0x3f];
-        if (n > 1)
+        out[o++] = alphabet[(group >> 6) & 0x3f];
+        out[o++] = alphabet[group & 0x3f];
+    }
+    /* One or two octets left: two or three characters, then padding. */
+    if (i < len) {
+        bool two = len - i == 2;
+        unsigned long group = (unsigned long)in[i] << 16 | (two ? (unsigned long)in[i + 1] << 8 : 0);
+        out[o++] = alphabet[(group >> 18) & 0x3f];
+        out[o++] = alphabet[(group >> 12) & 0x3f];
+        if (two)
             out[o++] = alphabet[(group >> 6) & 0x3f];
-        else if (pad)
+        if (pad) {
+            if (!two)
+                out[o++] = '=';
             out[o++] = '=';
-        if (n > 2)
-            out[o++] = alphabet[group & 0x3f];
-        else if (pad)
-            out[o++] = '=';
+        }
     }
     out[o] = '\0';
     return true;
