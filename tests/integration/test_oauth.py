@@ -221,6 +221,31 @@ def test_consent_by_device_code_then_scanner_retrieves_mail(gate, admin, oauth_s
     assert listed["devices"] == ["scanner"]
 
 
+def test_denied_consent_stores_nothing(gate, admin, oauth_server, oauth_user, redis_keys):
+    pg = gate()
+    r = authorize(admin, pg, oauth_server, oauth_user.name, "scanner", approve=False)
+    assert r.returncode == USAGE and "access_denied" in r.stderr, r.stderr
+    assert not APP_PASSWORD.search(r.stdout)
+    assert redis_keys.keys(f"pg1:{{{oauth_user.name}}}:*") == []
+
+
+def test_reload_rereads_the_secret_file(gate, admin, oauth_server, oauth_client, oauth_files, oauth_user):
+    secret = oauth_files / f"secret-{oauth_user.name}"
+    secret.write_text(oauth_client.secret + "\n")
+    os.chmod(secret, 0o600)
+    pg = gate(upstream={"oauth2_grant": "client_credentials", "oauth2_client_id": oauth_client.client_id,
+                        "oauth2_client_secret_file": str(secret), "oauth2_device_url": None})
+    password = shown_password(admin(pg, "app-password", "add", oauth_user.name, "scanner"))
+    os.chmod(secret, 0o644)
+    assert pg.reload() is False, "a secret file others can read is refused at reload too"
+    assert "readable by others" in pg.log()
+    c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
+    assert reply.startswith("+OK"), "the old configuration keeps serving"
+    c.ok("QUIT")
+    os.chmod(secret, 0o600)
+    assert pg.reload() is True
+
+
 def test_wrong_app_password_is_auth_error_and_throttled(gate, admin, oauth_server, oauth_user, redis_keys):
     pg, password = consented_user(gate, admin, oauth_server, oauth_user)
     wrong = password[:-1] + ("a" if password[-1] != "a" else "b")
