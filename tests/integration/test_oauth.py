@@ -259,7 +259,9 @@ def test_wrong_app_password_is_auth_error_and_throttled(gate, admin, oauth_serve
 
 def test_access_token_refreshed_mid_day_and_across_nodes(gate, admin, oauth_server, oauth_user, redis_keys):
     oauth_user.seed(MAIL[:1])
-    oauth_server.set_access_lifetime(4)       # usable for 2 s (half its life)
+    # Usable for 5 s (half its life): long enough for a cached login on a
+    # loaded machine, short enough to wait out.
+    oauth_server.set_access_lifetime(10)
     pg, password = consented_user(gate, admin, oauth_server, oauth_user)
     login = f"{oauth_user.name}#scanner"
 
@@ -271,12 +273,12 @@ def test_access_token_refreshed_mid_day_and_across_nodes(gate, admin, oauth_serv
 
     session(pg)
     assert oauth_server.count("refresh_token") == 0
-    time.sleep(2.5)
+    time.sleep(5.5)
     session(pg)                               # expired: refreshed, rotated
     assert oauth_server.count("refresh_token:ok") == 1
     session(pg)                               # the new access token, cached
     assert oauth_server.count("refresh_token") == 1
-    time.sleep(2.5)
+    time.sleep(5.5)
     other = gate()                            # a second node sharing Redis
     session(other)
     assert oauth_server.count("refresh_token:ok") == 2
