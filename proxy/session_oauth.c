@@ -90,12 +90,21 @@ struct oauth_hash_job {
 static const char reply_reauth[] =
     "-ERR [AUTH] Re-authorisation needed: the mail provider no longer accepts this account's grant; "
     "an administrator must run popgate-admin oauth authorize.";
+static const char reply_redis[] = "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.";
 static const char reply_temp[] = "-ERR [SYS/TEMP] Mail provider's sign-in service unavailable, try again later.";
+
+/* Every buffer here held a secret: wiped before it is freed. */
+static void wipe_free(void *p, size_t len)
+{
+    if (p) {
+        OPENSSL_cleanse(p, len);
+        free(p);
+    }
+}
 
 static void job_free(struct oauth_hash_job *job)
 {
-    OPENSSL_cleanse(job, sizeof *job);
-    free(job);
+    wipe_free(job, sizeof *job);
 }
 
 void session_oauth_release(struct session *s)
@@ -114,18 +123,9 @@ void session_oauth_release(struct session *s)
     ev_timer_stop(s->gw->loop, &o->timer);
     if (o->lock_held)
         oauth_store_unlock(s->gw->redis, s->device.login.state_user, o->lock_token);
-    if (o->access_token) {
-        OPENSSL_cleanse(o->access_token, OAUTH_ACCESS_TOKEN_MAX + 1);
-        free(o->access_token);
-    }
-    OPENSSL_cleanse(o, sizeof *o);
-    free(o);
+    wipe_free(o->access_token, OAUTH_ACCESS_TOKEN_MAX + 1);
+    wipe_free(o, sizeof *o);
     s->oauth = NULL;
-}
-
-static void fail(struct session *s, const char *reply, const char *reason, bool delayed)
-{
-    login_fail(s, reply, reason, delayed);
 }
 
 /* A wrong app password counts as a failed login, as a wrong password does. */
@@ -133,7 +133,7 @@ static void fail_password(struct session *s)
 {
     auth_throttle_record_failure(s->gw->redis, s->device.login.state_user, s->peer_addr,
                                  s->cfg->auth_throttle.window);
-    fail(s, "-ERR [AUTH] Authentication failed.", "app-password", true);
+    login_fail(s, "-ERR [AUTH] Authentication failed.", "app-password", true);
 }
 
 /* ---- app-password --------------------------------------------------------- */
@@ -167,7 +167,7 @@ static void hash_done(void *arg, bool cancelled)
     }
     log_event(LOG_LEVEL_DEBUG, s->id, "app-password", "result", app_password_status_text(st), LOG_END);
     if (st == APP_PASSWORD_CRYPTO_ERROR)
-        fail(s, "-ERR [SYS/TEMP] Temporary failure, try again later.", "crypto", false);
+        login_fail(s, "-ERR [SYS/TEMP] Temporary failure, try again later.", "crypto", false);
     else
         fail_password(s);
 }
@@ -178,12 +178,12 @@ static void on_loaded_for_password(bool ok, void *arg)
     struct oauth_login *o = s->oauth;
     o->req = NULL;
     if (!ok) {
-        fail(s, "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.", "redis", false);
+        login_fail(s, reply_redis, "redis", false);
         return;
     }
     struct oauth_hash_job *job = calloc(1, sizeof *job);
     if (!job) {
-        fail(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
+        login_fail(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
         return;
     }
     size_t typed_len = s->password ? strlen(s->password) : 0;
@@ -206,7 +206,7 @@ static void on_loaded_for_password(bool ok, void *arg)
     if (!o->item) {
         o->job = NULL;
         job_free(job);
-        fail(s, "-ERR [SYS/TEMP] Too many logins at once, try again later.", "busy", false);
+        login_fail(s, "-ERR [SYS/TEMP] Too many logins at once, try again later.", "busy", false);
     }
 }
 
@@ -214,7 +214,7 @@ void session_oauth_check_password(struct session *s)
 {
     s->oauth = calloc(1, sizeof *s->oauth);
     if (!s->oauth) {
-        fail(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
+        login_fail(s, "-ERR [SYS/TEMP] Out of resources.", "resources", false);
         return;
     }
     ev_timer_init(&s->oauth->timer, NULL, 0., 0.);
@@ -245,8 +245,7 @@ static bool open_sealed(struct session *s, const char *purpose, const char *b64,
     bool ok = raw_len > 0 &&
               envelope_open(s->oauth->data_key, purpose, s->device.login.state_user, raw, (size_t)raw_len,
                             (uint8_t *)out, cap - 1, &plain_len) == ENVELOPE_OK;
-    OPENSSL_cleanse(raw, raw_cap);
-    free(raw);
+    wipe_free(raw, raw_cap);
     out[ok ? plain_len : 0] = '\0';
     return ok;
 }
@@ -260,10 +259,7 @@ static bool seal(struct session *s, const char *purpose, const char *text, size_
               envelope_seal(s->oauth->data_key, purpose, s->device.login.state_user, (const uint8_t *)text, len,
                             raw, raw_cap, &raw_len) == ENVELOPE_OK &&
               base64_encode(raw, raw_len, out, cap);
-    if (raw) {
-        OPENSSL_cleanse(raw, raw_cap);
-        free(raw);
-    }
+    wipe_free(raw, raw_cap);
     return ok;
 }
 
@@ -318,7 +314,7 @@ static void on_saved(bool ok, void *arg)
     if (!ok) {
         /* A rotated refresh token that could not be stored is lost with
          * this login; the next one refreshes with the old token again. */
-        fail(s, "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.", "redis", false);
+        login_fail(s, reply_redis, "redis", false);
         return;
     }
     if (!o->saved)
@@ -350,22 +346,22 @@ static void on_token(const struct oauth_result *r, void *arg)
             oauth_store_mark_reauth(s->gw->redis, user, o->stored.rt_gen, r->reason[0] ? r->reason : "refused",
                                     o->lock_held ? o->lock_token : "");
             o->lock_held = false;
-            fail(s, reply_reauth, "oauth-reauth-needed", false);
+            login_fail(s, reply_reauth, "oauth-reauth-needed", false);
         } else {
-            fail(s, "-ERR [AUTH] The mail provider refused access to this mailbox.", "oauth-refused", false);
+            login_fail(s, "-ERR [AUTH] The mail provider refused access to this mailbox.", "oauth-refused", false);
         }
         return;
     case OAUTH_MISCONFIGURED:
-        fail(s, "-ERR [AUTH] The mail provider refused popgate's sign-in configuration; contact the "
-                "administrator.", "oauth-misconfigured", false);
+        login_fail(s, "-ERR [AUTH] The mail provider refused popgate's sign-in configuration; contact the "
+                      "administrator.", "oauth-misconfigured", false);
         return;
     case OAUTH_PENDING:
     case OAUTH_TEMPORARY:
-        fail(s, reply_temp, "oauth-temporary", false);
+        login_fail(s, reply_temp, "oauth-temporary", false);
         return;
     }
     if (!keep_access_token(s, r->access_token, r->access_token_len)) {
-        fail(s, reply_temp, "oauth-temporary", false);
+        login_fail(s, reply_temp, "oauth-temporary", false);
         return;
     }
     /* Seal what another node may reuse: the access token, and a rotated
@@ -383,16 +379,10 @@ static void on_token(const struct oauth_result *r, void *arg)
     if (ok)
         o->req = oauth_store_save(s->gw->redis, user, o->stored.rt_gen, rt, at, usable_until(r->expires_in),
                                   o->lock_held ? o->lock_token : "", device, &o->saved, on_saved, s);
-    if (at) {
-        OPENSSL_cleanse(at, OAUTH_STORED_AT_MAX);
-        free(at);
-    }
-    if (rt) {
-        OPENSSL_cleanse(rt, OAUTH_STORED_RT_MAX);
-        free(rt);
-    }
+    wipe_free(at, OAUTH_STORED_AT_MAX);
+    wipe_free(rt, OAUTH_STORED_RT_MAX);
     if (!ok || !o->req)
-        fail(s, reply_temp, ok ? "redis" : "crypto", false);
+        login_fail(s, reply_temp, ok ? "redis" : "crypto", false);
 }
 
 static void refresh(struct session *s)
@@ -400,17 +390,16 @@ static void refresh(struct session *s)
     struct oauth_login *o = s->oauth;
     char *rt = malloc(OAUTH_REFRESH_TOKEN_MAX + 1);
     if (!rt || !open_sealed(s, ENVELOPE_PURPOSE_REFRESH_TOKEN, o->stored.rt, rt, OAUTH_REFRESH_TOKEN_MAX + 1)) {
-        free(rt);
+        wipe_free(rt, OAUTH_REFRESH_TOKEN_MAX + 1);
         /* Sealed under another data key: the user was authorised again
          * without this device's password (README). */
-        fail(s, reply_reauth, "oauth-key-mismatch", false);
+        login_fail(s, reply_reauth, "oauth-key-mismatch", false);
         return;
     }
     o->call = oauth_refresh(s->gw->http, &settings(s)->identity, rt, remaining_ms(s), on_token, s);
-    OPENSSL_cleanse(rt, OAUTH_REFRESH_TOKEN_MAX + 1);
-    free(rt);
+    wipe_free(rt, OAUTH_REFRESH_TOKEN_MAX + 1);
     if (!o->call)
-        fail(s, reply_temp, "oauth-request", false);
+        login_fail(s, reply_temp, "oauth-request", false);
 }
 
 static void try_lock(struct session *s);
@@ -421,7 +410,7 @@ static void on_reloaded(bool ok, void *arg)
     struct oauth_login *o = s->oauth;
     o->req = NULL;
     if (!ok) {
-        fail(s, "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.", "redis", false);
+        login_fail(s, reply_redis, "redis", false);
         return;
     }
     if (use_cached(s)) {
@@ -429,7 +418,7 @@ static void on_reloaded(bool ok, void *arg)
         return;
     }
     if (!strcmp(o->stored.status, "reauth-needed")) {
-        fail(s, reply_reauth, "oauth-reauth-needed", false);
+        login_fail(s, reply_reauth, "oauth-reauth-needed", false);
         return;
     }
     try_lock(s);
@@ -441,7 +430,7 @@ static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct session *s = w->data;
     struct oauth_login *o = s->oauth;
     if (ev_now(s->gw->loop) >= o->deadline) {
-        fail(s, reply_temp, "oauth-lock-timeout", false);
+        login_fail(s, reply_temp, "oauth-lock-timeout", false);
         return;
     }
     o->req = oauth_store_load(s->gw->redis, s->device.login.state_user, s->device.login.device, &o->stored,
@@ -456,7 +445,7 @@ static void on_lock(bool ok, void *arg)
     struct oauth_login *o = s->oauth;
     o->req = NULL;
     if (!ok) {
-        fail(s, "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.", "redis", false);
+        login_fail(s, reply_redis, "redis", false);
         return;
     }
     if (o->lock_taken) {
@@ -475,7 +464,7 @@ static void try_lock(struct session *s)
     struct oauth_login *o = s->oauth;
     uint8_t raw[OAUTH_LOCK_TOKEN_LEN];
     if (RAND_bytes(raw, sizeof raw) != 1) {
-        fail(s, reply_temp, "crypto", false);
+        login_fail(s, reply_temp, "crypto", false);
         return;
     }
     for (size_t i = 0; i < sizeof raw; i++)
@@ -501,12 +490,12 @@ void session_oauth_token(struct session *s)
     switch (set->grant) {
     case OAUTH_GRANT_DEVICE:
         if (!o->stored.has_rt) {
-            fail(s, "-ERR [AUTH] This account is not authorised yet: an administrator must run popgate-admin "
-                    "oauth authorize.", "oauth-not-authorised", false);
+            login_fail(s, "-ERR [AUTH] This account is not authorised yet: an administrator must run "
+                          "popgate-admin oauth authorize.", "oauth-not-authorised", false);
             return;
         }
         if (!strcmp(o->stored.status, "reauth-needed")) {
-            fail(s, reply_reauth, "oauth-reauth-needed", false);
+            login_fail(s, reply_reauth, "oauth-reauth-needed", false);
             return;
         }
         try_lock(s);
@@ -517,7 +506,7 @@ void session_oauth_token(struct session *s)
     case OAUTH_GRANT_JWT_BEARER: {
         char upstream_user[LOGIN_USER_MAX + 1];
         if (!login_transform_apply(&s->mapping->login, s->device.login.user, upstream_user)) {
-            fail(s, "-ERR [AUTH] Authentication failed.", "login-transform", true);
+            login_fail(s, "-ERR [AUTH] Authentication failed.", "login-transform", true);
             return;
         }
         o->call = oauth_jwt_bearer(s->gw->http, &set->identity, upstream_user, time(NULL), remaining_ms(s),
@@ -526,7 +515,7 @@ void session_oauth_token(struct session *s)
     }
     }
     if (!o->call)
-        fail(s, reply_temp, "oauth-request", false);
+        login_fail(s, reply_temp, "oauth-request", false);
 }
 
 /* ---- authenticate --------------------------------------------------------- */
