@@ -391,8 +391,8 @@ static void refresh(struct session *s)
     char *rt = malloc(OAUTH_REFRESH_TOKEN_MAX + 1);
     if (!rt || !open_sealed(s, ENVELOPE_PURPOSE_REFRESH_TOKEN, o->stored.rt, rt, OAUTH_REFRESH_TOKEN_MAX + 1)) {
         wipe_free(rt, OAUTH_REFRESH_TOKEN_MAX + 1);
-        /* Sealed under another data key: the user was authorised again
-         * without this device's password (README). */
+        /* It does not open with the key every app password of the user
+         * unwraps: altered in Redis. Only a new consent mends it. */
         login_fail(s, reply_reauth, "oauth-key-mismatch", false);
         return;
     }
