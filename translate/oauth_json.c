@@ -84,8 +84,7 @@ const char *oauth_json_status_text(enum oauth_json_status s)
 /* ---- value syntaxes ------------------------------------------------------- */
 typedef bool (*syntax_fn)(const char *s, size_t len);
 
-/* RFC 6750 b64token: what a Bearer token may be, and all it can be in SASL. */
-static bool syntax_b64token(const char *t, size_t len)
+bool oauth_bearer_token_valid(const char *t, size_t len)
 {
     size_t i = 0;
     for (; i < len; i++) {
@@ -235,7 +234,7 @@ static enum oauth_json_status token_fields(json_t *root, struct oauth_token_resp
         return get_error(root, out->error, out->error_description);
     }
     enum oauth_json_status st = get_exact(root, "access_token", out->access_token, OAUTH_ACCESS_TOKEN_MAX,
-                                          syntax_b64token);
+                                          oauth_bearer_token_valid);
     RETURN_IF(st);
     st = get_exact(root, "token_type", out->token_type, OAUTH_TOKEN_TYPE_MAX, syntax_visible);
     RETURN_IF(st);

@@ -53,6 +53,12 @@ enum oauth_json_status {
     OAUTH_JSON_BAD_VALUE,  /* a token outside its syntax (RFC 6749 appendix A), a negative number */
 };
 
+/* RFC 6750 section 2.1 b64token, what a Bearer token is made of:
+ * 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=". Every access
+ * token popgate accepts has this form, which keeps ^A, NUL, CR and LF out of
+ * the SASL responses built from it. */
+bool oauth_bearer_token_valid(const char *t, size_t len);
+
 /* A short fixed description of a status for error texts ("malformed JSON"). */
 const char *oauth_json_status_text(enum oauth_json_status s);
 
