@@ -156,7 +156,8 @@ static enum oauth_json_status get_exact(json_t *obj, const char *name, char *out
     return OAUTH_JSON_OK;
 }
 
-/* Free text (error_description, scope): made printable and cut. */
+/* Free text (error_description, scope): made printable and cut to cap - 1
+ * (at most OAUTH_ERROR_TEXT_MAX + 1). */
 static enum oauth_json_status get_text(json_t *obj, const char *name, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -165,7 +166,16 @@ static enum oauth_json_status get_text(json_t *obj, const char *name, char *out,
         return OAUTH_JSON_OK;
     if (!json_is_string(v))
         return OAUTH_JSON_MALFORMED;
-    safe_text_copy(out, cap, "", json_string_value(v), json_string_length(v));
+    /* Microsoft's descriptions are lines joined by CR LF ("...\r\nTrace ID:
+     * ..."): white space becomes a space, other control octets '?'. */
+    char spaced[OAUTH_ERROR_TEXT_MAX + 1];
+    const char *text = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len > sizeof spaced)
+        len = sizeof spaced;
+    for (size_t i = 0; i < len; i++)
+        spaced[i] = (text[i] == '\r' || text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
+    safe_text_copy(out, cap, "", spaced, len);
     return OAUTH_JSON_OK;
 }
 
