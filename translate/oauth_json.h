@@ -101,8 +101,9 @@ struct oauth_device_response {
 };
 
 /* Parse body[0..len). Success needs device_code, user_code, verification_uri
- * (or _url) and expires_in; user_code and the URIs must be printable ASCII
- * without spaces (they are printed to a terminal). Other statuses as above. */
+ * (or _url) and expires_in; the URIs must be visible ASCII without spaces,
+ * user_code printable ASCII (both are printed to a terminal); interval is
+ * 1..3600. Other statuses as above (wiped, expires_in and interval -1). */
 enum oauth_json_status oauth_device_response_parse(const char *body, size_t len, struct oauth_device_response *out);
 void oauth_device_response_wipe(struct oauth_device_response *r);
 
