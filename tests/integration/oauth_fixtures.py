@@ -9,7 +9,10 @@ counters (clients, keys, users and tokens stay): tests use their own user
 names (`oauth_user`).
 
   oauth_server          OAuthServer: .urls["generic"|"microsoft"|"google"]
-                        {"device","token"[,"revoke"]}, .microsoft_urls(tenant),
+                        {"device","token"[,"revoke"]} (http://127.0.0.1:P),
+                        .tls_urls the same over HTTPS (https://localhost:P2,
+                        certificate .tls_cert, self-signed, names localhost
+                        and 127.0.0.1), .microsoft_urls(tenant, tls=False),
                         .introspection_url, .control_url; approve(user_code,
                         user), deny(), revoke_user(user), expire_refresh_tokens,
                         issue(user), token_info(tok), settings(access_lifetime=,
@@ -41,6 +44,7 @@ names (`oauth_user`).
 import itertools
 import json
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -62,8 +66,14 @@ _oauth_user_ids = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def oauth_server_session():
-    srv = oauth_server_mod.OAuthServer().start()
+def oauth_server_session(oauth_files):
+    cert, key = str(oauth_files / "oauth-cert.pem"), str(oauth_files / "oauth-key.pem")
+    subprocess.run(
+        [_testbed.OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60)
+    srv = oauth_server_mod.OAuthServer(tls_cert=cert, tls_key=key).start()
     try:
         yield srv
     finally:

@@ -4,10 +4,12 @@ oauth_dovecot.py): the authorization server follows RFC 6749, 8628, 7523,
 exactly the tokens the server vouches for. popgate's own OAuth stories
 build on these."""
 
+import http.client
 import imaplib
 import json
 import socket
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -335,6 +337,36 @@ def test_faults_of_the_token_endpoint(oauth_server, oauth_client):
     assert status == 429 and headers["Retry-After"] == "7"
     assert oauth_server.count("fault") == 4
     assert oauth_server.count("client_credentials") == 2
+
+
+def test_down_cuts_kept_alive_connections_and_tls_listener(oauth_server, oauth_client):
+    """A client that keeps its connection (libcurl does) sees the endpoint go
+    down too; the HTTPS listener goes down and comes back with the plain one."""
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "x",
+                                   "client_id": oauth_client.client_id,
+                                   "client_secret": oauth_client.secret})
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+    conn = http.client.HTTPConnection("127.0.0.1", oauth_server.token_port, timeout=10)
+    for _ in range(2):      # the same connection, kept alive
+        conn.request("POST", "/oauth2/token", form, hdrs)
+        r = conn.getresponse()
+        assert r.status == 200 and r.read()
+    tls_url = oauth_server.tls_urls["generic"]["token"]
+    assert tls_url.startswith("https://localhost:")
+    assert post_form(tls_url, dict(urllib.parse.parse_qsl(form)),
+                     cafile=oauth_server.tls_cert)[0] == 200
+    oauth_server.set_mode("down")
+    with pytest.raises((OSError, http.client.HTTPException)):
+        conn.request("POST", "/oauth2/token", form, hdrs)
+        conn.getresponse().read()
+    conn.close()
+    with pytest.raises(OSError):
+        post_form(tls_url, {}, cafile=oauth_server.tls_cert)
+    oauth_server.set_mode("ok")
+    status, tok, _ = post_form(tls_url, dict(urllib.parse.parse_qsl(form)),
+                               cafile=oauth_server.tls_cert)
+    assert status == 200
+    assert oauth_server.count("client_credentials:ok") == 4
 
 
 def test_control_path_over_http(oauth_server, oauth_client):

@@ -24,6 +24,9 @@ authorization_pending with 428 and slow_down with 403, says
 verification_url, and its refresh answers carry no new refresh token unless
 rotation is on (set rotate=False to play Google exactly).
 
+Given a certificate (tls_cert, tls_key) the token side also listens in
+HTTPS, at https://localhost:<tls_port> (tls_urls), as the real endpoints do.
+
 A second listener, the control port, is the resource side and the test's
 handle: token introspection (RFC 7662, POST token=...; what Dovecot's
 `passdb oauth2` asks with introspection_mode = post) and /control/<verb>
@@ -53,6 +56,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -73,6 +77,7 @@ GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 MAX_BODY = 64 * 1024        # bytes of a request body we read; more is refused
 MAX_JWT_LIFETIME = 3600     # Google: "Token must be a short-lived token (60 minutes)"
 CLOCK_SKEW = 60             # seconds of iat in the future we accept
+CONNECTION_TIMEOUT = 120    # seconds an idle client connection is kept
 
 # Defaults of the adjustable settings (settings(), reset()).
 DEFAULTS = {
@@ -153,10 +158,11 @@ def generate_rsa_key(directory, name="sa-key"):
     return priv, pub
 
 
-def post_form(url, fields, basic=None, timeout=10):
+def post_form(url, fields, basic=None, timeout=10, cafile=None):
     """POST fields (dict) form-encoded to url, as a token client does; basic:
-    (client_id, secret) for HTTP Basic client authentication. Returns
-    (status, JSON body or None, headers). Connection errors raise OSError."""
+    (client_id, secret) for HTTP Basic client authentication; cafile: the CA
+    an https URL's certificate is verified against. Returns (status, JSON
+    body or None, headers). Connection errors raise OSError."""
     req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(),
                                  headers={"Content-Type": "application/x-www-form-urlencoded",
                                           "Accept": "application/json"})
@@ -164,7 +170,8 @@ def post_form(url, fields, basic=None, timeout=10):
         cred = f"{urllib.parse.quote_plus(basic[0])}:{urllib.parse.quote_plus(basic[1])}"
         req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             status, headers, data = r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         status, headers, data = e.code, dict(e.headers), e.read()
@@ -176,14 +183,24 @@ def post_form(url, fields, basic=None, timeout=10):
 
 
 class OAuthServer:
-    """The authorization server. start() binds two free loopback ports (or
-    token_port / control_port) and serves them from daemon threads."""
+    """The authorization server. start() binds free loopback ports (or
+    token_port / control_port / tls_port) and serves them from daemon
+    threads: the token side in plain HTTP and, given tls_cert and tls_key
+    (PEM files; the certificate should name "localhost"), also in HTTPS on
+    tls_port; the control side in plain HTTP."""
 
-    def __init__(self, token_port=0, control_port=0, issuer=None):
+    def __init__(self, token_port=0, control_port=0, issuer=None, tls_cert=None, tls_key=None,
+                 tls_port=0):
         self._lock = threading.RLock()
-        self._want_ports = (token_port, control_port)
-        self.token_port = self.control_port = None
-        self._token_httpd = self._control_httpd = None
+        self._want_ports = (token_port, control_port, tls_port)
+        self.token_port = self.control_port = self.tls_port = None
+        self.tls_cert = tls_cert
+        self._tls_ctx = None
+        if tls_cert:
+            self._tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls_ctx.load_cert_chain(tls_cert, tls_key)
+        self._token_httpds = []
+        self._control_httpd = None
         self._threads = []
         self.issuer = issuer
         self.clients = {}      # client_id -> {"secret", "app_mailboxes"}
@@ -201,17 +218,18 @@ class OAuthServer:
     def start(self):
         self._control_httpd = self._serve(self._want_ports[1], _ControlHandler)
         self.control_port = self._control_httpd.server_address[1]
-        self._start_token_listener(self._want_ports[0])
+        self._start_token_listeners()
         if self.issuer is None:
             self.issuer = f"http://{HOST}:{self.token_port}"
         return self
 
     def stop(self):
-        for httpd in (self._token_httpd, self._control_httpd):
-            if httpd is not None:
-                httpd.shutdown()
-                httpd.server_close()
-        self._token_httpd = self._control_httpd = None
+        self._stop_token_listeners()
+        if self._control_httpd is not None:
+            self._control_httpd.shutdown()
+            self._control_httpd.server_close()
+            self._control_httpd.close_connections()
+        self._control_httpd = None
         for t in self._threads:
             t.join(timeout=10)
         self._threads = []
@@ -222,8 +240,8 @@ class OAuthServer:
     def __exit__(self, *exc):
         self.stop()
 
-    def _serve(self, port, handler):
-        httpd = _HTTPServer((HOST, port), handler)
+    def _serve(self, port, handler, tls_ctx=None):
+        httpd = _HTTPServer((HOST, port), handler, tls_ctx)
         httpd.oauth = self
         t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                              name=f"oauth-{handler.__name__}", daemon=True)
@@ -231,14 +249,37 @@ class OAuthServer:
         self._threads.append(t)
         return httpd
 
-    def _start_token_listener(self, port):
-        self._token_httpd = self._serve(port, _TokenHandler)
-        self.token_port = self._token_httpd.server_address[1]
+    def _start_token_listeners(self):
+        """The token side's listeners, on the ports they had before if any
+        (clients keep their configured URLs across a "down")."""
+        plain = self._serve(self.token_port or self._want_ports[0], _TokenHandler)
+        self.token_port = plain.server_address[1]
+        httpds = [plain]
+        if self._tls_ctx is not None:
+            tls = self._serve(self.tls_port or self._want_ports[2], _TokenHandler, self._tls_ctx)
+            self.tls_port = tls.server_address[1]
+            httpds.append(tls)
+        self._token_httpds = httpds
+
+    def _stop_token_listeners(self):
+        """Close the listeners and every open connection (a client's
+        keep-alive connection would otherwise still be answered)."""
+        with self._lock:
+            httpds, self._token_httpds = self._token_httpds, []
+        for httpd in httpds:
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_connections()
 
     # -- URLs --------------------------------------------------------------
     @property
     def base_url(self):
         return f"http://{HOST}:{self.token_port}"
+
+    @property
+    def tls_base_url(self):
+        """https://localhost:<tls_port> (None without tls_cert)."""
+        return f"https://localhost:{self.tls_port}" if self.tls_port else None
 
     @property
     def control_url(self):
@@ -248,19 +289,26 @@ class OAuthServer:
     def introspection_url(self):
         return f"{self.control_url}/introspect"
 
-    def microsoft_urls(self, tenant="common"):
-        base = f"{self.base_url}/{tenant}/oauth2/v2.0"
+    def microsoft_urls(self, tenant="common", tls=False):
+        base = f"{self.tls_base_url if tls else self.base_url}/{tenant}/oauth2/v2.0"
         return {"device": f"{base}/devicecode", "token": f"{base}/token"}
 
     @property
     def urls(self):
         """{"generic"|"microsoft"|"google": {"device", "token"[, "revoke"]}},
-        plus "introspect" and "control"."""
-        b = self.base_url
+        plus "introspect" and "control"; plain HTTP."""
+        return self._urls(self.base_url, False)
+
+    @property
+    def tls_urls(self):
+        """The same over HTTPS (token side only; None without tls_cert)."""
+        return self._urls(self.tls_base_url, True) if self.tls_port else None
+
+    def _urls(self, b, tls):
         return {
             "generic": {"device": f"{b}/oauth2/device_authorization",
                         "token": f"{b}/oauth2/token", "revoke": f"{b}/oauth2/revoke"},
-            "microsoft": self.microsoft_urls(),
+            "microsoft": self.microsoft_urls(tls=tls),
             "google": {"device": f"{b}/device/code", "token": f"{b}/token",
                        "revoke": f"{b}/revoke"},
             "introspect": self.introspection_url,
@@ -301,8 +349,8 @@ class OAuthServer:
             self.mode = {"mode": "ok", "status": None, "delay": None, "times": None}
             self._counts.clear()
             self.requests.clear()
-        if self._token_httpd is None and self.token_port is not None:
-            self._start_token_listener(self.token_port)
+        if not self._token_httpds and self.token_port is not None:
+            self._start_token_listeners()
 
     def settings(self, **kw):
         """Change settings (names of DEFAULTS); returns the new settings."""
@@ -318,7 +366,8 @@ class OAuthServer:
 
     def set_mode(self, mode, status=None, delay=None, times=None):
         """Faults of the token listener (device, token, revoke paths):
-        "ok"; "down" (listener closed: connections refused); "close"
+        "ok"; "down" (listeners and open connections closed: connections
+        refused); "close"
         (connection closed without an answer); "slow" (answer after delay
         seconds, default 60); "error" (HTTP status, default 503, JSON
         temporarily_unavailable); "throttle" (429 with Retry-After: delay,
@@ -328,15 +377,10 @@ class OAuthServer:
             raise ValueError(f"unknown mode {mode}")
         with self._lock:
             self.mode = {"mode": mode, "status": status, "delay": delay, "times": times}
-            httpd = self._token_httpd
-            if mode == "down":
-                self._token_httpd = None
-        if mode == "down" and httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        elif mode != "down" and self._token_httpd is None:
-            # Same port again: clients keep their configured URLs.
-            self._start_token_listener(self.token_port)
+        if mode == "down":
+            self._stop_token_listeners()
+        elif not self._token_httpds:
+            self._start_token_listeners()
 
     def _take_fault(self):
         """The fault to apply to this request (or None), counting down times."""
@@ -494,7 +538,7 @@ class OAuthServer:
             return info
 
     # -- request handling ---------------------------------------------------
-    def handle_token_side(self, path, form, headers):
+    def handle_token_side(self, path, form, headers, tls=False):
         """(status, headers dict, JSON object) for a request to the token
         listener. Raises nothing: errors become OAuth error answers."""
         dialect, endpoint, tenant = _route(path)
@@ -516,7 +560,8 @@ class OAuthServer:
                 self._bump("revoke")
                 status, body = self._revoke(form, dialect)
             else:
-                url = self.base_url + urllib.parse.urlsplit(path).path
+                url = ((self.tls_base_url if tls else self.base_url)
+                       + urllib.parse.urlsplit(path).path)
                 status, body = 200, self._token(form, headers, dialect, grant_type, url)
         except OAuthError as e:
             status, body = self._error_body(e, dialect)
@@ -818,9 +863,47 @@ def _route(path):
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
+    """One listener; keeps its open connections so "down" can cut them; with
+    tls_ctx the TLS handshake runs in the connection's own thread."""
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+
+    def __init__(self, addr, handler, tls_ctx=None):
+        self.tls_ctx = tls_ctx
+        self._conns = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def finish_request(self, request, client_address):
+        conn = request
+        with self._conns_lock:
+            self._conns.add(conn)
+        try:
+            request.settimeout(CONNECTION_TIMEOUT)
+            if self.tls_ctx is not None:
+                try:
+                    conn = self.tls_ctx.wrap_socket(request, server_side=True)
+                except OSError:
+                    return
+                with self._conns_lock:
+                    self._conns.discard(request)
+                    self._conns.add(conn)
+            super().finish_request(conn, client_address)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            if conn is not request:
+                conn.close()
+
+    def close_connections(self):
+        with self._conns_lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -886,7 +969,8 @@ class _TokenHandler(_Handler):
                              "error_description": "Too many requests."},
                        {"Retry-After": int(delay)})
             return
-        status, headers, body = srv.handle_token_side(self.path, form, self.headers)
+        status, headers, body = srv.handle_token_side(self.path, form, self.headers,
+                                                      tls=self.server.tls_ctx is not None)
         self._send(status, body, headers)
 
     def do_GET(self):
