@@ -7,14 +7,20 @@ build on these."""
 import http.client
 import imaplib
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from oauth_fixtures import OAUTH_DOMAIN, generate_rsa_key, make_jwt, post_form
+
+SERVERS = Path(__file__).resolve().parents[2] / "deploy" / "dev" / "servers"
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 JWT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -468,3 +474,56 @@ def test_jwt_bearer_token_logs_in_as_its_subject(oauth_server, oauth_dovecot,
         assert inbox_subjects(conn) == [b"Subject: first"]
     finally:
         conn.logout()
+
+
+# -- the bed's own lifecycle ---------------------------------------------------
+
+def test_standalone_server_process_is_driven_over_http():
+    """`python3 oauth_server.py` (for a test that needs the server in its
+    own process): URLs on stdout, control over HTTP, gone after SIGTERM."""
+    proc = subprocess.Popen([sys.executable, str(SERVERS / "oauth_server.py"),
+                             "--client", "cli-app:cli-secret"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1].rstrip() != "}":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        urls = json.loads("".join(lines))["urls"]
+        status, tok, _ = post_form(urls["generic"]["token"],
+                                   {"grant_type": "client_credentials", "scope": "x",
+                                    "client_id": "cli-app", "client_secret": "cli-secret"})
+        assert status == 200
+        req = urllib.request.Request(urls["control"] + "/counters")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.load(r)["result"]["client_credentials:ok"] == 1
+        status, info, _ = post_form(urls["introspect"], {"token": tok["access_token"],
+                                                         "mailbox": "any@example.test"})
+        assert info["active"] and info["username"] == "any@example.test"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    with pytest.raises(OSError):
+        post_form(urls["generic"]["token"], {}, timeout=2)
+
+
+def test_bed_stops_without_leftovers():
+    from oauth_dovecot import OAuthDovecot
+    from oauth_server import OAuthServer
+    from testbed import _pid_alive
+    srv = OAuthServer().start()
+    bed = OAuthDovecot(srv)   # in /tmp: Dovecot's socket paths must be short
+    try:
+        bed.start()
+        pid, d = bed.dovecot.pid, bed.dir
+        user = f"leftover@{OAUTH_DOMAIN}"
+        bed.seed(user, MAIL[:1])
+        bed.imap_oauthbearer(user, srv.issue(user)["access_token"]).logout()
+    finally:
+        bed.stop()
+        srv.stop()
+    assert not _pid_alive(pid) and not os.path.exists(d)
+    for port in (bed.ports["imap"], srv.token_port, srv.control_port):
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()

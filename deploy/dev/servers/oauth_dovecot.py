@@ -36,15 +36,20 @@ Only the imap and lmtp protocols run; no Redis (popgates use the main test
 bed's).
 """
 
+import argparse
 import imaplib
+import json
 import os
+import signal
 import stat
 import sys
+import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(_HERE))   # deploy/dev: testbed
 
 import testbed as _tb  # noqa: E402
+from oauth_server import OAuthServer  # noqa: E402
 
 # The checkpassword program for app-only tokens (Dovecot's checkpassword
 # protocol: "user\0password\0" on fd 3; exec argv[1] on success, exit 1 on
@@ -156,6 +161,45 @@ class OAuthDovecot(_tb.Testbed):
             "OAUTHBEARER", oauthbearer_initial(user, token, self.host, self.ports["imap"]), user)
 
     def describe(self):
-        return (super().describe()
-                + f"\n  passdb oauth2 -> {self.oauth_server.introspection_url}")
+        p = self.ports
+        return (f"OAuth2 Dovecot bed in {self.dir}\n"
+                f"  imap {self.host}:{p['imap']} (STARTTLS), imaps {p['imaps']}, "
+                f"lmtp {p['lmtp']}\n"
+                f"  CA/cert {self.cert}\n"
+                f"  passdb oauth2 -> {self.oauth_server.introspection_url}")
 
+
+
+def _main(argv=None):
+    """By hand: the server and the bed, a user with mail, printed; Ctrl-C
+    stops both."""
+    ap = argparse.ArgumentParser(description="Run the OAuth2 server and its Dovecot on loopback.")
+    ap.add_argument("--user", action="append", default=[], help="a user (repeatable)")
+    args = ap.parse_args(argv)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    srv = OAuthServer().start()
+    srv.register_client("popgate-public")
+    bed = OAuthDovecot(srv)
+    try:
+        bed.start()
+        print(bed.describe())
+        print(json.dumps(srv.urls, indent=2))
+        for user in args.user or ["demo@example.test"]:
+            bed.seed(user, [f"Subject: hello {user}\r\n\r\nhello\r\n".encode()])
+            print(f"  {user}: access token {srv.issue(user)['access_token']}")
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bed.stop()
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

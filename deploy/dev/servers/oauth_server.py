@@ -55,6 +55,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -896,6 +897,12 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
             if conn is not request:
                 conn.close()
 
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, "slow" mode) is no error of ours.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self):
         with self._conns_lock:
             conns = list(self._conns)
@@ -1025,14 +1032,23 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description="Run the test OAuth 2.0 server on loopback.")
     ap.add_argument("--token-port", type=int, default=0)
     ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="PEM certificate: also serve the token side in HTTPS")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
     ap.add_argument("--client", action="append", default=[], metavar="ID[:SECRET]",
-                    help="register a client (repeatable)")
+                    help="register a client (repeatable); one with a secret may open "
+                         "every mailbox with client_credentials tokens")
     args = ap.parse_args(argv)
-    srv = OAuthServer(args.token_port, args.control_port).start()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    srv = OAuthServer(args.token_port, args.control_port, tls_cert=args.tls_cert,
+                      tls_key=args.tls_key, tls_port=args.tls_port).start()
     for spec in args.client:
         cid, _, sec = spec.partition(":")
         srv.register_client(cid, sec or None, app_mailboxes="*" if sec else None)
-    print(json.dumps(srv.urls, indent=2), flush=True)
+    print(json.dumps({"urls": srv.urls, "tls_urls": srv.tls_urls}, indent=2), flush=True)
     try:
         while True:
             time.sleep(3600)
