@@ -40,10 +40,8 @@ import argparse
 import imaplib
 import json
 import os
-import signal
 import stat
 import sys
-import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(_HERE))   # deploy/dev: testbed
@@ -176,30 +174,22 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description="Run the OAuth2 server and its Dovecot on loopback.")
     ap.add_argument("--user", action="append", default=[], help="a user (repeatable)")
     args = ap.parse_args(argv)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-    srv = OAuthServer().start()
+    srv = OAuthServer()
+    bed = OAuthDovecot(srv.start())
     srv.register_client("popgate-public")
-    bed = OAuthDovecot(srv)
-    try:
+
+    def run():
         bed.start()
         print(bed.describe())
         print(json.dumps(srv.urls, indent=2))
         for user in args.user or ["demo@example.test"]:
             bed.seed(user, [f"Subject: hello {user}\r\n\r\nhello\r\n".encode()])
             print(f"  {user}: access token {srv.issue(user)['access_token']}")
-        print("Ctrl-C stops everything.", flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
+
+    def stop():
         bed.stop()
         srv.stop()
-    return 0
-
+    return _tb.run_until_interrupted(run, stop)
 
 if __name__ == "__main__":
     sys.exit(_main())
