@@ -20,6 +20,8 @@ names (`oauth_user`).
                         reuse_revokes=, device_interval=, device_expires=),
                         set_access_lifetime(s), set_mode("ok"|"down"|"close"|
                         "slow"|"error"|"throttle", status=, delay=, times=),
+                        set_introspection_mode("ok"|"error"|"slow", delay=)
+                        (Dovecot then answers NO [UNAVAILABLE]),
                         count(key), counts(), requests (list of dicts),
                         register_client(), register_jwt_key().
   oauth_dovecot         OAuthDovecot (a testbed.Testbed): host, ports["imap"]

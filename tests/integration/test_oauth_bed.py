@@ -401,12 +401,15 @@ def test_dovecot_logs_in_by_xoauth2_and_oauthbearer(oauth_user, oauth_server):
     oauth_user.seed(MAIL)
     tok = _device_tokens(oauth_server, "popgate-public", oauth_user.name)["access_token"]
     for login in (oauth_user.bed.imap_xoauth2, oauth_user.bed.imap_oauthbearer):
+        before = oauth_server.count("introspect")
         conn = login(oauth_user.name, tok)
         try:
             assert inbox_subjects(conn) == [b"Subject: first", b"Subject: second"]
         finally:
             conn.logout()
-    assert oauth_server.count("introspect") >= 2
+        # One introspection: passdb oauth2 took the token (no cache, no
+        # fallback to the app-token passdb).
+        assert oauth_server.count("introspect") == before + 1
     # Password users of the same bed still log in with PLAIN.
     assert "IMAP4REV1" in oauth_user.bed.capabilities
 
@@ -432,6 +435,12 @@ def test_dovecot_refuses_expired_revoked_and_foreign_tokens(oauth_user, oauth_se
     oauth_server.revoke_user(oauth_user.name)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         oauth_user.imap(tok)
+    # An introspection endpoint that fails is a temporary failure.
+    oauth_server.set_introspection_mode("error")
+    with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+        oauth_user.imap()
+    oauth_server.set_introspection_mode("ok")
+    oauth_user.imap().logout()
 
 
 def test_dovecot_app_token_opens_granted_mailboxes(oauth_server, oauth_dovecot, oauth_client):

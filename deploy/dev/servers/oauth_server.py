@@ -348,6 +348,7 @@ class OAuthServer:
                     d["expires"] = 0
             self.config = dict(DEFAULTS)
             self.mode = {"mode": "ok", "status": None, "delay": None, "times": None}
+            self.introspection_mode = {"mode": "ok", "delay": None}
             self._counts.clear()
             self.requests.clear()
         if not self._token_httpds and self.token_port is not None:
@@ -382,6 +383,15 @@ class OAuthServer:
             self._stop_token_listeners()
         elif not self._token_httpds:
             self._start_token_listeners()
+
+    def set_introspection_mode(self, mode, delay=None):
+        """Faults of the introspection endpoint (what Dovecot asks at each
+        login): "ok"; "error" (HTTP 503); "slow" (answer after delay
+        seconds, default 30: longer than the bed's Dovecot waits)."""
+        if mode not in ("ok", "error", "slow"):
+            raise ValueError(f"unknown introspection mode {mode}")
+        with self._lock:
+            self.introspection_mode = {"mode": mode, "delay": delay}
 
     def _take_fault(self):
         """The fault to apply to this request (or None), counting down times."""
@@ -525,6 +535,7 @@ class OAuthServer:
             info = {"active": True, "scope": rec["scope"], "client_id": rec["client_id"],
                     "token_type": "Bearer", "exp": int(rec["exp"]), "iat": rec["iat"],
                     "iss": self.issuer}
+            # idtyp as in Microsoft's access tokens: "app" for app-only ones.
             if rec["kind"] == "app":
                 # An app-only token names no user: it is active for a mailbox
                 # only when asked with one the app may open (Dovecot's
@@ -533,9 +544,9 @@ class OAuthServer:
                 if mailbox is None or allowed is None or \
                         (allowed != "*" and mailbox not in allowed):
                     return {"active": False}
-                info.update(username=mailbox, sub=mailbox)
+                info.update(username=mailbox, sub=mailbox, idtyp="app")
             else:
-                info.update(username=rec["user"], sub=rec["user"])
+                info.update(username=rec["user"], sub=rec["user"], idtyp="user")
             return info
 
     # -- request handling ---------------------------------------------------
@@ -832,6 +843,7 @@ class OAuthServer:
             "expire_refresh_tokens": lambda a: self.expire_refresh_tokens(**a),
             "settings": lambda a: self.settings(**a),
             "mode": lambda a: self.set_mode(**a),
+            "introspection_mode": lambda a: self.set_introspection_mode(**a),
             "issue": lambda a: self.issue(**a),
             "counters": lambda a: self.counts(),
             "requests": lambda a: list(self.requests),
@@ -1004,6 +1016,14 @@ class _ControlHandler(_Handler):
             self._send(400, {"error": "invalid_request"})
             return
         if path == "/introspect":
+            with srv._lock:
+                fault = dict(srv.introspection_mode)
+            if fault["mode"] == "slow":
+                time.sleep(fault["delay"] if fault["delay"] is not None else 30)
+            if fault["mode"] == "error":
+                srv._bump("introspect", "introspect:fault")
+                self._send(503, {"error": "temporarily_unavailable"})
+                return
             self._send(200, srv._introspect(form))
             return
         if path.startswith("/control/"):
