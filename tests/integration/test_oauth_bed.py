@@ -125,6 +125,14 @@ def test_microsoft_dialect(oauth_server, oauth_client):
     status, body, _ = post_form(urls["device"], {"client_id": "nobody", "scope": scope})
     assert status == 401 and body["error"] == "invalid_client"
     assert body["error_codes"] == [700016]
+    # A confidential client authenticates in every grant (RFC 6749 3.2.1).
+    status, body, _ = post_form(urls["device"], {"client_id": oauth_client.client_id,
+                                                 "scope": scope})
+    assert status == 401 and body["error_codes"] == [7000218]
+    status, dev, _ = post_form(urls["device"], {"client_id": oauth_client.client_id,
+                                                "client_secret": oauth_client.secret,
+                                                "scope": scope})
+    assert status == 200
 
 
 def test_wait_pending_finds_the_code_to_approve(oauth_server, oauth_client):

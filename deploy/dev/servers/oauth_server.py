@@ -18,7 +18,8 @@ OAuth security BCP), client_credentials (client secret in the body or HTTP
 Basic), jwt-bearer (RFC 7523: RS256 signature checked with the `openssl` CLI
 against the key registered for the issuer; iss, sub, aud, iat and exp
 checked), revocation (RFC 7009). The dialects differ where the providers do:
-Microsoft answers every error with 400, an AADSTS text and error_codes, and
+Microsoft answers errors with 400 (401 for invalid_client), an AADSTS text
+and error_codes, and
 issues a refresh token only for the offline_access scope; Google answers
 authorization_pending with 428 and slow_down with 403, says
 verification_url, and its refresh answers carry no new refresh token unless
@@ -33,11 +34,14 @@ handle: token introspection (RFC 7662, POST token=...; what Dovecot's
 (POST JSON) for everything the Python API below does, so a server run as a
 separate process (`python3 oauth_server.py`) can be driven with curl. Faults
 (set_mode) affect only the token listener, so Dovecot keeps validating
-tokens while the token endpoint is down.
+tokens while the token endpoint is down; set_introspection_mode() fails the
+introspection instead.
 
     srv = OAuthServer().start()
     srv.register_client("popgate-test", secret="s3cret")
-    code = post(srv.urls["generic"]["device"], client_id=..., scope=...)
+    status, code, _ = post_form(srv.urls["generic"]["device"],
+                                {"client_id": "popgate-test", "client_secret": "s3cret",
+                                 "scope": "offline_access"})
     srv.approve(code["user_code"], "alice@example.test")
     ... srv.counts()["refresh_token"] ...
     srv.stop()
@@ -602,8 +606,10 @@ class OAuthServer:
             return e.google_status, {"error": e.error, "error_description": e.description}
         return e.status, {"error": e.error, "error_description": e.description}
 
-    def _client(self, form, headers, need_secret):
-        """The authenticated client id (RFC 6749 2.3.1: Basic or body)."""
+    def _client(self, form, headers, public_ok):
+        """The authenticated client id (RFC 6749 2.3.1: Basic or body). A
+        confidential client (registered with a secret) must authenticate
+        in every grant (3.2.1); a public one only where public_ok."""
         client_id = _one(form, "client_id")
         secret = _one(form, "client_secret")
         auth = headers.get("Authorization", "")
@@ -624,7 +630,7 @@ class OAuthServer:
             raise OAuthError("invalid_client", f"Application with identifier '{client_id}' "
                              "was not found in the directory.", 700016, status=401,
                              google_status=401)
-        if client["secret"] is not None and (need_secret or secret is not None):
+        if client["secret"] is not None:
             if secret is None:
                 raise OAuthError("invalid_client", "The request body must contain the "
                                  "following parameter: 'client_assertion' or "
@@ -632,13 +638,13 @@ class OAuthServer:
             if not secrets.compare_digest(secret.encode(), client["secret"].encode()):
                 raise OAuthError("invalid_client", "Invalid client secret provided.",
                                  7000215, status=401)
-        elif need_secret:
+        elif not public_ok:
             raise OAuthError("unauthorized_client", "The client is public and cannot use "
                              "this grant.", 700025)
         return client_id
 
     def _device_authorization(self, form, headers, dialect):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         scope = _one(form, "scope") or ""
         if not scope:
             raise OAuthError("invalid_scope", "The provided value for the input parameter "
@@ -688,7 +694,7 @@ class OAuthServer:
         return out
 
     def _grant_device_code(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         dc = _one(form, "device_code") or ""
         now = time.time()
         with self._lock:
@@ -722,7 +728,7 @@ class OAuthServer:
                                dialect=dialect)
 
     def _grant_refresh_token(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         rt = _one(form, "refresh_token") or ""
         now = time.time()
         with self._lock:
@@ -758,7 +764,7 @@ class OAuthServer:
             return out
 
     def _grant_client_credentials(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=True)
+        client_id = self._client(form, headers, public_ok=False)
         scope = _one(form, "scope") or ""
         if dialect == "microsoft" and not scope.endswith("/.default"):
             raise OAuthError("invalid_scope", f"The provided value for scope {scope} is not "
