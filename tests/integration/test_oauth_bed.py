@@ -239,14 +239,19 @@ def test_client_credentials(oauth_server, oauth_client):
     status, body, _ = post_form(url, dict(form, client_secret="wrong"))
     assert status == 401 and body["error"] == "invalid_client"
     assert body["error_codes"] == [7000215]
+    generic = oauth_server.urls["generic"]["token"]
+    status, body, headers = post_form(generic, {"grant_type": "client_credentials"},
+                                      basic=(oauth_client.client_id, "wrong"))
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
     status, body, _ = post_form(url, dict(form, scope="https://outlook.office365.com/IMAP.AccessAsApp"))
     assert (status, body["error"]) == (400, "invalid_scope")
     status, body, _ = post_form(url, dict(form, client_id=oauth_client.public_client_id))
     assert body["error"] == "unauthorized_client"
-    assert oauth_server.count("client_credentials") == 5
+    assert oauth_server.count("client_credentials") == 6
     assert oauth_server.count("client_credentials:ok") == 2
     assert [r["client_auth"] for r in oauth_server.requests] == \
-        ["body", "basic", "body", "body", "body"]
+        ["body", "basic", "body", "basic", "body", "body"]
+    assert oauth_server.requests[1]["client_id"] == oauth_client.client_id
     assert oauth_server.requests[0]["tenant"] == "contoso.example"
     with open(oauth_client.secret_file) as f:
         assert f.read().strip() == oauth_client.secret

@@ -560,10 +560,12 @@ class OAuthServer:
         dialect, endpoint, tenant = _route(path)
         grant_type = _one(form, "grant_type")
         # What the client sent, without secrets: tests assert on it.
-        client_auth = ("basic" if headers.get("Authorization", "").startswith("Basic ")
-                       else "body" if _one(form, "client_secret") is not None else "none")
+        basic = _basic_credentials(headers)
+        client_auth = ("basic" if basic else "body" if _one(form, "client_secret") is not None
+                       else "none")
         entry = {"path": path, "endpoint": endpoint, "dialect": dialect, "tenant": tenant,
-                 "grant_type": grant_type, "client_id": _one(form, "client_id"),
+                 "grant_type": grant_type,
+                 "client_id": basic[0] if basic else _one(form, "client_id"),
                  "scope": _one(form, "scope"), "client_auth": client_auth,
                  "time": time.time()}
         try:
@@ -581,11 +583,15 @@ class OAuthServer:
                 status, body = 200, self._token(form, headers, dialect, grant_type, url)
         except OAuthError as e:
             status, body = self._error_body(e, dialect)
+        extra = {}
+        if status == 401 and basic:
+            # RFC 6749 5.2: a client that tried Basic is told the scheme.
+            extra["WWW-Authenticate"] = 'Basic realm="token"'
         entry["status"] = status
         entry["error"] = body.get("error") if isinstance(body, dict) else None
         with self._lock:
             self.requests.append(entry)
-        return status, {}, body
+        return status, extra, body
 
     def _error_body(self, e, dialect):
         if dialect == "microsoft":
@@ -612,15 +618,12 @@ class OAuthServer:
         in every grant (3.2.1); a public one only where public_ok."""
         client_id = _one(form, "client_id")
         secret = _one(form, "client_secret")
-        auth = headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            try:
-                cid, _, sec = base64.b64decode(auth[6:]).decode().partition(":")
-                client_id = urllib.parse.unquote_plus(cid)
-                secret = urllib.parse.unquote_plus(sec)
-            except ValueError:
+        if headers.get("Authorization", "").startswith("Basic "):
+            basic = _basic_credentials(headers)
+            if basic is None:
                 raise OAuthError("invalid_client", "Malformed Basic credentials.", 7000216,
                                  status=401)
+            client_id, secret = basic
         if not client_id:
             raise OAuthError("invalid_request", "The request body must contain the following "
                              "parameter: 'client_id'.", 900144)
@@ -858,6 +861,21 @@ class OAuthServer:
         if verb not in verbs:
             raise KeyError(verb)
         return verbs[verb](args)
+
+
+def _basic_credentials(headers):
+    """(client_id, secret) from an HTTP Basic Authorization header, each
+    form-urlencoded first (RFC 6749 2.3.1); None if absent or malformed."""
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    try:
+        cid, sep, sec = base64.b64decode(auth[6:], validate=True).decode().partition(":")
+    except ValueError:
+        return None
+    if not sep:
+        return None
+    return urllib.parse.unquote_plus(cid), urllib.parse.unquote_plus(sec)
 
 
 def _one(form, key):
