@@ -39,8 +39,10 @@ names (`oauth_user`).
                         server's /token), private_key_path (PEM),
                         private_key_id; its public key is registered, any
                         subject may be impersonated.
-  oauth_user            a fresh user on the bed: name, seed(messages),
-                        token() (a fresh access token), imap() (XOAUTH2 login).
+  oauth_user            a fresh user on the bed, a conftest.Mailbox: name
+                        (== user), seed(messages), upstream(), uidvalidity(),
+                        token() (a fresh access token), imap(token=None)
+                        (XOAUTH2 login).
 """
 
 import itertools
@@ -59,6 +61,8 @@ sys.path.insert(0, str(_REPO / "deploy" / "dev" / "servers"))
 import oauth_dovecot as oauth_dovecot_mod  # noqa: E402
 import oauth_server as oauth_server_mod  # noqa: E402
 import testbed as _testbed  # noqa: E402
+# conftest imports this module at its end, when Mailbox is defined.
+from conftest import Mailbox  # noqa: E402
 
 OAUTH_CLIENT_ID = "popgate-test"
 OAUTH_PUBLIC_CLIENT_ID = "popgate-public"
@@ -149,17 +153,16 @@ def oauth_service_account(oauth_server_session, oauth_files):
         key_file=_write_private(oauth_files / "service-account.json", json.dumps(key, indent=2)))
 
 
-class OAuthUser:
-    """A user of the OAuth Dovecot bed (lower-case e-mail-like name)."""
+class OAuthUser(Mailbox):
+    """A user of the OAuth Dovecot bed (lower-case e-mail-like name): a
+    conftest.Mailbox (seed, upstream, uidvalidity) whose IMAP logins use
+    XOAUTH2 with a fresh token. name == user; bed == testbed."""
 
     def __init__(self, server, bed, name):
+        super().__init__(bed, name, None)
         self.server = server
         self.bed = bed
         self.name = name
-
-    def seed(self, messages, flags=""):
-        data = [m if isinstance(m, (bytes, bytearray)) else m.data for m in messages]
-        return self.bed.seed(self.name, data, flags)
 
     def token(self, **kw):
         """A fresh access token for this user (no flow; see OAuthServer.issue)."""

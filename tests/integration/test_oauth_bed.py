@@ -412,6 +412,7 @@ def test_control_path_over_http(oauth_server, oauth_client):
 
 def test_dovecot_logs_in_by_xoauth2_and_oauthbearer(oauth_user, oauth_server):
     oauth_user.seed(MAIL)
+    assert [size for _, size in oauth_user.upstream().values()] == [len(m) for m in MAIL]
     tok = _device_tokens(oauth_server, "popgate-public", oauth_user.name)["access_token"]
     for login in (oauth_user.bed.imap_xoauth2, oauth_user.bed.imap_oauthbearer):
         before = oauth_server.count("introspect")
