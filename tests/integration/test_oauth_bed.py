@@ -298,7 +298,11 @@ def test_jwt_bearer_signature_and_claims_checked(oauth_server, oauth_service_acc
                                "assertion": _assertion(sa, aud=generic)})[0] == 200
     assert post_form(url, {"grant_type": JWT,
                            "assertion": _assertion(sa, aud=generic)})[0] == 400
-    assert oauth_server.count("jwt_bearer:ok") == 2
+    # Over HTTPS by the name localhost: the audience is that URL.
+    tls = oauth_server.tls_urls["google"]["token"]
+    assert post_form(tls, {"grant_type": JWT, "assertion": _assertion(sa, aud=tls)},
+                     cafile=oauth_server.tls_cert)[0] == 200
+    assert oauth_server.count("jwt_bearer:ok") == 3
     assert oauth_server.count("jwt_bearer:invalid_grant") == 6
 
 

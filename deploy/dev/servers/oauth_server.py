@@ -578,8 +578,12 @@ class OAuthServer:
                 self._bump("revoke")
                 status, body = self._revoke(form, dialect)
             else:
-                url = ((self.tls_base_url if tls else self.base_url)
-                       + urllib.parse.urlsplit(path).path)
+                # The URL as the client named it (Host header): an
+                # assertion's audience is the token URL it was configured with.
+                scheme = "https" if tls else "http"
+                host = headers.get("Host") or urllib.parse.urlsplit(
+                    self.tls_base_url if tls else self.base_url).netloc
+                url = f"{scheme}://{host}{urllib.parse.urlsplit(path).path}"
                 status, body = 200, self._token(form, headers, dialect, grant_type, url)
         except OAuthError as e:
             status, body = self._error_body(e, dialect)
