@@ -88,6 +88,10 @@ CONNECTION_TIMEOUT = 120    # seconds an idle client connection is kept
 DEFAULTS = {
     "access_lifetime": 3600,     # seconds an access token lives
     "refresh_lifetime": 90 * 86400,  # seconds a refresh token lives unused
+    # Microsoft rotates and keeps the old refresh token working (play it with
+    # a refresh_grace as long as refresh_lifetime); Google does not rotate
+    # (rotate=False); the OAuth security BCP rotates and treats reuse of an
+    # old token as theft (the default here: grace 0, reuse revokes).
     "rotate": True,              # refresh answers carry a new refresh token
     "refresh_grace": 0,          # seconds a rotated-away refresh token still works
     "reuse_revokes": True,       # a rotated-away token used after the grace revokes the grant
