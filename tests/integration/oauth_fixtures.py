@@ -13,8 +13,11 @@ names (`oauth_user`).
                         .tls_urls the same over HTTPS (https://localhost:P2,
                         certificate .tls_cert, self-signed, names localhost
                         and 127.0.0.1), .microsoft_urls(tenant, tls=False),
-                        .introspection_url, .control_url; approve(user_code,
-                        user), deny(), revoke_user(user), expire_refresh_tokens,
+                        .introspection_url, .control_url; pending(client_id),
+                        wait_pending(client_id, timeout) (the newest device
+                        authorization waiting: user_code, scope, ...),
+                        approve(user_code, user), deny(user_code),
+                        revoke_user(user), expire_refresh_tokens(user),
                         issue(user), token_info(tok), settings(access_lifetime=,
                         refresh_lifetime=, rotate=, refresh_grace=,
                         reuse_revokes=, device_interval=, device_expires=),
@@ -24,6 +27,8 @@ names (`oauth_user`).
                         (Dovecot then answers NO [UNAVAILABLE]),
                         count(key), counts(), requests (list of dicts),
                         register_client(), register_jwt_key().
+  oauth_server_session  the same server without the per-test reset (for
+                        fixtures wider than a test).
   oauth_dovecot         OAuthDovecot (a testbed.Testbed): host, ports["imap"]
                         (STARTTLS, cert for "localhost"), popgate_upstream(),
                         seed(user, messages), imap_xoauth2(user, token),
