@@ -280,12 +280,13 @@ static void call_done(const struct http_response *resp, void *arg)
     free(c);
 }
 
-/* Send a built body; f is wiped and freed here whatever happens. */
-static struct oauth_call *send_form(struct http_client *http, const char *url, struct form_body *f,
-                                    unsigned timeout_ms, oauth_done_fn done, void *arg)
+/* Send f if it was built; f (NULL when out of memory) is wiped and freed
+ * here whatever happens. */
+static struct oauth_call *send_built(struct http_client *http, const char *url, struct form_body *f, bool built,
+                                     unsigned timeout_ms, oauth_done_fn done, void *arg)
 {
-    struct oauth_call *c = calloc(1, sizeof *c);
-    if (c != NULL) {
+    struct oauth_call *c = NULL;
+    if (f != NULL && built && (c = calloc(1, sizeof *c)) != NULL) {
         c->done = done;
         c->arg = arg;
         c->req = http_post_form(http, url, f->buf, f->len, timeout_ms, call_done, c);
@@ -294,24 +295,22 @@ static struct oauth_call *send_form(struct http_client *http, const char *url, s
             c = NULL;
         }
     }
-    form_wipe(f);
-    free(f);
+    if (f != NULL) {
+        form_wipe(f);
+        free(f);
+    }
     return c;
 }
 
+/* The reason a body could not be built is not reported: the async callers
+ * check their inputs when the config is loaded, and NULL means "not sent". */
 struct oauth_call *oauth_refresh(struct http_client *http, const struct oauth_identity *id,
                                  const char *refresh_token, unsigned timeout_ms, oauth_done_fn done, void *arg)
 {
     char err[OAUTH_REASON_MAX + 1];
     struct form_body *f = malloc(sizeof *f);
-    if (f == NULL || !oauth_form_refresh(f, id, refresh_token, err)) {
-        if (f != NULL) {
-            form_wipe(f);
-            free(f);
-        }
-        return NULL;
-    }
-    return send_form(http, id->provider->token_url, f, timeout_ms, done, arg);
+    return send_built(http, id->provider->token_url, f, f && oauth_form_refresh(f, id, refresh_token, err),
+                      timeout_ms, done, arg);
 }
 
 struct oauth_call *oauth_client_credentials(struct http_client *http, const struct oauth_identity *id,
@@ -319,14 +318,8 @@ struct oauth_call *oauth_client_credentials(struct http_client *http, const stru
 {
     char err[OAUTH_REASON_MAX + 1];
     struct form_body *f = malloc(sizeof *f);
-    if (f == NULL || !oauth_form_client_credentials(f, id, err)) {
-        if (f != NULL) {
-            form_wipe(f);
-            free(f);
-        }
-        return NULL;
-    }
-    return send_form(http, id->provider->token_url, f, timeout_ms, done, arg);
+    return send_built(http, id->provider->token_url, f, f && oauth_form_client_credentials(f, id, err), timeout_ms,
+                      done, arg);
 }
 
 struct oauth_call *oauth_jwt_bearer(struct http_client *http, const struct oauth_identity *id, const char *sub,
@@ -334,14 +327,8 @@ struct oauth_call *oauth_jwt_bearer(struct http_client *http, const struct oauth
 {
     char err[OAUTH_REASON_MAX + 1];
     struct form_body *f = malloc(sizeof *f);
-    if (f == NULL || !oauth_form_jwt_bearer(f, id, sub, now, err)) {
-        if (f != NULL) {
-            form_wipe(f);
-            free(f);
-        }
-        return NULL;
-    }
-    return send_form(http, id->provider->token_url, f, timeout_ms, done, arg);
+    return send_built(http, id->provider->token_url, f, f && oauth_form_jwt_bearer(f, id, sub, now, err),
+                      timeout_ms, done, arg);
 }
 
 struct oauth_call *oauth_device_poll(struct http_client *http, const struct oauth_identity *id,
@@ -349,14 +336,8 @@ struct oauth_call *oauth_device_poll(struct http_client *http, const struct oaut
 {
     char err[OAUTH_REASON_MAX + 1];
     struct form_body *f = malloc(sizeof *f);
-    if (f == NULL || !oauth_form_device_poll(f, id, device_code, err)) {
-        if (f != NULL) {
-            form_wipe(f);
-            free(f);
-        }
-        return NULL;
-    }
-    return send_form(http, id->provider->token_url, f, timeout_ms, done, arg);
+    return send_built(http, id->provider->token_url, f, f && oauth_form_device_poll(f, id, device_code, err),
+                      timeout_ms, done, arg);
 }
 
 void oauth_call_cancel(struct oauth_call *c)

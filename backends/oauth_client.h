@@ -20,14 +20,16 @@
  *   OAUTH_PENDING      device polling only: ask again later (slow_down says
  *                      whether to add 5 s to the interval);
  *   OAUTH_REFUSED      the grant is refused: re-authorisation is needed
- *                      (invalid_grant: revoked, expired or consent withdrawn;
- *                      access_denied, expired_token; for app grants a user
- *                      the delegation does not cover);
+ *                      (invalid_grant: revoked, expired or consent withdrawn,
+ *                      or with jwt_bearer a user Google does not know;
+ *                      access_denied, expired_token);
  *   OAUTH_MISCONFIGURED the provider refuses the client itself
- *                      (invalid_client, unauthorized_client, invalid_scope,
- *                      unsupported_grant_type, invalid_request, other 4xx):
- *                      the administrator must fix the app registration or
- *                      the config; no user action helps;
+ *                      (invalid_client, unauthorized_client: with Google's
+ *                      jwt_bearer, delegation not granted for the scope;
+ *                      invalid_scope, unsupported_grant_type,
+ *                      invalid_request, other 4xx): the administrator must
+ *                      fix the app registration or the config; no user
+ *                      action helps;
  *   OAUTH_TEMPORARY    no usable answer: connection refused, timeout, TLS,
  *                      HTTP 5xx or 429, temporarily_unavailable /
  *                      server_error, a 200 whose body is not a token response.

@@ -84,8 +84,7 @@ const char *oauth_json_status_text(enum oauth_json_status s)
 /* ---- value syntaxes ------------------------------------------------------- */
 typedef bool (*syntax_fn)(const char *s, size_t len);
 
-/* RFC 6750 b64token: what a Bearer token may be, and all it can be in SASL. */
-static bool syntax_b64token(const char *t, size_t len)
+bool oauth_bearer_token_valid(const char *t, size_t len)
 {
     size_t i = 0;
     for (; i < len; i++) {
@@ -157,7 +156,8 @@ static enum oauth_json_status get_exact(json_t *obj, const char *name, char *out
     return OAUTH_JSON_OK;
 }
 
-/* Free text (error_description, scope): made printable and cut. */
+/* Free text (error_description, scope): made printable and cut to cap - 1
+ * (at most OAUTH_ERROR_TEXT_MAX + 1). */
 static enum oauth_json_status get_text(json_t *obj, const char *name, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -166,7 +166,16 @@ static enum oauth_json_status get_text(json_t *obj, const char *name, char *out,
         return OAUTH_JSON_OK;
     if (!json_is_string(v))
         return OAUTH_JSON_MALFORMED;
-    safe_text_copy(out, cap, "", json_string_value(v), json_string_length(v));
+    /* Microsoft's descriptions are lines joined by CR LF ("...\r\nTrace ID:
+     * ..."): white space becomes a space, other control octets '?'. */
+    char spaced[OAUTH_ERROR_TEXT_MAX + 1];
+    const char *text = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len > sizeof spaced)
+        len = sizeof spaced;
+    for (size_t i = 0; i < len; i++)
+        spaced[i] = (text[i] == '\r' || text[i] == '\n' || text[i] == '\t') ? ' ' : text[i];
+    safe_text_copy(out, cap, "", spaced, len);
     return OAUTH_JSON_OK;
 }
 
@@ -235,7 +244,7 @@ static enum oauth_json_status token_fields(json_t *root, struct oauth_token_resp
         return get_error(root, out->error, out->error_description);
     }
     enum oauth_json_status st = get_exact(root, "access_token", out->access_token, OAUTH_ACCESS_TOKEN_MAX,
-                                          syntax_b64token);
+                                          oauth_bearer_token_valid);
     RETURN_IF(st);
     st = get_exact(root, "token_type", out->token_type, OAUTH_TOKEN_TYPE_MAX, syntax_visible);
     RETURN_IF(st);

@@ -53,6 +53,12 @@ enum oauth_json_status {
     OAUTH_JSON_BAD_VALUE,  /* a token outside its syntax (RFC 6749 appendix A), a negative number */
 };
 
+/* RFC 6750 section 2.1 b64token, what a Bearer token is made of:
+ * 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=". Every access
+ * token popgate accepts has this form, which keeps ^A, NUL, CR and LF out of
+ * the SASL responses built from it. */
+bool oauth_bearer_token_valid(const char *t, size_t len);
+
 /* A short fixed description of a status for error texts ("malformed JSON"). */
 const char *oauth_json_status_text(enum oauth_json_status s);
 
@@ -95,8 +101,9 @@ struct oauth_device_response {
 };
 
 /* Parse body[0..len). Success needs device_code, user_code, verification_uri
- * (or _url) and expires_in; user_code and the URIs must be printable ASCII
- * without spaces (they are printed to a terminal). Other statuses as above. */
+ * (or _url) and expires_in; the URIs must be visible ASCII without spaces,
+ * user_code printable ASCII (both are printed to a terminal); interval is
+ * 1..3600. Other statuses as above (wiped, expires_in and interval -1). */
 enum oauth_json_status oauth_device_response_parse(const char *body, size_t len, struct oauth_device_response *out);
 void oauth_device_response_wipe(struct oauth_device_response *r);
 

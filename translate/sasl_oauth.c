@@ -16,26 +16,6 @@ const char *sasl_oauth_mech_name(enum sasl_oauth_mech mech)
     return mech == SASL_MECH_OAUTHBEARER ? "OAUTHBEARER" : "XOAUTH2";
 }
 
-/* RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" /
- * "~" / "+" / "/" ) *"=" */
-static bool b64token_valid(const char *t, size_t len)
-{
-    size_t i = 0;
-    for (; i < len; i++) {
-        char c = t[i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                  c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-        if (!ok)
-            break;
-    }
-    if (i == 0)
-        return false;
-    for (; i < len; i++)
-        if (t[i] != '=')
-            return false;
-    return true;
-}
-
 static bool has_control(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
@@ -77,7 +57,7 @@ static enum sasl_oauth_status check_common(char *out, size_t cap, const char *us
         out[0] = '\0';
     if (user_len > SASL_OAUTH_USER_MAX || token_len > SASL_OAUTH_TOKEN_MAX)
         return SASL_OAUTH_TOO_LONG;
-    if (user_len == 0 || has_control(user, user_len) || !b64token_valid(token, token_len))
+    if (user_len == 0 || has_control(user, user_len) || !oauth_bearer_token_valid(token, token_len))
         return SASL_OAUTH_INVALID;
     return SASL_OAUTH_OK;
 }

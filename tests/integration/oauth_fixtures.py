@@ -9,16 +9,26 @@ counters (clients, keys, users and tokens stay): tests use their own user
 names (`oauth_user`).
 
   oauth_server          OAuthServer: .urls["generic"|"microsoft"|"google"]
-                        {"device","token"[,"revoke"]}, .microsoft_urls(tenant),
-                        .introspection_url, .control_url; approve(user_code,
-                        user), deny(), revoke_user(user), expire_refresh_tokens,
+                        {"device","token"[,"revoke"]} (http://127.0.0.1:P),
+                        .tls_urls the same over HTTPS (https://localhost:P2,
+                        certificate .tls_cert, self-signed, names localhost
+                        and 127.0.0.1), .microsoft_urls(tenant, tls=False),
+                        .introspection_url, .control_url; pending(client_id),
+                        wait_pending(client_id, timeout) (the newest device
+                        authorization waiting: user_code, scope, ...),
+                        approve(user_code, user), deny(user_code),
+                        revoke_user(user), expire_refresh_tokens(user),
                         issue(user), token_info(tok), settings(access_lifetime=,
                         refresh_lifetime=, rotate=, refresh_grace=,
                         reuse_revokes=, device_interval=, device_expires=),
                         set_access_lifetime(s), set_mode("ok"|"down"|"close"|
                         "slow"|"error"|"throttle", status=, delay=, times=),
+                        set_introspection_mode("ok"|"error"|"slow", delay=)
+                        (Dovecot then answers NO [UNAVAILABLE]),
                         count(key), counts(), requests (list of dicts),
                         register_client(), register_jwt_key().
+  oauth_server_session  the same server without the per-test reset (for
+                        fixtures wider than a test).
   oauth_dovecot         OAuthDovecot (a testbed.Testbed): host, ports["imap"]
                         (STARTTLS, cert for "localhost"), popgate_upstream(),
                         seed(user, messages), imap_xoauth2(user, token),
@@ -34,13 +44,16 @@ names (`oauth_user`).
                         server's /token), private_key_path (PEM),
                         private_key_id; its public key is registered, any
                         subject may be impersonated.
-  oauth_user            a fresh user on the bed: name, seed(messages),
-                        token() (a fresh access token), imap() (XOAUTH2 login).
+  oauth_user            a fresh user on the bed, a conftest.Mailbox: name
+                        (== user), seed(messages), upstream(), uidvalidity(),
+                        token() (a fresh access token), imap(token=None)
+                        (XOAUTH2 login).
 """
 
 import itertools
 import json
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -53,6 +66,8 @@ sys.path.insert(0, str(_REPO / "deploy" / "dev" / "servers"))
 import oauth_dovecot as oauth_dovecot_mod  # noqa: E402
 import oauth_server as oauth_server_mod  # noqa: E402
 import testbed as _testbed  # noqa: E402
+# conftest imports this module at its end, when Mailbox is defined.
+from conftest import Mailbox  # noqa: E402
 
 OAUTH_CLIENT_ID = "popgate-test"
 OAUTH_PUBLIC_CLIENT_ID = "popgate-public"
@@ -62,8 +77,14 @@ _oauth_user_ids = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def oauth_server_session():
-    srv = oauth_server_mod.OAuthServer().start()
+def oauth_server_session(oauth_files):
+    cert, key = str(oauth_files / "oauth-cert.pem"), str(oauth_files / "oauth-key.pem")
+    subprocess.run(
+        [_testbed.OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60)
+    srv = oauth_server_mod.OAuthServer(tls_cert=cert, tls_key=key).start()
     try:
         yield srv
     finally:
@@ -137,17 +158,16 @@ def oauth_service_account(oauth_server_session, oauth_files):
         key_file=_write_private(oauth_files / "service-account.json", json.dumps(key, indent=2)))
 
 
-class OAuthUser:
-    """A user of the OAuth Dovecot bed (lower-case e-mail-like name)."""
+class OAuthUser(Mailbox):
+    """A user of the OAuth Dovecot bed (lower-case e-mail-like name): a
+    conftest.Mailbox (seed, upstream, uidvalidity) whose IMAP logins use
+    XOAUTH2 with a fresh token. name == user; bed == testbed."""
 
     def __init__(self, server, bed, name):
+        super().__init__(bed, name, None)
         self.server = server
         self.bed = bed
         self.name = name
-
-    def seed(self, messages, flags=""):
-        data = [m if isinstance(m, (bytes, bytearray)) else m.data for m in messages]
-        return self.bed.seed(self.name, data, flags)
 
     def token(self, **kw):
         """A fresh access token for this user (no flow; see OAuthServer.issue)."""

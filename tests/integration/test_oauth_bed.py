@@ -4,15 +4,23 @@ oauth_dovecot.py): the authorization server follows RFC 6749, 8628, 7523,
 exactly the tokens the server vouches for. popgate's own OAuth stories
 build on these."""
 
+import http.client
 import imaplib
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from oauth_fixtures import OAUTH_DOMAIN, generate_rsa_key, make_jwt, post_form
+
+SERVERS = Path(__file__).resolve().parents[2] / "deploy" / "dev" / "servers"
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
 JWT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -48,28 +56,28 @@ def inbox_subjects(conn):
 
 def test_device_flow_pending_slow_down_then_tokens_once(oauth_server, oauth_client):
     urls = oauth_server.urls["generic"]
-    oauth_server.settings(device_interval=1)
+    # An interval a loaded machine cannot overrun between two quick polls.
+    oauth_server.settings(device_interval=3)
     dev = start_device_flow(urls, oauth_client.public_client_id)
     assert set(dev) >= {"device_code", "user_code", "verification_uri", "expires_in", "interval"}
-    assert dev["interval"] == 1 and dev["expires_in"] > 0
+    assert dev["interval"] == 3 and dev["expires_in"] > 0
     status, body, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
     assert (status, body["error"]) == (400, "authorization_pending")
     # At once again: faster than the interval.
     status, body, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
     assert (status, body["error"]) == (400, "slow_down")
-    time.sleep(1.1)
+    time.sleep(3.1)
     status, body, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
     assert body["error"] == "authorization_pending"
     user = f"devuser@{OAUTH_DOMAIN}"
     oauth_server.approve(dev["user_code"], user)
-    time.sleep(1.1)
+    time.sleep(3.1)
     status, tok, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
     assert status == 200, tok
     assert tok["token_type"] == "Bearer" and tok["expires_in"] == 3600
     assert tok["access_token"] and tok["refresh_token"]
     assert oauth_server.token_info(tok["access_token"])["username"] == user
     # A device code gives tokens once.
-    time.sleep(1.1)
     status, body, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
     assert (status, body["error"]) == (400, "invalid_grant")
     c = oauth_server.counts()
@@ -117,6 +125,14 @@ def test_microsoft_dialect(oauth_server, oauth_client):
     status, body, _ = post_form(urls["device"], {"client_id": "nobody", "scope": scope})
     assert status == 401 and body["error"] == "invalid_client"
     assert body["error_codes"] == [700016]
+    # A confidential client authenticates in every grant (RFC 6749 3.2.1).
+    status, body, _ = post_form(urls["device"], {"client_id": oauth_client.client_id,
+                                                 "scope": scope})
+    assert status == 401 and body["error_codes"] == [7000218]
+    status, dev, _ = post_form(urls["device"], {"client_id": oauth_client.client_id,
+                                                "client_secret": oauth_client.secret,
+                                                "scope": scope})
+    assert status == 200
 
 
 def test_wait_pending_finds_the_code_to_approve(oauth_server, oauth_client):
@@ -134,6 +150,7 @@ def test_wait_pending_finds_the_code_to_approve(oauth_server, oauth_client):
 
 def test_google_dialect(oauth_server, oauth_client):
     urls = oauth_server.urls["google"]
+    oauth_server.settings(device_interval=3)
     dev = start_device_flow(urls, oauth_client.public_client_id)
     assert "verification_url" in dev and "verification_uri" not in dev
     status, body, _ = poll(urls["token"], oauth_client.public_client_id, dev["device_code"])
@@ -176,13 +193,13 @@ def test_refresh_rotates_and_reuse_revokes_the_grant(oauth_server, oauth_client)
 def test_refresh_grace_and_no_rotation(oauth_server, oauth_client):
     url = oauth_server.urls["generic"]["token"]
     cid = oauth_client.public_client_id
-    oauth_server.settings(refresh_grace=2, reuse_revokes=False)
+    oauth_server.settings(refresh_grace=3, reuse_revokes=False)
     tok = _device_tokens(oauth_server, cid, f"grace@{OAUTH_DOMAIN}")
     assert refresh(url, cid, tok["refresh_token"])[0] == 200
     # Within the grace the rotated-away token still works...
     status, t2, _ = refresh(url, cid, tok["refresh_token"])
     assert status == 200
-    time.sleep(2.2)
+    time.sleep(3.2)
     # ...after it, not; without reuse_revokes the newest token still does.
     assert refresh(url, cid, tok["refresh_token"])[1]["error"] == "invalid_grant"
     assert refresh(url, cid, t2["refresh_token"])[0] == 200
@@ -195,11 +212,11 @@ def test_refresh_grace_and_no_rotation(oauth_server, oauth_client):
 
 
 def test_access_lifetime_and_expired_refresh(oauth_server, oauth_client):
-    oauth_server.set_access_lifetime(1)
+    oauth_server.set_access_lifetime(2)
     tok = _device_tokens(oauth_server, oauth_client.public_client_id, f"life@{OAUTH_DOMAIN}")
-    assert tok["expires_in"] == 1
+    assert tok["expires_in"] == 2
     assert oauth_server.token_info(tok["access_token"])["active"]
-    time.sleep(1.2)
+    time.sleep(2.2)
     assert oauth_server.token_info(tok["access_token"]) == {"active": False}
     oauth_server.expire_refresh_tokens(f"life@{OAUTH_DOMAIN}")
     status, body, _ = refresh(oauth_server.urls["generic"]["token"],
@@ -223,14 +240,19 @@ def test_client_credentials(oauth_server, oauth_client):
     status, body, _ = post_form(url, dict(form, client_secret="wrong"))
     assert status == 401 and body["error"] == "invalid_client"
     assert body["error_codes"] == [7000215]
+    generic = oauth_server.urls["generic"]["token"]
+    status, body, headers = post_form(generic, {"grant_type": "client_credentials"},
+                                      basic=(oauth_client.client_id, "wrong"))
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
     status, body, _ = post_form(url, dict(form, scope="https://outlook.office365.com/IMAP.AccessAsApp"))
     assert (status, body["error"]) == (400, "invalid_scope")
     status, body, _ = post_form(url, dict(form, client_id=oauth_client.public_client_id))
     assert body["error"] == "unauthorized_client"
-    assert oauth_server.count("client_credentials") == 5
+    assert oauth_server.count("client_credentials") == 6
     assert oauth_server.count("client_credentials:ok") == 2
     assert [r["client_auth"] for r in oauth_server.requests] == \
-        ["body", "basic", "body", "body", "body"]
+        ["body", "basic", "body", "basic", "body", "body"]
+    assert oauth_server.requests[1]["client_id"] == oauth_client.client_id
     assert oauth_server.requests[0]["tenant"] == "contoso.example"
     with open(oauth_client.secret_file) as f:
         assert f.read().strip() == oauth_client.secret
@@ -277,7 +299,11 @@ def test_jwt_bearer_signature_and_claims_checked(oauth_server, oauth_service_acc
                                "assertion": _assertion(sa, aud=generic)})[0] == 200
     assert post_form(url, {"grant_type": JWT,
                            "assertion": _assertion(sa, aud=generic)})[0] == 400
-    assert oauth_server.count("jwt_bearer:ok") == 2
+    # Over HTTPS by the name localhost: the audience is that URL.
+    tls = oauth_server.tls_urls["google"]["token"]
+    assert post_form(tls, {"grant_type": JWT, "assertion": _assertion(sa, aud=tls)},
+                     cafile=oauth_server.tls_cert)[0] == 200
+    assert oauth_server.count("jwt_bearer:ok") == 3
     assert oauth_server.count("jwt_bearer:invalid_grant") == 6
 
 
@@ -322,11 +348,11 @@ def test_faults_of_the_token_endpoint(oauth_server, oauth_client):
     with pytest.raises(OSError):
         post_form(url, form)
     assert post_form(url, form)[0] == 200
-    oauth_server.set_mode("slow", delay=3, times=1)
+    oauth_server.set_mode("slow", delay=5, times=1)
     t0 = time.monotonic()
     with pytest.raises(OSError):     # socket.timeout is an OSError
         post_form(url, form, timeout=0.5)
-    assert time.monotonic() - t0 < 2.5
+    assert time.monotonic() - t0 < 4
     oauth_server.set_mode("error", status=502)
     status, body, _ = post_form(url, form)
     assert (status, body["error"]) == (502, "temporarily_unavailable")
@@ -335,6 +361,36 @@ def test_faults_of_the_token_endpoint(oauth_server, oauth_client):
     assert status == 429 and headers["Retry-After"] == "7"
     assert oauth_server.count("fault") == 4
     assert oauth_server.count("client_credentials") == 2
+
+
+def test_down_cuts_kept_alive_connections_and_tls_listener(oauth_server, oauth_client):
+    """A client that keeps its connection (libcurl does) sees the endpoint go
+    down too; the HTTPS listener goes down and comes back with the plain one."""
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "x",
+                                   "client_id": oauth_client.client_id,
+                                   "client_secret": oauth_client.secret})
+    hdrs = {"Content-Type": "application/x-www-form-urlencoded"}
+    conn = http.client.HTTPConnection("127.0.0.1", oauth_server.token_port, timeout=10)
+    for _ in range(2):      # the same connection, kept alive
+        conn.request("POST", "/oauth2/token", form, hdrs)
+        r = conn.getresponse()
+        assert r.status == 200 and r.read()
+    tls_url = oauth_server.tls_urls["generic"]["token"]
+    assert tls_url.startswith("https://localhost:")
+    assert post_form(tls_url, dict(urllib.parse.parse_qsl(form)),
+                     cafile=oauth_server.tls_cert)[0] == 200
+    oauth_server.set_mode("down")
+    with pytest.raises((OSError, http.client.HTTPException)):
+        conn.request("POST", "/oauth2/token", form, hdrs)
+        conn.getresponse().read()
+    conn.close()
+    with pytest.raises(OSError):
+        post_form(tls_url, {}, cafile=oauth_server.tls_cert)
+    oauth_server.set_mode("ok")
+    status, tok, _ = post_form(tls_url, dict(urllib.parse.parse_qsl(form)),
+                               cafile=oauth_server.tls_cert)
+    assert status == 200
+    assert oauth_server.count("client_credentials:ok") == 4
 
 
 def test_control_path_over_http(oauth_server, oauth_client):
@@ -361,14 +417,18 @@ def test_control_path_over_http(oauth_server, oauth_client):
 
 def test_dovecot_logs_in_by_xoauth2_and_oauthbearer(oauth_user, oauth_server):
     oauth_user.seed(MAIL)
+    assert [size for _, size in oauth_user.upstream().values()] == [len(m) for m in MAIL]
     tok = _device_tokens(oauth_server, "popgate-public", oauth_user.name)["access_token"]
     for login in (oauth_user.bed.imap_xoauth2, oauth_user.bed.imap_oauthbearer):
+        before = oauth_server.count("introspect")
         conn = login(oauth_user.name, tok)
         try:
             assert inbox_subjects(conn) == [b"Subject: first", b"Subject: second"]
         finally:
             conn.logout()
-    assert oauth_server.count("introspect") >= 2
+        # One introspection: passdb oauth2 took the token (no cache, no
+        # fallback to the app-token passdb).
+        assert oauth_server.count("introspect") == before + 1
     # Password users of the same bed still log in with PLAIN.
     assert "IMAP4REV1" in oauth_user.bed.capabilities
 
@@ -381,10 +441,10 @@ def test_dovecot_refuses_expired_revoked_and_foreign_tokens(oauth_user, oauth_se
         oauth_user.imap(other)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         oauth_user.bed.imap_oauthbearer(oauth_user.name, "pgat.not-a-token")
-    oauth_server.set_access_lifetime(1)
+    oauth_server.set_access_lifetime(3)   # time enough for one login on a loaded machine
     short = oauth_user.token()
     oauth_user.imap(short).logout()
-    time.sleep(1.2)
+    time.sleep(3.2)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         oauth_user.imap(short)
     oauth_server.set_access_lifetime(3600)
@@ -394,6 +454,12 @@ def test_dovecot_refuses_expired_revoked_and_foreign_tokens(oauth_user, oauth_se
     oauth_server.revoke_user(oauth_user.name)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         oauth_user.imap(tok)
+    # An introspection endpoint that fails is a temporary failure.
+    oauth_server.set_introspection_mode("error")
+    with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+        oauth_user.imap()
+    oauth_server.set_introspection_mode("ok")
+    oauth_user.imap().logout()
 
 
 def test_dovecot_app_token_opens_granted_mailboxes(oauth_server, oauth_dovecot, oauth_client):
@@ -436,3 +502,56 @@ def test_jwt_bearer_token_logs_in_as_its_subject(oauth_server, oauth_dovecot,
         assert inbox_subjects(conn) == [b"Subject: first"]
     finally:
         conn.logout()
+
+
+# -- the bed's own lifecycle ---------------------------------------------------
+
+def test_standalone_server_process_is_driven_over_http():
+    """`python3 oauth_server.py` (for a test that needs the server in its
+    own process): URLs on stdout, control over HTTP, gone after SIGTERM."""
+    proc = subprocess.Popen([sys.executable, str(SERVERS / "oauth_server.py"),
+                             "--client", "cli-app:cli-secret"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1].rstrip() != "}":
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            lines.append(line)
+        urls = json.loads("".join(lines))["urls"]
+        status, tok, _ = post_form(urls["generic"]["token"],
+                                   {"grant_type": "client_credentials", "scope": "x",
+                                    "client_id": "cli-app", "client_secret": "cli-secret"})
+        assert status == 200
+        req = urllib.request.Request(urls["control"] + "/counters")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.load(r)["result"]["client_credentials:ok"] == 1
+        status, info, _ = post_form(urls["introspect"], {"token": tok["access_token"],
+                                                         "mailbox": "any@example.test"})
+        assert info["active"] and info["username"] == "any@example.test"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    with pytest.raises(OSError):
+        post_form(urls["generic"]["token"], {}, timeout=2)
+
+
+def test_bed_stops_without_leftovers():
+    from oauth_dovecot import OAuthDovecot
+    from oauth_server import OAuthServer
+    from testbed import _pid_alive
+    srv = OAuthServer().start()
+    bed = OAuthDovecot(srv)   # in /tmp: Dovecot's socket paths must be short
+    try:
+        bed.start()
+        pid, d = bed.dovecot.pid, bed.dir
+        user = f"leftover@{OAUTH_DOMAIN}"
+        bed.seed(user, MAIL[:1])
+        bed.imap_oauthbearer(user, srv.issue(user)["access_token"]).logout()
+    finally:
+        bed.stop()
+        srv.stop()
+    assert not _pid_alive(pid) and not os.path.exists(d)
+    for port in (bed.ports["imap"], srv.token_port, srv.control_port):
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -5,7 +5,8 @@
  *     static void loopback_handler(struct conn *c, const char *req, const char *body);
  * before including it; the handler answers with send_body(). Each
  * connection runs in its own thread and is closed after one answer.
- * Include it after <cmocka.h>: set-up failures are cmocka assertions. */
+ * Include it after <cmocka.h>: set-up failures are cmocka assertions.
+ * loopback_run() runs a test's loop until a callback breaks it (or 10 s). */
 #ifndef POPGATE_LOOPBACK_HTTP_H
 #define POPGATE_LOOPBACK_HTTP_H
 
@@ -20,6 +21,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include <ev.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -180,6 +182,25 @@ static inline void make_tls(void)
     assert_int_equal(SSL_CTX_use_PrivateKey(server_tls, key), 1);
     X509_free(x);
     EVP_PKEY_free(key);
+}
+
+/* ---- running a test's loop ------------------------------------------------------ */
+
+static inline void loopback_guard_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(l, EVBREAK_ONE);
+}
+
+/* Run the loop until a callback breaks it, or 10 s. */
+static inline void loopback_run(struct ev_loop *l)
+{
+    ev_timer guard;
+    ev_timer_init(&guard, loopback_guard_cb, 10.0, 0.0);
+    ev_timer_start(l, &guard);
+    ev_run(l, 0);
+    ev_timer_stop(l, &guard);
 }
 
 #endif

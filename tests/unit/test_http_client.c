@@ -97,23 +97,6 @@ static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
     ticks++;
 }
 
-static void guard_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-    (void)w;
-    (void)revents;
-    ev_break(l, EVBREAK_ONE);
-}
-
-/* Run the loop until the callback or 10 s. */
-static void run(void)
-{
-    ev_timer guard;
-    ev_timer_init(&guard, guard_cb, 10.0, 0.0);
-    ev_timer_start(loop, &guard);
-    ev_run(loop, 0);
-    ev_timer_stop(loop, &guard);
-}
-
 static void post(const char *path, unsigned timeout_ms, struct outcome *o, const char *body)
 {
     char url[128];
@@ -122,7 +105,7 @@ static void post(const char *path, unsigned timeout_ms, struct outcome *o, const
     struct http_request *r = http_post_form(client, url, body, strlen(body), timeout_ms, on_done, o);
     assert_non_null(r);
     assert_false(o->called);   /* never from inside http_post_form */
-    run();
+    loopback_run(loop);
     assert_true(o->called);
     assert_int_equal(http_client_active(client), 0);
 }
@@ -209,14 +192,14 @@ static void test_connection_refused(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/token", ntohs(a.sin_port));
     struct outcome o = { 0 };
     assert_non_null(http_post_form(client, url, "x=1", 3, 5000, on_done, &o));
-    run();
+    loopback_run(loop);
     assert_true(o.called);
     assert_int_equal(o.result, HTTP_ERR_CONNECT);
     /* Not a URL curl will fetch: refused at once or reported, never followed. */
     struct outcome o2 = { 0 };
     struct http_request *r = http_post_form(client, "file:///etc/passwd", "x=1", 3, 1000, on_done, &o2);
     if (r != NULL) {
-        run();
+        loopback_run(loop);
         assert_true(o2.called);
         assert_int_not_equal(o2.result, HTTP_OK);
     }
@@ -233,19 +216,19 @@ static void test_cancel(void **state)
     assert_int_equal(http_client_active(client), 1);
     /* Let it connect and send, then cancel. */
     ev_timer t;
-    ev_timer_init(&t, guard_cb, 0.1, 0.0);
+    ev_timer_init(&t, loopback_guard_cb, 0.1, 0.0);
     ev_timer_start(loop, &t);
     ev_run(loop, 0);
     http_request_cancel(r);
     assert_int_equal(http_client_active(client), 0);
-    ev_timer_init(&t, guard_cb, 0.2, 0.0);
+    ev_timer_init(&t, loopback_guard_cb, 0.2, 0.0);
     ev_timer_start(loop, &t);
     ev_run(loop, 0);
     assert_false(o.called);
     /* Freeing the client with a request in flight calls nothing either. */
     struct http_client *c2 = http_client_new(loop, NULL);
     assert_non_null(http_post_form(c2, url, "x=1", 3, 5000, on_done, &o));
-    ev_timer_init(&t, guard_cb, 0.05, 0.0);
+    ev_timer_init(&t, loopback_guard_cb, 0.05, 0.0);
     ev_timer_start(loop, &t);
     ev_run(loop, 0);
     http_client_free(c2);
@@ -263,7 +246,7 @@ static void test_tls_verification(void **state)
     /* The system store does not trust the test's certificate. */
     struct outcome o = { 0 };
     assert_non_null(http_post_form(client, url, "x=1", 3, 5000, on_done, &o));
-    run();
+    loopback_run(loop);
     assert_true(o.called);
     assert_int_equal(o.result, HTTP_ERR_TLS);
     /* With ca_file it does. */
@@ -271,7 +254,7 @@ static void test_tls_verification(void **state)
     struct http_client *c2 = http_client_new(loop, &opt);
     memset(&o, 0, sizeof o);
     assert_non_null(http_post_form(c2, url, "x=2", 3, 5000, on_done, &o));
-    run();
+    loopback_run(loop);
     assert_int_equal(o.result, HTTP_OK);
     assert_int_equal(o.status, 200);
     assert_non_null(strstr(o.body, "\"got\":\"x=2\""));

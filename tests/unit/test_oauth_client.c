@@ -362,28 +362,11 @@ static void on_result(const struct oauth_result *r, void *arg)
     ev_break(loop, EVBREAK_ONE);
 }
 
-static void guard_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-    (void)w;
-    (void)revents;
-    ev_break(l, EVBREAK_ONE);
-}
-
-/* Run the loop until a callback breaks it, or 10 s. */
-static void run(void)
-{
-    ev_timer guard;
-    ev_timer_init(&guard, guard_cb, 10.0, 0.0);
-    ev_timer_start(loop, &guard);
-    ev_run(loop, 0);
-    ev_timer_stop(loop, &guard);
-}
-
 static void wait_for(struct oauth_call *call, struct got *g)
 {
     assert_non_null(call);
     assert_false(g->called);
-    run();
+    loopback_run(loop);
     assert_true(g->called);
 }
 

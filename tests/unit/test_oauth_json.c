@@ -66,9 +66,12 @@ static void test_error_responses(void **state)
                      OAUTH_JSON_OK);
     assert_true(tok.is_error);
     assert_string_equal(tok.error, "invalid_grant");
-    /* CR LF in the description become '?': it goes to a log line. */
+    /* CR LF in the description become spaces, other control octets '?': it
+     * goes to a log line. */
     assert_string_equal(tok.error_description,
-                        "AADSTS70008: The provided authorization code or refresh token has expired.??Trace ID: 1");
+                        "AADSTS70008: The provided authorization code or refresh token has expired.  Trace ID: 1");
+    assert_int_equal(parse_token("{\"error\":\"e\",\"error_description\":\"a\\u0007b\\u00e9\"}"), OAUTH_JSON_OK);
+    assert_string_equal(tok.error_description, "a?b??");
     assert_string_equal(tok.access_token, "");
     assert_int_equal(parse_token("{\"error\":\"authorization_pending\"}"), OAUTH_JSON_OK);
     assert_string_equal(tok.error, "authorization_pending");

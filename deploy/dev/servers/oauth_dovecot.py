@@ -23,7 +23,12 @@ stop by PID) with its authentication changed:
                         such a token names no user, so this small script asks
                         the introspection endpoint with mailbox=<login name>;
                         the server answers active only for mailboxes the app
-                        was given (register_client(app_mailboxes=...)).
+                        was given (register_client(app_mailboxes=...)), and
+                        the script takes only tokens marked idtyp "app", so
+                        user tokens are checked by passdb oauth2 alone.
+                        Either asks at most 5 s; a failed or slow
+                        introspection is a temporary failure
+                        (NO [UNAVAILABLE]).
   passdb passwd-file    Testbed's, for add_user() password users (PLAIN).
   auth_cache_size = 0   every login asks the server again, so a revoked or
                         expired token is refused at once (Dovecot's default
@@ -36,7 +41,9 @@ Only the imap and lmtp protocols run; no Redis (popgates use the main test
 bed's).
 """
 
+import argparse
 import imaplib
+import json
 import os
 import stat
 import sys
@@ -45,6 +52,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(_HERE))   # deploy/dev: testbed
 
 import testbed as _tb  # noqa: E402
+from oauth_server import OAuthServer  # noqa: E402
 
 # The checkpassword program for app-only tokens (Dovecot's checkpassword
 # protocol: "user\0password\0" on fd 3; exec argv[1] on success, exit 1 on
@@ -56,11 +64,12 @@ data = os.read(3, 65536)
 user, token = data.split(b"\0")[:2]
 body = urllib.parse.urlencode({"token": token.decode(), "mailbox": user.decode()}).encode()
 try:
-    with urllib.request.urlopen(INTROSPECT, data=body, timeout=10) as r:
+    with urllib.request.urlopen(INTROSPECT, data=body, timeout=5) as r:
         info = json.load(r)
 except Exception:
     sys.exit(111)
-if info.get("active") is True and info.get("username") == user.decode():
+if info.get("active") is True and info.get("idtyp") == "app" \
+        and info.get("username") == user.decode():
     os.execv(sys.argv[1], sys.argv[1:])
 sys.exit(1)
 '''
@@ -98,7 +107,7 @@ class OAuthDovecot(_tb.Testbed):
                 "username_attribute = username",
                 "active_attribute = active",
                 "active_value = true",
-                "timeout_msecs = 10000",
+                "timeout_msecs = 5000",
             ]) + "\n")
         with open(self.app_check, "w") as f:
             f.write(_APP_CHECK % {"url": self.oauth_server.introspection_url})
@@ -156,6 +165,37 @@ class OAuthDovecot(_tb.Testbed):
             "OAUTHBEARER", oauthbearer_initial(user, token, self.host, self.ports["imap"]), user)
 
     def describe(self):
-        return (super().describe()
-                + f"\n  passdb oauth2 -> {self.oauth_server.introspection_url}")
+        p = self.ports
+        return (f"OAuth2 Dovecot bed in {self.dir}\n"
+                f"  imap {self.host}:{p['imap']} (STARTTLS), imaps {p['imaps']}, "
+                f"lmtp {p['lmtp']}\n"
+                f"  CA/cert {self.cert}\n"
+                f"  passdb oauth2 -> {self.oauth_server.introspection_url}")
 
+
+
+def _main(argv=None):
+    """By hand: the server and the bed, a user with mail, printed; Ctrl-C
+    stops both."""
+    ap = argparse.ArgumentParser(description="Run the OAuth2 server and its Dovecot on loopback.")
+    ap.add_argument("--user", action="append", default=[], help="a user (repeatable)")
+    args = ap.parse_args(argv)
+    srv = OAuthServer()
+    bed = OAuthDovecot(srv.start())
+    srv.register_client("popgate-public")
+
+    def run():
+        bed.start()
+        print(bed.describe())
+        print(json.dumps(srv.urls, indent=2))
+        for user in args.user or ["demo@example.test"]:
+            bed.seed(user, [f"Subject: hello {user}\r\n\r\nhello\r\n".encode()])
+            print(f"  {user}: access token {srv.issue(user)['access_token']}")
+
+    def stop():
+        bed.stop()
+        srv.stop()
+    return _tb.run_until_interrupted(run, stop)
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -18,11 +18,15 @@ OAuth security BCP), client_credentials (client secret in the body or HTTP
 Basic), jwt-bearer (RFC 7523: RS256 signature checked with the `openssl` CLI
 against the key registered for the issuer; iss, sub, aud, iat and exp
 checked), revocation (RFC 7009). The dialects differ where the providers do:
-Microsoft answers every error with 400, an AADSTS text and error_codes, and
+Microsoft answers errors with 400 (401 for invalid_client), an AADSTS text
+and error_codes, and
 issues a refresh token only for the offline_access scope; Google answers
 authorization_pending with 428 and slow_down with 403, says
 verification_url, and its refresh answers carry no new refresh token unless
 rotation is on (set rotate=False to play Google exactly).
+
+Given a certificate (tls_cert, tls_key) the token side also listens in
+HTTPS, at https://localhost:<tls_port> (tls_urls), as the real endpoints do.
 
 A second listener, the control port, is the resource side and the test's
 handle: token introspection (RFC 7662, POST token=...; what Dovecot's
@@ -30,11 +34,14 @@ handle: token introspection (RFC 7662, POST token=...; what Dovecot's
 (POST JSON) for everything the Python API below does, so a server run as a
 separate process (`python3 oauth_server.py`) can be driven with curl. Faults
 (set_mode) affect only the token listener, so Dovecot keeps validating
-tokens while the token endpoint is down.
+tokens while the token endpoint is down; set_introspection_mode() fails the
+introspection instead.
 
     srv = OAuthServer().start()
     srv.register_client("popgate-test", secret="s3cret")
-    code = post(srv.urls["generic"]["device"], client_id=..., scope=...)
+    status, code, _ = post_form(srv.urls["generic"]["device"],
+                                {"client_id": "popgate-test", "client_secret": "s3cret",
+                                 "scope": "offline_access"})
     srv.approve(code["user_code"], "alice@example.test")
     ... srv.counts()["refresh_token"] ...
     srv.stop()
@@ -52,7 +59,9 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -73,11 +82,16 @@ GOOGLE_TOKEN_AUD = "https://oauth2.googleapis.com/token"
 MAX_BODY = 64 * 1024        # bytes of a request body we read; more is refused
 MAX_JWT_LIFETIME = 3600     # Google: "Token must be a short-lived token (60 minutes)"
 CLOCK_SKEW = 60             # seconds of iat in the future we accept
+CONNECTION_TIMEOUT = 120    # seconds an idle client connection is kept
 
 # Defaults of the adjustable settings (settings(), reset()).
 DEFAULTS = {
     "access_lifetime": 3600,     # seconds an access token lives
     "refresh_lifetime": 90 * 86400,  # seconds a refresh token lives unused
+    # Microsoft rotates and keeps the old refresh token working (play it with
+    # a refresh_grace as long as refresh_lifetime); Google does not rotate
+    # (rotate=False); the OAuth security BCP rotates and treats reuse of an
+    # old token as theft (the default here: grace 0, reuse revokes).
     "rotate": True,              # refresh answers carry a new refresh token
     "refresh_grace": 0,          # seconds a rotated-away refresh token still works
     "reuse_revokes": True,       # a rotated-away token used after the grace revokes the grant
@@ -153,10 +167,11 @@ def generate_rsa_key(directory, name="sa-key"):
     return priv, pub
 
 
-def post_form(url, fields, basic=None, timeout=10):
+def post_form(url, fields, basic=None, timeout=10, cafile=None):
     """POST fields (dict) form-encoded to url, as a token client does; basic:
-    (client_id, secret) for HTTP Basic client authentication. Returns
-    (status, JSON body or None, headers). Connection errors raise OSError."""
+    (client_id, secret) for HTTP Basic client authentication; cafile: the CA
+    an https URL's certificate is verified against. Returns (status, JSON
+    body or None, headers). Connection errors raise OSError."""
     req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(),
                                  headers={"Content-Type": "application/x-www-form-urlencoded",
                                           "Accept": "application/json"})
@@ -164,7 +179,8 @@ def post_form(url, fields, basic=None, timeout=10):
         cred = f"{urllib.parse.quote_plus(basic[0])}:{urllib.parse.quote_plus(basic[1])}"
         req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        ctx = ssl.create_default_context(cafile=cafile) if cafile else None
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             status, headers, data = r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         status, headers, data = e.code, dict(e.headers), e.read()
@@ -176,14 +192,24 @@ def post_form(url, fields, basic=None, timeout=10):
 
 
 class OAuthServer:
-    """The authorization server. start() binds two free loopback ports (or
-    token_port / control_port) and serves them from daemon threads."""
+    """The authorization server. start() binds free loopback ports (or
+    token_port / control_port / tls_port) and serves them from daemon
+    threads: the token side in plain HTTP and, given tls_cert and tls_key
+    (PEM files; the certificate should name "localhost"), also in HTTPS on
+    tls_port; the control side in plain HTTP."""
 
-    def __init__(self, token_port=0, control_port=0, issuer=None):
+    def __init__(self, token_port=0, control_port=0, issuer=None, tls_cert=None, tls_key=None,
+                 tls_port=0):
         self._lock = threading.RLock()
-        self._want_ports = (token_port, control_port)
-        self.token_port = self.control_port = None
-        self._token_httpd = self._control_httpd = None
+        self._want_ports = (token_port, control_port, tls_port)
+        self.token_port = self.control_port = self.tls_port = None
+        self.tls_cert = tls_cert
+        self._tls_ctx = None
+        if tls_cert:
+            self._tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self._tls_ctx.load_cert_chain(tls_cert, tls_key)
+        self._token_httpds = []
+        self._control_httpd = None
         self._threads = []
         self.issuer = issuer
         self.clients = {}      # client_id -> {"secret", "app_mailboxes"}
@@ -201,17 +227,18 @@ class OAuthServer:
     def start(self):
         self._control_httpd = self._serve(self._want_ports[1], _ControlHandler)
         self.control_port = self._control_httpd.server_address[1]
-        self._start_token_listener(self._want_ports[0])
+        self._start_token_listeners()
         if self.issuer is None:
             self.issuer = f"http://{HOST}:{self.token_port}"
         return self
 
     def stop(self):
-        for httpd in (self._token_httpd, self._control_httpd):
-            if httpd is not None:
-                httpd.shutdown()
-                httpd.server_close()
-        self._token_httpd = self._control_httpd = None
+        self._stop_token_listeners()
+        if self._control_httpd is not None:
+            self._control_httpd.shutdown()
+            self._control_httpd.server_close()
+            self._control_httpd.close_connections()
+        self._control_httpd = None
         for t in self._threads:
             t.join(timeout=10)
         self._threads = []
@@ -222,8 +249,8 @@ class OAuthServer:
     def __exit__(self, *exc):
         self.stop()
 
-    def _serve(self, port, handler):
-        httpd = _HTTPServer((HOST, port), handler)
+    def _serve(self, port, handler, tls_ctx=None):
+        httpd = _HTTPServer((HOST, port), handler, tls_ctx)
         httpd.oauth = self
         t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                              name=f"oauth-{handler.__name__}", daemon=True)
@@ -231,14 +258,37 @@ class OAuthServer:
         self._threads.append(t)
         return httpd
 
-    def _start_token_listener(self, port):
-        self._token_httpd = self._serve(port, _TokenHandler)
-        self.token_port = self._token_httpd.server_address[1]
+    def _start_token_listeners(self):
+        """The token side's listeners, on the ports they had before if any
+        (clients keep their configured URLs across a "down")."""
+        plain = self._serve(self.token_port or self._want_ports[0], _TokenHandler)
+        self.token_port = plain.server_address[1]
+        httpds = [plain]
+        if self._tls_ctx is not None:
+            tls = self._serve(self.tls_port or self._want_ports[2], _TokenHandler, self._tls_ctx)
+            self.tls_port = tls.server_address[1]
+            httpds.append(tls)
+        self._token_httpds = httpds
+
+    def _stop_token_listeners(self):
+        """Close the listeners and every open connection (a client's
+        keep-alive connection would otherwise still be answered)."""
+        with self._lock:
+            httpds, self._token_httpds = self._token_httpds, []
+        for httpd in httpds:
+            httpd.shutdown()
+            httpd.server_close()
+            httpd.close_connections()
 
     # -- URLs --------------------------------------------------------------
     @property
     def base_url(self):
         return f"http://{HOST}:{self.token_port}"
+
+    @property
+    def tls_base_url(self):
+        """https://localhost:<tls_port> (None without tls_cert)."""
+        return f"https://localhost:{self.tls_port}" if self.tls_port else None
 
     @property
     def control_url(self):
@@ -248,19 +298,26 @@ class OAuthServer:
     def introspection_url(self):
         return f"{self.control_url}/introspect"
 
-    def microsoft_urls(self, tenant="common"):
-        base = f"{self.base_url}/{tenant}/oauth2/v2.0"
+    def microsoft_urls(self, tenant="common", tls=False):
+        base = f"{self.tls_base_url if tls else self.base_url}/{tenant}/oauth2/v2.0"
         return {"device": f"{base}/devicecode", "token": f"{base}/token"}
 
     @property
     def urls(self):
         """{"generic"|"microsoft"|"google": {"device", "token"[, "revoke"]}},
-        plus "introspect" and "control"."""
-        b = self.base_url
+        plus "introspect" and "control"; plain HTTP."""
+        return self._urls(self.base_url, False)
+
+    @property
+    def tls_urls(self):
+        """The same over HTTPS (token side only; None without tls_cert)."""
+        return self._urls(self.tls_base_url, True) if self.tls_port else None
+
+    def _urls(self, b, tls):
         return {
             "generic": {"device": f"{b}/oauth2/device_authorization",
                         "token": f"{b}/oauth2/token", "revoke": f"{b}/oauth2/revoke"},
-            "microsoft": self.microsoft_urls(),
+            "microsoft": self.microsoft_urls(tls=tls),
             "google": {"device": f"{b}/device/code", "token": f"{b}/token",
                        "revoke": f"{b}/revoke"},
             "introspect": self.introspection_url,
@@ -299,10 +356,11 @@ class OAuthServer:
                     d["expires"] = 0
             self.config = dict(DEFAULTS)
             self.mode = {"mode": "ok", "status": None, "delay": None, "times": None}
+            self.introspection_mode = {"mode": "ok", "delay": None}
             self._counts.clear()
             self.requests.clear()
-        if self._token_httpd is None and self.token_port is not None:
-            self._start_token_listener(self.token_port)
+        if not self._token_httpds and self.token_port is not None:
+            self._start_token_listeners()
 
     def settings(self, **kw):
         """Change settings (names of DEFAULTS); returns the new settings."""
@@ -318,7 +376,8 @@ class OAuthServer:
 
     def set_mode(self, mode, status=None, delay=None, times=None):
         """Faults of the token listener (device, token, revoke paths):
-        "ok"; "down" (listener closed: connections refused); "close"
+        "ok"; "down" (listeners and open connections closed: connections
+        refused); "close"
         (connection closed without an answer); "slow" (answer after delay
         seconds, default 60); "error" (HTTP status, default 503, JSON
         temporarily_unavailable); "throttle" (429 with Retry-After: delay,
@@ -328,15 +387,19 @@ class OAuthServer:
             raise ValueError(f"unknown mode {mode}")
         with self._lock:
             self.mode = {"mode": mode, "status": status, "delay": delay, "times": times}
-            httpd = self._token_httpd
-            if mode == "down":
-                self._token_httpd = None
-        if mode == "down" and httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        elif mode != "down" and self._token_httpd is None:
-            # Same port again: clients keep their configured URLs.
-            self._start_token_listener(self.token_port)
+        if mode == "down":
+            self._stop_token_listeners()
+        elif not self._token_httpds:
+            self._start_token_listeners()
+
+    def set_introspection_mode(self, mode, delay=None):
+        """Faults of the introspection endpoint (what Dovecot asks at each
+        login): "ok"; "error" (HTTP 503); "slow" (answer after delay
+        seconds, default 30: longer than the bed's Dovecot waits)."""
+        if mode not in ("ok", "error", "slow"):
+            raise ValueError(f"unknown introspection mode {mode}")
+        with self._lock:
+            self.introspection_mode = {"mode": mode, "delay": delay}
 
     def _take_fault(self):
         """The fault to apply to this request (or None), counting down times."""
@@ -480,6 +543,7 @@ class OAuthServer:
             info = {"active": True, "scope": rec["scope"], "client_id": rec["client_id"],
                     "token_type": "Bearer", "exp": int(rec["exp"]), "iat": rec["iat"],
                     "iss": self.issuer}
+            # idtyp as in Microsoft's access tokens: "app" for app-only ones.
             if rec["kind"] == "app":
                 # An app-only token names no user: it is active for a mailbox
                 # only when asked with one the app may open (Dovecot's
@@ -488,22 +552,24 @@ class OAuthServer:
                 if mailbox is None or allowed is None or \
                         (allowed != "*" and mailbox not in allowed):
                     return {"active": False}
-                info.update(username=mailbox, sub=mailbox)
+                info.update(username=mailbox, sub=mailbox, idtyp="app")
             else:
-                info.update(username=rec["user"], sub=rec["user"])
+                info.update(username=rec["user"], sub=rec["user"], idtyp="user")
             return info
 
     # -- request handling ---------------------------------------------------
-    def handle_token_side(self, path, form, headers):
+    def handle_token_side(self, path, form, headers, tls=False):
         """(status, headers dict, JSON object) for a request to the token
         listener. Raises nothing: errors become OAuth error answers."""
         dialect, endpoint, tenant = _route(path)
         grant_type = _one(form, "grant_type")
         # What the client sent, without secrets: tests assert on it.
-        client_auth = ("basic" if headers.get("Authorization", "").startswith("Basic ")
-                       else "body" if _one(form, "client_secret") is not None else "none")
+        basic = _basic_credentials(headers)
+        client_auth = ("basic" if basic else "body" if _one(form, "client_secret") is not None
+                       else "none")
         entry = {"path": path, "endpoint": endpoint, "dialect": dialect, "tenant": tenant,
-                 "grant_type": grant_type, "client_id": _one(form, "client_id"),
+                 "grant_type": grant_type,
+                 "client_id": basic[0] if basic else _one(form, "client_id"),
                  "scope": _one(form, "scope"), "client_auth": client_auth,
                  "time": time.time()}
         try:
@@ -516,15 +582,24 @@ class OAuthServer:
                 self._bump("revoke")
                 status, body = self._revoke(form, dialect)
             else:
-                url = self.base_url + urllib.parse.urlsplit(path).path
+                # The URL as the client named it (Host header): an
+                # assertion's audience is the token URL it was configured with.
+                scheme = "https" if tls else "http"
+                host = headers.get("Host") or urllib.parse.urlsplit(
+                    self.tls_base_url if tls else self.base_url).netloc
+                url = f"{scheme}://{host}{urllib.parse.urlsplit(path).path}"
                 status, body = 200, self._token(form, headers, dialect, grant_type, url)
         except OAuthError as e:
             status, body = self._error_body(e, dialect)
+        extra = {}
+        if status == 401 and basic:
+            # RFC 6749 5.2: a client that tried Basic is told the scheme.
+            extra["WWW-Authenticate"] = 'Basic realm="token"'
         entry["status"] = status
         entry["error"] = body.get("error") if isinstance(body, dict) else None
         with self._lock:
             self.requests.append(entry)
-        return status, {}, body
+        return status, extra, body
 
     def _error_body(self, e, dialect):
         if dialect == "microsoft":
@@ -545,19 +620,18 @@ class OAuthServer:
             return e.google_status, {"error": e.error, "error_description": e.description}
         return e.status, {"error": e.error, "error_description": e.description}
 
-    def _client(self, form, headers, need_secret):
-        """The authenticated client id (RFC 6749 2.3.1: Basic or body)."""
+    def _client(self, form, headers, public_ok):
+        """The authenticated client id (RFC 6749 2.3.1: Basic or body). A
+        confidential client (registered with a secret) must authenticate
+        in every grant (3.2.1); a public one only where public_ok."""
         client_id = _one(form, "client_id")
         secret = _one(form, "client_secret")
-        auth = headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            try:
-                cid, _, sec = base64.b64decode(auth[6:]).decode().partition(":")
-                client_id = urllib.parse.unquote_plus(cid)
-                secret = urllib.parse.unquote_plus(sec)
-            except ValueError:
+        if headers.get("Authorization", "").startswith("Basic "):
+            basic = _basic_credentials(headers)
+            if basic is None:
                 raise OAuthError("invalid_client", "Malformed Basic credentials.", 7000216,
                                  status=401)
+            client_id, secret = basic
         if not client_id:
             raise OAuthError("invalid_request", "The request body must contain the following "
                              "parameter: 'client_id'.", 900144)
@@ -567,7 +641,7 @@ class OAuthServer:
             raise OAuthError("invalid_client", f"Application with identifier '{client_id}' "
                              "was not found in the directory.", 700016, status=401,
                              google_status=401)
-        if client["secret"] is not None and (need_secret or secret is not None):
+        if client["secret"] is not None:
             if secret is None:
                 raise OAuthError("invalid_client", "The request body must contain the "
                                  "following parameter: 'client_assertion' or "
@@ -575,13 +649,13 @@ class OAuthServer:
             if not secrets.compare_digest(secret.encode(), client["secret"].encode()):
                 raise OAuthError("invalid_client", "Invalid client secret provided.",
                                  7000215, status=401)
-        elif need_secret:
+        elif not public_ok:
             raise OAuthError("unauthorized_client", "The client is public and cannot use "
                              "this grant.", 700025)
         return client_id
 
     def _device_authorization(self, form, headers, dialect):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         scope = _one(form, "scope") or ""
         if not scope:
             raise OAuthError("invalid_scope", "The provided value for the input parameter "
@@ -631,7 +705,7 @@ class OAuthServer:
         return out
 
     def _grant_device_code(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         dc = _one(form, "device_code") or ""
         now = time.time()
         with self._lock:
@@ -665,7 +739,7 @@ class OAuthServer:
                                dialect=dialect)
 
     def _grant_refresh_token(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=False)
+        client_id = self._client(form, headers, public_ok=True)
         rt = _one(form, "refresh_token") or ""
         now = time.time()
         with self._lock:
@@ -701,7 +775,7 @@ class OAuthServer:
             return out
 
     def _grant_client_credentials(self, form, headers, dialect, url):
-        client_id = self._client(form, headers, need_secret=True)
+        client_id = self._client(form, headers, public_ok=False)
         scope = _one(form, "scope") or ""
         if dialect == "microsoft" and not scope.endswith("/.default"):
             raise OAuthError("invalid_scope", f"The provided value for scope {scope} is not "
@@ -786,6 +860,7 @@ class OAuthServer:
             "expire_refresh_tokens": lambda a: self.expire_refresh_tokens(**a),
             "settings": lambda a: self.settings(**a),
             "mode": lambda a: self.set_mode(**a),
+            "introspection_mode": lambda a: self.set_introspection_mode(**a),
             "issue": lambda a: self.issue(**a),
             "counters": lambda a: self.counts(),
             "requests": lambda a: list(self.requests),
@@ -794,6 +869,21 @@ class OAuthServer:
         if verb not in verbs:
             raise KeyError(verb)
         return verbs[verb](args)
+
+
+def _basic_credentials(headers):
+    """(client_id, secret) from an HTTP Basic Authorization header, each
+    form-urlencoded first (RFC 6749 2.3.1); None if absent or malformed."""
+    auth = headers.get("Authorization", "")
+    if not auth.startswith("Basic "):
+        return None
+    try:
+        cid, sep, sec = base64.b64decode(auth[6:], validate=True).decode().partition(":")
+    except ValueError:
+        return None
+    if not sep:
+        return None
+    return urllib.parse.unquote_plus(cid), urllib.parse.unquote_plus(sec)
 
 
 def _one(form, key):
@@ -818,9 +908,53 @@ def _route(path):
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
+    """One listener; keeps its open connections so "down" can cut them; with
+    tls_ctx the TLS handshake runs in the connection's own thread."""
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+
+    def __init__(self, addr, handler, tls_ctx=None):
+        self.tls_ctx = tls_ctx
+        self._conns = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, handler)
+
+    def finish_request(self, request, client_address):
+        conn = request
+        with self._conns_lock:
+            self._conns.add(conn)
+        try:
+            request.settimeout(CONNECTION_TIMEOUT)
+            if self.tls_ctx is not None:
+                try:
+                    conn = self.tls_ctx.wrap_socket(request, server_side=True)
+                except OSError:
+                    return
+                with self._conns_lock:
+                    self._conns.discard(request)
+                    self._conns.add(conn)
+            super().finish_request(conn, client_address)
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            if conn is not request:
+                conn.close()
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout, "slow" mode) is no error of ours.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+    def close_connections(self):
+        with self._conns_lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -886,7 +1020,8 @@ class _TokenHandler(_Handler):
                              "error_description": "Too many requests."},
                        {"Retry-After": int(delay)})
             return
-        status, headers, body = srv.handle_token_side(self.path, form, self.headers)
+        status, headers, body = srv.handle_token_side(self.path, form, self.headers,
+                                                      tls=self.server.tls_ctx is not None)
         self._send(status, body, headers)
 
     def do_GET(self):
@@ -913,6 +1048,14 @@ class _ControlHandler(_Handler):
             self._send(400, {"error": "invalid_request"})
             return
         if path == "/introspect":
+            with srv._lock:
+                fault = dict(srv.introspection_mode)
+            if fault["mode"] == "slow":
+                time.sleep(fault["delay"] if fault["delay"] is not None else 30)
+            if fault["mode"] == "error":
+                srv._bump("introspect", "introspect:fault")
+                self._send(503, {"error": "temporarily_unavailable"})
+                return
             self._send(200, srv._introspect(form))
             return
         if path.startswith("/control/"):
@@ -941,14 +1084,23 @@ def _main(argv=None):
     ap = argparse.ArgumentParser(description="Run the test OAuth 2.0 server on loopback.")
     ap.add_argument("--token-port", type=int, default=0)
     ap.add_argument("--control-port", type=int, default=0)
+    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--tls-cert", help="PEM certificate: also serve the token side in HTTPS")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
     ap.add_argument("--client", action="append", default=[], metavar="ID[:SECRET]",
-                    help="register a client (repeatable)")
+                    help="register a client (repeatable); one with a secret may open "
+                         "every mailbox with client_credentials tokens")
     args = ap.parse_args(argv)
-    srv = OAuthServer(args.token_port, args.control_port).start()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    srv = OAuthServer(args.token_port, args.control_port, tls_cert=args.tls_cert,
+                      tls_key=args.tls_key, tls_port=args.tls_port).start()
     for spec in args.client:
         cid, _, sec = spec.partition(":")
         srv.register_client(cid, sec or None, app_mailboxes="*" if sec else None)
-    print(json.dumps(srv.urls, indent=2), flush=True)
+    print(json.dumps({"urls": srv.urls, "tls_urls": srv.tls_urls}, indent=2), flush=True)
     try:
         while True:
             time.sleep(3600)
