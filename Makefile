@@ -22,9 +22,12 @@ INC_tests     := $(INC_admin)
 INCLUDES = $(INC_$(firstword $(subst /, ,$<)))
 # One pkg-config call per need: a module it cannot find empties the whole
 # answer, and cmocka (tests only) is no build dependency of the package.
-PKG_CFLAGS := $(shell pkg-config --cflags openssl hiredis inih 2>/dev/null) \
-              $(shell pkg-config --cflags cmocka 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih 2>/dev/null) -lev
+# OAuth2 upstream login: libcurl (token endpoints, multi interface on libev),
+# jansson (token responses), libargon2 (app passwords); -pthread for the
+# slow-hash workers (io/work_pool.c).
+PKG_CFLAGS := $(shell pkg-config --cflags openssl hiredis inih libcurl jansson libargon2 2>/dev/null) \
+              $(shell pkg-config --cflags cmocka 2>/dev/null) -pthread
+PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih libcurl jansson libargon2 2>/dev/null) -lev -pthread
 
 OPT_CFLAGS  := -O2 -g
 SAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -201,7 +204,7 @@ $(FUZZ)/obj/%.o: %.c
 
 # The parsers, and the few proxy/ files the config loader needs (the rest is
 # the event loop, which no target reaches).
-FUZZ_LIB_SRC := $(filter translate/% io/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c
+FUZZ_LIB_SRC := $(filter translate/% io/% backends/%,$(LIB_SRC)) proxy/config.c proxy/config_value.c proxy/mapping.c proxy/mapping_oauth.c
 
 $(FUZZ)/libpopgate.a: $(FUZZ_LIB_SRC:%.c=$(FUZZ)/obj/%.o)
 	rm -f $@

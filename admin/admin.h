@@ -117,5 +117,7 @@ int admin_map_main(struct admin *a, int argc, char **argv);
 int admin_device_main(struct admin *a, int argc, char **argv);
 int admin_uidl_main(struct admin *a, int argc, char **argv);
 int admin_stats_main(struct admin *a, int argc, char **argv);
+int admin_oauth_main(struct admin *a, int argc, char **argv);
+int admin_app_password_main(struct admin *a, int argc, char **argv);
 
 #endif

@@ -2,7 +2,7 @@
  * per-user policy overrides, devices, legacy UIDLs, and node statistics.
  * popgate-admin(8) is the manual; this file reads the options and hands the
  * command to its group (admin_map.c, admin_device.c, admin_uidl.c,
- * admin_stats.c).
+ * admin_stats.c, admin_oauth.c, admin_app_password.c).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,6 +49,23 @@ static const struct group groups[] = {
       "  uidl del USER                 remove the stored legacy UIDLs\n" },
     { "stats", admin_stats_main,
       "  stats                         sessions and logins of each running popgate node\n" },
+    { "oauth", admin_oauth_main,
+      "  oauth authorize USER [DEVICE] auth = oauth2, device grant: USER consents with a\n"
+      "                                code shown here (on stderr); DEVICE gets the first\n"
+      "                                app password; with app passwords already, one of\n"
+      "                                them is read from stdin\n"
+      "  oauth status [USER]           grant, status (ok, reauth-needed), last refresh and\n"
+      "                                access token expiry of USER or of every user\n"
+      "  oauth revoke USER             forget USER's tokens (and revoke the grant at the\n"
+      "                                provider when it has an endpoint and an app\n"
+      "                                password is given on stdin)\n" },
+    { "app-password", admin_app_password_main,
+      "  app-password add USER DEVICE  issue DEVICE's password for logins as USER#DEVICE,\n"
+      "                                shown once; when USER has others, one of them is\n"
+      "                                read from stdin\n"
+      "  app-password list USER        the devices of USER with an app password\n"
+      "  app-password revoke USER DEVICE\n"
+      "                                remove DEVICE's app password\n" },
 };
 #define N_GROUPS (sizeof groups / sizeof groups[0])
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "imap_quote.h"
+#include "sasl_oauth.h"
 
 static struct imap_client *client_of(struct upstream_conn *u)
 {
@@ -55,6 +56,8 @@ void imap_op_finish(struct imap_client *c, enum imap_result r)
     void *arg = c->arg;
     upstream_conn_timers_stop(&c->conn);
     imap_clear_secrets(c);
+    c->oauth_error_reply = NULL;
+    c->oauth_challenge[0] = '\0';
     c->op = OP_NONE;
     c->step = STEP_NONE;
     c->done = NULL;
@@ -320,6 +323,8 @@ static const struct {
     { "X-GM-EXT-1", IMAP_CAP_X_GM_EXT_1 },
     { "CONDSTORE", IMAP_CAP_CONDSTORE },
     { "QRESYNC", IMAP_CAP_CONDSTORE },
+    { "AUTH=XOAUTH2", IMAP_CAP_AUTH_XOAUTH2 },
+    { "AUTH=OAUTHBEARER", IMAP_CAP_AUTH_OAUTHBEARER },
 };
 
 /* A capability list replaces what was known before (RFC 3501 6.1.1). */
@@ -495,9 +500,77 @@ void imap_login(struct imap_client *c, const char *user, const char *pass,
     upstream_conn_await_reply(&c->conn);
 }
 
-/* A "+" continuation: the next piece of LOGIN or AUTHENTICATE goes out. */
-void imap_handle_continuation(struct imap_client *c)
+void imap_authenticate_oauth(struct imap_client *c, const char *user, const char *host, unsigned port,
+                             const char *token, imap_done_cb *done, void *arg)
 {
+    if (!imap_op_begin(c, OP_LOGIN, done, arg))
+        return;
+    enum sasl_oauth_mech mech;
+    if (c->caps & IMAP_CAP_AUTH_OAUTHBEARER)
+        mech = SASL_MECH_OAUTHBEARER;
+    else if (c->caps & IMAP_CAP_AUTH_XOAUTH2)
+        mech = SASL_MECH_XOAUTH2;
+    else {
+        imap_set_error(c, "upstream offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2");
+        imap_op_finish_soon(c, IMAP_RESULT_UNAVAILABLE);
+        return;
+    }
+    char *resp = malloc(SASL_OAUTH_RESPONSE_MAX);
+    if (resp == NULL) {
+        imap_api_fail(c, IMAP_RESULT_IO_ERROR, "out of memory");
+        return;
+    }
+    if (sasl_oauth_response(mech, resp, SASL_OAUTH_RESPONSE_MAX, user, strlen(user), host, port, token,
+                            strlen(token)) != SASL_OAUTH_OK) {
+        upstream_wipe(resp, SASL_OAUTH_RESPONSE_MAX);
+        free(resp);
+        imap_api_invalid(c, "user or access token cannot be sent in a SASL response");
+        return;
+    }
+    c->oauth_error_reply = mech == SASL_MECH_OAUTHBEARER ? SASL_OAUTH_ERROR_REPLY_OAUTHBEARER
+                                                         : SASL_OAUTH_ERROR_REPLY_XOAUTH2;
+    imap_cmd_begin(c);
+    imap_cmd_puts(c, "AUTHENTICATE ");
+    imap_cmd_puts(c, sasl_oauth_mech_name(mech));
+    if (c->caps & IMAP_CAP_SASL_IR) {
+        imap_cmd_puts(c, " ");
+        imap_cmd_puts(c, resp);
+        upstream_wipe(resp, strlen(resp));
+        free(resp);
+        c->step = STEP_LOGIN;
+    } else {
+        c->sasl_response = resp;
+        c->step = STEP_AUTH_CONTINUE;
+    }
+    if (!imap_cmd_end(c)) {
+        imap_api_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
+        return;
+    }
+    upstream_conn_await_reply(&c->conn);
+}
+
+/* The OAuth mechanisms' error challenge: kept for the log (status and
+ * scope, no secret in it), answered so the server sends its tagged NO. */
+static void answer_oauth_challenge(struct imap_client *c, const struct imap_response *r)
+{
+    struct sasl_oauth_error e;
+    if (sasl_oauth_error_parse(r->text, r->text_len, &e))
+        snprintf(c->oauth_challenge, sizeof c->oauth_challenge, "oauth status=%.40s scope=%.60s; ",
+                 e.status[0] ? e.status : "-", e.scope[0] ? e.scope : "-");
+    c->write_ok = true;
+    imap_cmd_puts(c, c->oauth_error_reply);
+    c->oauth_error_reply = NULL;  /* answered once; a second challenge is a protocol error */
+    if (!imap_cmd_end(c))
+        imap_io_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
+}
+
+/* A "+" continuation: the next piece of LOGIN or AUTHENTICATE goes out. */
+void imap_handle_continuation(struct imap_client *c, const struct imap_response *r)
+{
+    if (c->step == STEP_LOGIN && c->op == OP_LOGIN && c->oauth_error_reply) {
+        answer_oauth_challenge(c, r);
+        return;
+    }
     if (c->step == STEP_AUTH_CONTINUE && c->sasl_response) {
         c->write_ok = true;
         imap_cmd_puts(c, c->sasl_response);

@@ -41,6 +41,8 @@ enum {
     IMAP_CAP_SPECIAL_USE = 1u << 7,
     IMAP_CAP_X_GM_EXT_1 = 1u << 8,  /* Gmail: X-GM-MSGID, X-GM-LABELS */
     IMAP_CAP_CONDSTORE  = 1u << 9,  /* RFC 7162 (QRESYNC implies it) */
+    IMAP_CAP_AUTH_XOAUTH2 = 1u << 10,     /* Google's and Microsoft's OAuth 2.0 SASL */
+    IMAP_CAP_AUTH_OAUTHBEARER = 1u << 11, /* RFC 7628 */
 };
 
 /* Where the listing's stable message ids come from, by capability: EMAILID
@@ -111,6 +113,17 @@ void imap_connect(struct imap_client *c, imap_done_cb *done, void *arg);
  * without sending anything. */
 void imap_login(struct imap_client *c, const char *user, const char *pass,
                 imap_done_cb *done, void *arg);
+
+/* AUTHENTICATE with an OAuth 2.0 access token: OAUTHBEARER (RFC 7628) when
+ * the server's CAPABILITY offers it, else XOAUTH2; with SASL-IR when
+ * offered. host and port go into OAUTHBEARER's response (the server's name
+ * as configured). Neither mechanism offered: IMAP_RESULT_UNAVAILABLE with
+ * nothing sent. A refused token: the server's error challenge is answered as
+ * the mechanism asks, its status and scope kept for imap_client_last_error()
+ * (the challenge holds no secret), then IMAP_RESULT_AUTH_FAILED. The token
+ * is copied once into a heap buffer that is wiped after it is sent. */
+void imap_authenticate_oauth(struct imap_client *c, const char *user, const char *host, unsigned port,
+                             const char *token, imap_done_cb *done, void *arg);
 
 /* SELECT (read-write), with the CONDSTORE parameter (RFC 7162) where the
  * server has it. After OK, imap_client_uidvalidity() and _exists() are

@@ -67,6 +67,8 @@ struct imap_client {
     unsigned login_seg;
     char *sasl_response;            /* heap, wiped; sent after "+" without SASL-IR */
     bool caps_fresh;                /* capabilities were received during this op */
+    const char *oauth_error_reply;  /* OAuth login: the answer to an error challenge; NULL otherwise */
+    char oauth_challenge[128];      /* what the challenge said, put before the NO in the last error */
 
     /* listing, Message-IDs and body fetch */
     imap_listing_cb *item_cb;
@@ -133,7 +135,7 @@ bool imap_io_send(struct imap_client *c, const char *text, enum imap_step next);
 bool imap_read_caps(struct imap_client *c, const char *p, size_t len);
 void imap_connect_caps_known(struct imap_client *c);
 void imap_handle_greeting(struct imap_client *c, const struct imap_response *r);
-void imap_handle_continuation(struct imap_client *c);
+void imap_handle_continuation(struct imap_client *c, const struct imap_response *r);
 
 /* imap_client_responses.c: the bytes the server sends (ops->read). */
 size_t imap_client_read(struct upstream_conn *u, const char *data, size_t len);

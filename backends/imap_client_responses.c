@@ -242,7 +242,7 @@ static void handle_tagged(struct imap_client *c, const struct imap_response *r)
     enum imap_result res = throttled ? IMAP_RESULT_THROTTLED : tagged_result(r, login);
     if (res != IMAP_RESULT_OK) {
         /* From the status word on: "NO [AUTHENTICATIONFAILED] ..." */
-        imap_set_error_span(c, "", r->name, (size_t)(r->text + r->text_len - r->name));
+        imap_set_error_span(c, c->oauth_challenge, r->name, (size_t)(r->text + r->text_len - r->name));
     }
     if (throttled) {
         imap_notify_throttle(c, backoff_ms);
@@ -321,7 +321,7 @@ static void handle_line(struct imap_client *c, const char *line, size_t len)
     }
     switch (r.type) {
     case IMAP_RESP_CONTINUATION:
-        imap_handle_continuation(c);
+        imap_handle_continuation(c, &r);
         return;
     case IMAP_RESP_UNTAGGED:
         handle_untagged(c, &r);

@@ -202,6 +202,63 @@ static const char counter_incr_body[] =
     "if n == 1 then redis.call('EXPIRE', counter_key, window) end\n"
     "return n\n";
 
+/* ---- OAuth tokens (oauth_store.c) ------------------------------------------
+ * The refresh token is replaced only by the holder of the generation it
+ * read (rt_gen): two nodes refreshing at once (the lock expired, or the
+ * provider was slow) cannot overwrite a newer rotation with an older one,
+ * and an `oauth authorize` or `oauth revoke` meanwhile (which change or drop
+ * rt_gen) wins over a refresh that started before it. The lock is released
+ * only by its holder (compare-and-delete). */
+static const char *const oauth_load_keys[OAUTH_LOAD_KEYS] = {
+    [OAUTH_LOAD_KEY_APW] = "apw_key", [OAUTH_LOAD_KEY_OAUTH] = "oauth_key",
+};
+static const char *const oauth_load_args[OAUTH_LOAD_ARGS] = {
+    [OAUTH_LOAD_ARG_DEVICE] = "device",
+};
+static const char oauth_load_body[] =
+    "local t = redis.call('HMGET', oauth_key, 'rt', 'rt_gen', 'at', 'at_exp', 'status', 'reason')\n"
+    "return {redis.call('HGET', apw_key, device), t[1], t[2] or '0', t[3], t[4] or '0', t[5] or '', t[6] or ''}\n";
+
+static const char *const oauth_save_keys[OAUTH_SAVE_KEYS] = {
+    [OAUTH_SAVE_KEY_OAUTH] = "oauth_key", [OAUTH_SAVE_KEY_LOCK] = "lock_key",
+};
+static const char *const oauth_save_args[OAUTH_SAVE_ARGS] = {
+    [OAUTH_SAVE_ARG_GEN] = "gen", [OAUTH_SAVE_ARG_RT] = "rt", [OAUTH_SAVE_ARG_AT] = "at",
+    [OAUTH_SAVE_ARG_AT_EXP] = "at_exp", [OAUTH_SAVE_ARG_NOW] = "now",
+    [OAUTH_SAVE_ARG_LOCK_TOKEN] = "lock_token", [OAUTH_SAVE_ARG_NEED_RT] = "need_rt",
+};
+static const char oauth_save_body[] =
+    "local saved = 0\n"
+    "local cur = redis.call('HGET', oauth_key, 'rt_gen') or '0'\n"
+    "if need_rt == '0' or (cur == gen and redis.call('HEXISTS', oauth_key, 'rt') == 1) then\n"
+    "  if rt ~= '' then\n"
+    "    redis.call('HSET', oauth_key, 'rt', rt, 'rt_gen', tostring(tonumber(cur) + 1))\n"
+    "  end\n"
+    "  redis.call('HSET', oauth_key, 'at', at, 'at_exp', at_exp, 'status', 'ok', 'reason', '',\n"
+    "             'refreshed_at', now)\n"
+    "  redis.call('HINCRBY', oauth_key, 'refreshes', 1)\n"
+    "  saved = 1\n"
+    "end\n"
+    "if lock_token ~= '' and redis.call('GET', lock_key) == lock_token then redis.call('DEL', lock_key) end\n"
+    "return saved\n";
+
+static const char *const oauth_reauth_keys[OAUTH_REAUTH_KEYS] = {
+    [OAUTH_REAUTH_KEY_OAUTH] = "oauth_key", [OAUTH_REAUTH_KEY_LOCK] = "lock_key",
+};
+static const char *const oauth_reauth_args[OAUTH_REAUTH_ARGS] = {
+    [OAUTH_REAUTH_ARG_GEN] = "gen", [OAUTH_REAUTH_ARG_REASON] = "reason", [OAUTH_REAUTH_ARG_NOW] = "now",
+    [OAUTH_REAUTH_ARG_LOCK_TOKEN] = "lock_token",
+};
+static const char oauth_reauth_body[] =
+    "local marked = 0\n"
+    "if (redis.call('HGET', oauth_key, 'rt_gen') or '0') == gen then\n"
+    "  redis.call('HSET', oauth_key, 'status', 'reauth-needed', 'reason', reason, 'status_at', now)\n"
+    "  redis.call('HDEL', oauth_key, 'at', 'at_exp')\n"
+    "  marked = 1\n"
+    "end\n"
+    "if lock_token ~= '' and redis.call('GET', lock_key) == lock_token then redis.call('DEL', lock_key) end\n"
+    "return marked\n";
+
 /* ---- the table ---------------------------------------------------------------- */
 
 #define SCRIPT(id_, name_, keys_, args_, extra_, body_) \
@@ -216,6 +273,9 @@ static const struct lua_script scripts[LUA_SCRIPTS] = {
     SCRIPT(LUA_UIDL_SAVE, "uidl-save", uidl_save_keys, uidl_save_args, true, uidl_save_body),
     [LUA_UIDL_CHECK] = { "uidl-check", uidl_check_keys, COUNT(uidl_check_keys), NULL, 0, false, uidl_check_body },
     SCRIPT(LUA_COUNTER_INCR, "counter-incr", counter_incr_keys, counter_incr_args, false, counter_incr_body),
+    SCRIPT(LUA_OAUTH_LOAD, "oauth-load", oauth_load_keys, oauth_load_args, false, oauth_load_body),
+    SCRIPT(LUA_OAUTH_SAVE, "oauth-save", oauth_save_keys, oauth_save_args, false, oauth_save_body),
+    SCRIPT(LUA_OAUTH_REAUTH, "oauth-reauth", oauth_reauth_keys, oauth_reauth_args, false, oauth_reauth_body),
 };
 
 const struct lua_script *lua_script(enum lua_script_id id)

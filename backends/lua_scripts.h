@@ -27,6 +27,9 @@ enum lua_script_id {
     LUA_UIDL_SAVE,      /* the lazy migration's UIDLs and marker */
     LUA_UIDL_CHECK,
     LUA_COUNTER_INCR,   /* a failed-login counter with its window */
+    LUA_OAUTH_LOAD,     /* a login's app password record and the user's sealed tokens */
+    LUA_OAUTH_SAVE,     /* a refreshed token, compare-and-set on the refresh generation */
+    LUA_OAUTH_REAUTH,   /* the provider refused the refresh: re-authorisation needed */
     LUA_SCRIPTS
 };
 
@@ -74,6 +77,20 @@ enum { LOCK_RELEASE_ARG_TOKEN, LOCK_RELEASE_ARGS };
 /* Then Message-ID (or other field) / value pairs, as extra arguments. */
 enum { UIDL_SAVE_KEY_UIDL, UIDL_SAVE_KEY_MARKER, UIDL_SAVE_KEYS };
 enum { UIDL_SAVE_ARG_SET_MARKER, UIDL_SAVE_ARG_MARKER, UIDL_SAVE_ARGS };
+
+/* Returns {record or false, rt or false, rt_gen, at or false, at_exp, status, reason}. */
+enum { OAUTH_LOAD_KEY_APW, OAUTH_LOAD_KEY_OAUTH, OAUTH_LOAD_KEYS };
+enum { OAUTH_LOAD_ARG_DEVICE, OAUTH_LOAD_ARGS };
+
+/* rt "" keeps the stored refresh token (not rotated, or an app grant);
+ * need_rt "1": a device grant, saved only while a refresh token is stored. */
+enum { OAUTH_SAVE_KEY_OAUTH, OAUTH_SAVE_KEY_LOCK, OAUTH_SAVE_KEYS };
+enum { OAUTH_SAVE_ARG_GEN, OAUTH_SAVE_ARG_RT, OAUTH_SAVE_ARG_AT, OAUTH_SAVE_ARG_AT_EXP, OAUTH_SAVE_ARG_NOW,
+       OAUTH_SAVE_ARG_LOCK_TOKEN, OAUTH_SAVE_ARG_NEED_RT, OAUTH_SAVE_ARGS };
+
+enum { OAUTH_REAUTH_KEY_OAUTH, OAUTH_REAUTH_KEY_LOCK, OAUTH_REAUTH_KEYS };
+enum { OAUTH_REAUTH_ARG_GEN, OAUTH_REAUTH_ARG_REASON, OAUTH_REAUTH_ARG_NOW, OAUTH_REAUTH_ARG_LOCK_TOKEN,
+       OAUTH_REAUTH_ARGS };
 
 enum { UIDL_CHECK_KEY_UIDL, UIDL_CHECK_KEY_MARKER, UIDL_CHECK_KEYS };
 enum { UIDL_CHECK_ARGS = 0 };

@@ -246,7 +246,15 @@ bool gateway_init(struct gateway *gw, struct ev_loop *loop, const char *config_p
                   LOG_END);
     }
     gw->redis = redis_store_new(loop, &config->redis);
-    if (!gw->redis) {
+    /* Two threads: the machine's cores are the loop's too; the queue bound
+     * turns a login storm into [SYS/TEMP] answers instead of a backlog. */
+    gw->http = http_client_new(loop, &(struct http_client_options){ .user_agent = "popgate" });
+    gw->work = work_pool_new(loop, GATEWAY_HASH_THREADS, WORK_POOL_QUEUE_DEFAULT);
+    if (!gw->redis || !gw->http || !gw->work) {
+        redis_store_free(gw->redis);
+        http_client_free(gw->http);
+        if (gw->work)
+            work_pool_free(gw->work);
         stop_listening(gw);
         return false;
     }
@@ -299,6 +307,11 @@ void gateway_deinit(struct gateway *gw)
     ev_signal_stop(gw->loop, &gw->sigterm);
     ev_signal_stop(gw->loop, &gw->sigint);
     metrics_stop();
+    if (gw->work)
+        work_pool_free(gw->work);
+    gw->work = NULL;
+    http_client_free(gw->http);
+    gw->http = NULL;
     redis_store_free(gw->redis);
     gw->redis = NULL;
     addr_limit_deinit(&gw->per_addr);

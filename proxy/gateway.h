@@ -14,7 +14,12 @@
 #include "addr_limit.h"
 #include "config.h"
 #include "listing_cache.h"
+#include "http_client.h"
 #include "redis_store.h"
+#include "work_pool.h"
+
+/* Worker threads for the app passwords' Argon2id (work_pool.h). */
+#define GATEWAY_HASH_THREADS 2
 
 struct session;
 
@@ -24,6 +29,10 @@ struct gateway {
     struct config *config;           /* the config new sessions get */
     struct redis_store *redis;       /* shared by all sessions; [redis] changes need a restart */
     struct listing_cache listing_cache;  /* upstream listings seen (session_listing.c) */
+    /* auth = oauth2 logins: token endpoint requests on the loop, and the
+     * threads that run the app passwords' Argon2id off it */
+    struct http_client *http;
+    struct work_pool *work;
 
     int listen_fds[CONFIG_MAX_LISTENERS];
     ev_io listen_watchers[CONFIG_MAX_LISTENERS];

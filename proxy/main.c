@@ -8,6 +8,8 @@
 
 #include "config.h"
 #include "gateway.h"
+#include "http_client.h"
+#include "oauth_json.h"
 #include "log.h"
 #include "version.h"
 
@@ -93,6 +95,13 @@ int main(int argc, char **argv)
      * (OpenSSL writes with write(2), which has no MSG_NOSIGNAL). */
     signal(SIGPIPE, SIG_IGN);
     log_set_level(config->log_level);
+    /* Before any thread exists (curl's global state; the hash workers). */
+    if (!http_client_global_init()) {
+        fprintf(stderr, "popgate: cannot initialise libcurl\n");
+        config_unref(config);
+        return 1;
+    }
+    oauth_json_use_wiping_allocator();
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     struct gateway gw;

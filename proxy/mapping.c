@@ -153,6 +153,15 @@ bool mapping_set_upstream(struct mapping *m, const char *key, const char *v)
         m->has_legacy = config_parse_host_port(v, m->legacy.host, sizeof m->legacy.host, &m->legacy.port);
         return m->has_legacy;
     }
+    if (!strcmp(key, "auth")) {
+        if (!strcmp(v, "password") || !strcmp(v, "oauth2")) {
+            m->auth = v[0] == 'o' ? MAPPING_AUTH_OAUTH2 : MAPPING_AUTH_PASSWORD;
+            return true;
+        }
+        return false;
+    }
+    if (!strncmp(key, "oauth2_", 7))
+        return oauth_settings_set(&m->oauth, key, v);
     if (!strcmp(key, "legacy_timeout"))
         return config_parse_seconds(v, 600, &m->legacy_timeout) && m->legacy_timeout > 0;
     if (!strncmp(key, "legacy_", 7))
@@ -218,8 +227,20 @@ bool mapping_finish(struct mapping *m, const struct mapping *share, char *err, s
     }
     if (m->imap.port == 0)
         m->imap.port = m->imap.tls == UPSTREAM_TLS_IMPLICIT ? 993 : 143;
-    if (!finish_endpoint(&m->imap, share ? &share->imap : NULL, what, err, err_len))
+    if (m->auth == MAPPING_AUTH_OAUTH2) {
+        if (m->has_legacy) {
+            /* The lazy import logs in to the old server with the client's
+             * password, which is an app password here. */
+            snprintf(err, err_len, "%s auth = oauth2 cannot be combined with legacy_pop3", what);
+            return false;
+        }
+        if (!oauth_settings_finish(&m->oauth, what, err, err_len))
+            return false;
+    }
+    if (!finish_endpoint(&m->imap, share ? &share->imap : NULL, what, err, err_len)) {
+        mapping_release(m);
         return false;
+    }
     if (m->has_legacy) {
         char legacy_what[sizeof what + 16];
         snprintf(legacy_what, sizeof legacy_what, "%s legacy_pop3", what);
@@ -239,6 +260,7 @@ bool mapping_finish(struct mapping *m, const struct mapping *share, char *err, s
 
 void mapping_release(struct mapping *m)
 {
+    oauth_settings_release(&m->oauth);
     SSL_CTX_free(m->imap.tls_ctx);
     SSL_CTX_free(m->legacy.tls_ctx);
     m->imap.tls_ctx = m->legacy.tls_ctx = NULL;

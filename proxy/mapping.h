@@ -25,6 +25,7 @@
 
 #include "imap_client.h"
 #include "login_transform.h"
+#include "mapping_oauth.h"
 #include "view.h"
 
 #define MAPPING_NAME_MAX 64
@@ -67,6 +68,11 @@ struct mapping {
     unsigned n_folders;
     char trash_folder[MAPPING_FOLDER_MAX];   /* on_dele = trash goes here; "" = the \Trash special use */
     enum mapping_exact_sizes exact_sizes;
+
+    /* how popgate logs in upstream: the client's password, or an OAuth 2.0
+     * access token (the client then logs in with an app password) */
+    enum mapping_auth auth;
+    struct oauth_settings oauth;
 
     /* the legacy POP3 server of a lazy migration (legacy_pop3 = host:port) */
     bool has_legacy;

@@ -36,6 +36,12 @@ static const struct counter_def counter_defs[METRIC_COUNTER_COUNT] = {
     [METRIC_CONNECTIONS_REFUSED_TOTAL] = { "popgate_connections_refused_total",
                                            "Client connections closed before a session started, by reason.",
                                            { "reason", NULL } },
+    [METRIC_OAUTH_REAUTH_NEEDED] = { "popgate_oauth_reauth_needed",
+                                     "Logins whose OAuth refresh the provider refused: the user must be "
+                                     "authorised again (popgate-admin oauth authorize).", { NULL, NULL } },
+    [METRIC_OAUTH_TOKEN_REQUESTS] = { "popgate_oauth_token_requests_total",
+                                      "Requests to OAuth token endpoints at login, by grant and outcome.",
+                                      { "grant", "outcome" } },
 };
 
 struct gauge_def {

@@ -53,6 +53,8 @@ enum metric_counter {
     METRIC_RETR_TOTAL,               /* popgate_retr_total */
     METRIC_REDIS_ERRORS_TOTAL,       /* popgate_redis_errors_total */
     METRIC_CONNECTIONS_REFUSED_TOTAL,/* popgate_connections_refused_total{reason} */
+    METRIC_OAUTH_REAUTH_NEEDED,      /* popgate_oauth_reauth_needed: refreshes the provider refused */
+    METRIC_OAUTH_TOKEN_REQUESTS,     /* popgate_oauth_token_requests_total{grant,outcome} */
     METRIC_COUNTER_COUNT
 };
 

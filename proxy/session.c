@@ -311,6 +311,7 @@ static void session_destroy(struct session *s, const char *reason)
               "retr", LOG_U64(s->retr_count), "bytes_out", LOG_U64(s->bytes_out), LOG_END);
     ev_timer_stop(s->gw->loop, &s->idle_timer);
     ev_timer_stop(s->gw->loop, &s->delay_timer);
+    session_oauth_release(s);
     session_legacy_release(s);
     session_listing_release(s);
     session_device_release(s);

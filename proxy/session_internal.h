@@ -80,6 +80,8 @@ enum login_step {
     LOGIN_IDLE,              /* no login running */
     LOGIN_THROTTLE,          /* failed-login and upstream-backoff throttles (Redis) */
     LOGIN_MAPPING,           /* the user's Redis override and the mapping it selects */
+    LOGIN_APP_PASSWORD,      /* auth = oauth2: the device's app password (Argon2id off the loop) */
+    LOGIN_TOKEN,             /* auth = oauth2: an access token, cached or from the provider */
     LOGIN_CONNECT,           /* the mapping's upstream: TCP, TLS or STARTTLS */
     LOGIN_AUTHENTICATE,      /* upstream LOGIN or AUTHENTICATE */
     LOGIN_DEVICE_LOCK,       /* the device lock (Redis) */
@@ -156,6 +158,7 @@ struct session {
     char *password;                  /* held only between PASS/AUTH and upstream LOGIN; wiped */
     struct login_progress login;     /* the LOGIN state's step machine (session_login.c) */
 
+    struct oauth_login *oauth;       /* auth = oauth2, login only (session_oauth.c) */
     const struct mapping *mapping;   /* the login's mapping, inside cfg */
     int selected_folder;             /* index in mapping->folders SELECTed upstream; -1 = none */
     imap_done_cb *select_done;       /* session_select_folder's caller (login, RETR, QUIT) */
@@ -194,6 +197,15 @@ struct session {
 /* session.c */
 /* SELECT the mapping's folder (a no-op when it is selected already), then
  * done(imap, result, s). */
+/* session_oauth.c: the auth = oauth2 steps of the login. */
+void session_oauth_check_password(struct session *s);
+void session_oauth_token(struct session *s);
+void session_oauth_authenticate(struct session *s, const char *upstream_user, imap_done_cb *done);
+/* After the upstream answered the token: a refused cached token is dropped. */
+void session_oauth_authenticated(struct session *s, enum imap_result r);
+/* Cancels what is in flight, releases the refresh lock, wipes the keys. */
+void session_oauth_release(struct session *s);
+
 void session_select_folder(struct session *s, uint8_t folder, imap_done_cb *done);
 void session_reply(struct session *s, const char *line);
 void session_replyf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

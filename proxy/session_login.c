@@ -10,13 +10,15 @@
  * the upstream steps connect and authenticate are here, select and listing
  * (with the node's listing cache) in session_listing.c.
  *
- *   throttle -> mapping -> connect -> authenticate -> device-lock
+ *   throttle -> mapping [-> app-password -> token] -> connect -> authenticate -> device-lock
  *   -> legacy-check -> { select -> listing [-> legacy-match, first folder] }
  *      for each of the mapping's folders
  *   -> state-load (and the view) -> measure-sizes -> complete
  *
  * Why this order: guessing is slowed before the upstream sees the attempt;
- * the mapping names the upstream; the device is locked only once the upstream
+ * the mapping names the upstream; with auth = oauth2 the app password is
+ * checked and the access token found before any upstream is contacted (the
+ * token endpoint may be slow: no upstream connection idles meanwhile); the device is locked only once the upstream
  * accepted the credentials (an unauthenticated client must not lock a
  * device); the lazy legacy import needs the password, wiped right after; the
  * device state is keyed by ids the listings produce; sizes are measured only
@@ -31,6 +33,8 @@ const char *const login_step_names[LOGIN_STEP_COUNT] = {
     [LOGIN_IDLE] = "none",
     [LOGIN_THROTTLE] = "throttle",
     [LOGIN_MAPPING] = "mapping",
+    [LOGIN_APP_PASSWORD] = "app-password",
+    [LOGIN_TOKEN] = "token",
     [LOGIN_CONNECT] = "connect",
     [LOGIN_AUTHENTICATE] = "authenticate",
     [LOGIN_DEVICE_LOCK] = "device-lock",
@@ -63,6 +67,10 @@ static enum login_step next_step(const struct session *s, enum login_step done)
     case LOGIN_THROTTLE:
         return LOGIN_MAPPING;
     case LOGIN_MAPPING:
+        return s->mapping->auth == MAPPING_AUTH_OAUTH2 ? LOGIN_APP_PASSWORD : LOGIN_CONNECT;
+    case LOGIN_APP_PASSWORD:
+        return LOGIN_TOKEN;
+    case LOGIN_TOKEN:
         return LOGIN_CONNECT;
     case LOGIN_CONNECT:
         return LOGIN_AUTHENTICATE;
@@ -110,6 +118,7 @@ void login_fail(struct session *s, const char *reply, const char *reason, bool d
     s->gw->logins_failed++;
     metrics_counter_add2(METRIC_LOGINS_TOTAL, "failed", reason, 1);
     session_wipe_password(s);
+    session_oauth_release(s);
     session_legacy_release(s);
     session_listing_release(s);
     session_device_release(s);
@@ -207,6 +216,8 @@ static void on_authenticated(struct imap_client *c, enum imap_result r, void *ar
 {
     (void)c;
     struct session *s = arg;
+    if (s->mapping->auth == MAPPING_AUTH_OAUTH2)
+        session_oauth_authenticated(s, r);
     /* The legacy check may need it: a lazy migration logs in to the old
      * server with it (session_legacy.c), and wipes it then. */
     if (!s->mapping->has_legacy || r != IMAP_RESULT_OK)
@@ -226,6 +237,10 @@ static void authenticate(struct session *s)
     char upstream_user[LOGIN_USER_MAX + 1];
     if (!login_transform_apply(&s->mapping->login, s->device.login.user, upstream_user)) {
         login_fail(s, "-ERR [AUTH] Authentication failed.", "login-transform", true);
+        return;
+    }
+    if (s->mapping->auth == MAPPING_AUTH_OAUTH2) {
+        session_oauth_authenticate(s, upstream_user, on_authenticated);
         return;
     }
     imap_login(s->imap, upstream_user, s->password, on_authenticated, s);
@@ -270,6 +285,12 @@ static void login_enter(struct session *s, enum login_step step)
         break;
     case LOGIN_MAPPING:
         session_resolve_mapping(s);
+        break;
+    case LOGIN_APP_PASSWORD:
+        session_oauth_check_password(s);
+        break;
+    case LOGIN_TOKEN:
+        session_oauth_token(s);
         break;
     case LOGIN_CONNECT:
         connect_upstream(s);

@@ -33,6 +33,9 @@ static const struct {
     [REDIS_KEY_MAP] = { "map", NAMED_KEY },
     [REDIS_KEY_UIDL] = { "uidl", USER_KEY },
     [REDIS_KEY_NODE] = { "node", NAMED_KEY },
+    [REDIS_KEY_APP_PASSWORD] = { "apw", USER_KEY },
+    [REDIS_KEY_OAUTH] = { "oauth", USER_KEY },
+    [REDIS_KEY_OAUTH_LOCK] = { "oauthlock", USER_KEY },
 };
 
 /* snprintf's answer as a length, 0 (out emptied) when it was cut. */
@@ -97,4 +100,31 @@ size_t redis_key_pattern(char *out, enum redis_key k, const char *subject)
     out[n++] = '*';
     out[n] = '\0';
     return n;
+}
+
+size_t redis_key_all_users_pattern(char *out, enum redis_key k)
+{
+    if ((unsigned)k >= REDIS_KEYS || keys[k].shape != USER_KEY) {
+        out[0] = '\0';
+        return 0;
+    }
+    return fitted(out, snprintf(out, REDIS_KEY_MAX, REDIS_KEY_VERSION ":{*}:%s", keys[k].name));
+}
+
+bool redis_key_user_of(const char *key, size_t len, enum redis_key k, char *user)
+{
+    static const char head[] = REDIS_KEY_VERSION ":{";
+    if ((unsigned)k >= REDIS_KEYS || keys[k].shape != USER_KEY)
+        return false;
+    size_t name_len = strlen(keys[k].name);
+    size_t fixed = sizeof head - 1 + 2 + name_len;   /* "}:" before the name */
+    if (len <= fixed || len - fixed > LOGIN_USER_MAX || memcmp(key, head, sizeof head - 1) != 0)
+        return false;
+    const char *tail = key + len - name_len - 2;
+    if (memcmp(tail, "}:", 2) != 0 || memcmp(tail + 2, keys[k].name, name_len) != 0)
+        return false;
+    size_t user_len = len - fixed;
+    memcpy(user, key + sizeof head - 1, user_len);
+    user[user_len] = '\0';
+    return true;
 }

@@ -34,6 +34,14 @@
  * | pg1:{user}:uidl               | hash       | legacy UIDLs: Message-ID or header hash -> "uidl    |
  * |                               |            | size" (popgate-admin uidl import, lazy import)      |
  * | pg1:node:<host>:<pid>         | hash       | a node's counters, every 5 s, expiring after 30 s   |
+ * | pg1:{user}:apw                | hash       | auth = oauth2: device -> its app password's record  |
+ * |                               |            | (Argon2id salt and verifier, the user's data key    |
+ * |                               |            | wrapped by that password; app_password.h)           |
+ * | pg1:{user}:oauth              | hash       | auth = oauth2: rt (refresh token sealed under the   |
+ * |                               |            | data key), rt_gen, at + at_exp (access token,       |
+ * |                               |            | sealed), status, reason, authorized_at,             |
+ * |                               |            | refreshed_at, refreshes (README "Microsoft 365 ...")|
+ * | pg1:{user}:oauthlock          | string     | the node refreshing the user's token (PX expiry)    |
  *
  * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
  * "pg1" is REDIS_KEY_VERSION: a release that changes what a key holds changes
@@ -42,6 +50,7 @@
 #ifndef POPGATE_REDIS_KEYS_H
 #define POPGATE_REDIS_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "login_name.h"
@@ -71,6 +80,9 @@ enum redis_key {
     REDIS_KEY_MAP,
     REDIS_KEY_UIDL,
     REDIS_KEY_NODE,
+    REDIS_KEY_APP_PASSWORD,
+    REDIS_KEY_OAUTH,
+    REDIS_KEY_OAUTH_LOCK,
     REDIS_KEYS
 };
 
@@ -91,5 +103,13 @@ size_t redis_key_prefix(char *out, enum redis_key k, const char *subject);
  * subject): the glob characters * ? [ ] \ escaped (out: REDIS_KEY_PATTERN_MAX
  * bytes). Returns the pattern's length, 0 as redis_key. */
 size_t redis_key_pattern(char *out, enum redis_key k, const char *subject);
+
+/* A SCAN MATCH pattern for user key k of every user ("pg1:{*}:oauth").
+ * Same return as redis_key; 0 for a device or named key. */
+size_t redis_key_all_users_pattern(char *out, enum redis_key k);
+
+/* The user in a user key k ("pg1:{alice}:oauth" -> "alice") into user
+ * (LOGIN_USER_MAX + 1 bytes). False if key is not such a key. */
+bool redis_key_user_of(const char *key, size_t len, enum redis_key k, char *user);
 
 #endif

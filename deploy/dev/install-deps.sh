@@ -26,7 +26,8 @@
 # anyway is stopped afterwards.
 set -eu
 
-BUILD="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libinih-dev"
+BUILD="gcc make pkg-config libev-dev libhiredis-dev libssl-dev libinih-dev
+libcurl4-openssl-dev libjansson-dev libargon2-dev"
 # The demo's stack (deploy/dev/demo.py): Dovecot IMAP and Redis started
 # privately, a certificate made with openssl, and the clients it prints.
 DEMO="$BUILD redis-server dovecot-imapd python3 openssl curl fetchmail mpop"

@@ -797,6 +797,24 @@ class Popgate:
 
 
 # -- CLI -------------------------------------------------------------------
+def run_until_interrupted(run, stop):
+    """For a bed run by hand: run() (start and print), then wait for Ctrl-C
+    or SIGTERM; stop() in every case. Returns 0."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        run()
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+    return 0
+
+
 def _main(argv=None):
     ap = argparse.ArgumentParser(description="Run a throwaway Dovecot + Redis (+ popgate) on loopback.")
     ap.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
@@ -806,13 +824,9 @@ def _main(argv=None):
     ap.add_argument("--popgate", action="store_true",
                     help="also start popgate (POPGATE_BIN, default ./popgate)")
     args = ap.parse_args(argv)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_signal)
-
     tb = Testbed()
-    try:
+
+    def run():
         tb.start()
         for spec in args.user or ["demo:demo"]:
             name, _, pw = spec.partition(":")
@@ -829,14 +843,7 @@ def _main(argv=None):
         if args.popgate:
             pg = tb.popgate().start()
             print(f"  popgate {pg.port} (STLS), {pg.tls_port} (TLS), log {pg.log_path}")
-        print("Ctrl-C stops everything.", flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        tb.stop()
-    return 0
+    return run_until_interrupted(run, tb.stop)
 
 
 if __name__ == "__main__":

@@ -280,3 +280,10 @@ def session(connect):
         c.login(f"{mb.user}#{device}" if device else mb.user, mb.password)
         return c
     return open_session
+
+
+# The OAuth2 bed (issue 15): authorization server, Dovecot with passdb
+# oauth2, credential files; described in oauth_fixtures.py.
+from oauth_fixtures import (  # noqa: E402,F401
+    oauth_client, oauth_dovecot, oauth_files, oauth_server, oauth_server_session,
+    oauth_service_account, oauth_user)

@@ -4,7 +4,11 @@ It speaks just enough IMAP4rev1 for popgate's session: greeting, CAPABILITY,
 STARTTLS (or implicit TLS), LOGIN with quoted strings and synchronising
 literals, AUTHENTICATE PLAIN with or without SASL-IR, SELECT, the UID FETCH
 listing, UID FETCH of a whole body, and the UPDATE-state commands (recorded,
-answered OK). Everything a client sends is recorded byte for byte.
+answered OK). AUTHENTICATE XOAUTH2 and OAUTHBEARER take any bearer token
+unless oauth_refuse is set: then the server sends the mechanisms' error
+challenge ("+ " base64 JSON), records the client's answer as cmd.error_reply
+and says NO [AUTHENTICATIONFAILED]; cmd.mech, cmd.user and cmd.token hold
+what was sent. Everything a client sends is recorded byte for byte.
 
 A test injects a fault with a hook: FakeImap.hooks[name] = fn(conn, tag, cmd).
 The hook replaces the server's whole answer at that point and may write
@@ -267,6 +271,7 @@ class FakeImap:
         self.tls = tls
         self.starttls = starttls
         self.uidvalidity = uidvalidity
+        self.oauth_refuse = False
         self.hooks = {}
         self.connections = []
         self.stopping = threading.Event()
@@ -467,8 +472,46 @@ class FakeImap:
             return
         self._logged_in(conn, cmd)
 
+    def _authenticate_oauth(self, conn, cmd, parts):
+        cmd.mech = parts[0].upper().decode()
+        if len(parts) == 2:
+            if "SASL-IR" not in self.caps:
+                conn.violations.append("SASL-IR used but not advertised")
+            blob = parts[1]
+        else:
+            conn.line("+ ")
+            blob = conn.read_line()
+            cmd.raw += blob + b"\r\n"
+        try:
+            fields = base64.b64decode(blob, validate=True).split(b"\x01")
+        except ValueError:
+            conn.violations.append("AUTHENTICATE: bad base64")
+            conn.line(f"{cmd.tag} BAD bad base64")
+            return
+        cmd.user = cmd.token = None
+        for f in fields:
+            if f.startswith(b"user="):
+                cmd.user = f[5:]
+            elif f.startswith(b"n,a="):
+                cmd.user = f[4:].rstrip(b",")
+            elif f.startswith(b"auth=Bearer "):
+                cmd.token = f[12:]
+        if cmd.user is None or cmd.token is None or fields[-2:] != [b"", b""]:
+            conn.violations.append(f"AUTHENTICATE {cmd.mech}: malformed response")
+        if not self.oauth_refuse:
+            conn.line(f"{cmd.tag} OK Logged in")
+            return
+        challenge = b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
+        conn.line(b"+ " + base64.b64encode(challenge))
+        cmd.error_reply = conn.read_line()
+        cmd.raw += cmd.error_reply + b"\r\n"
+        conn.line(f"{cmd.tag} NO [AUTHENTICATIONFAILED] Invalid credentials")
+
     def _authenticate(self, conn, cmd):
         parts = cmd.args.split(b" ")
+        if parts[0].upper() in (b"XOAUTH2", b"OAUTHBEARER") and len(parts) <= 2:
+            self._authenticate_oauth(conn, cmd, parts)
+            return
         if parts[0].upper() != b"PLAIN" or len(parts) > 2:
             conn.line(f"{cmd.tag} NO Unsupported mechanism")
             return

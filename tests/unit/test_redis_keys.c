@@ -38,6 +38,9 @@ static void test_every_key_as_documented(void **state)
     expect_key(REDIS_KEY_MAP, "alice@example.org", NULL, "pg1:map:alice@example.org");
     expect_key(REDIS_KEY_UIDL, "alice", NULL, "pg1:{alice}:uidl");
     expect_key(REDIS_KEY_NODE, "mx1:4242", NULL, "pg1:node:mx1:4242");
+    expect_key(REDIS_KEY_APP_PASSWORD, "alice", NULL, "pg1:{alice}:apw");
+    expect_key(REDIS_KEY_OAUTH, "alice", NULL, "pg1:{alice}:oauth");
+    expect_key(REDIS_KEY_OAUTH_LOCK, "alice", NULL, "pg1:{alice}:oauthlock");
     /* A key without a device ignores one given; a named key the device. */
     expect_key(REDIS_KEY_READ, "alice", "phone", "pg1:{alice}:read");
     expect_key(REDIS_KEY_MAP, "alice", "phone", "pg1:map:alice");
@@ -109,6 +112,23 @@ static void test_bound(void **state)
     assert_int_equal(redis_key(out, REDIS_KEYS, "alice", NULL), 0);
 }
 
+/* popgate-admin oauth status lists every user by SCAN, and reads the user
+ * back from each key found. */
+static void test_every_user_pattern_and_user_of_key(void **state)
+{
+    (void)state;
+    char out[REDIS_KEY_MAX], user[LOGIN_USER_MAX + 1];
+    assert_int_equal(redis_key_all_users_pattern(out, REDIS_KEY_OAUTH), strlen("pg1:{*}:oauth"));
+    assert_string_equal(out, "pg1:{*}:oauth");
+    assert_int_equal(redis_key_all_users_pattern(out, REDIS_KEY_DEV), 0);
+    size_t len = redis_key(out, REDIS_KEY_OAUTH, "bob@example.org", NULL);
+    assert_true(redis_key_user_of(out, len, REDIS_KEY_OAUTH, user));
+    assert_string_equal(user, "bob@example.org");
+    assert_false(redis_key_user_of(out, len, REDIS_KEY_OAUTH_LOCK, user));
+    assert_false(redis_key_user_of("pg1:{}:oauth", 12, REDIS_KEY_OAUTH, user));
+    assert_false(redis_key_user_of("pg2:{a}:oauth", 13, REDIS_KEY_OAUTH, user));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +137,7 @@ int main(void)
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_patterns_escape_glob_characters),
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_every_user_pattern_and_user_of_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
