@@ -37,7 +37,7 @@ static int parse_device_args(int argc, char **argv, struct device_args *d)
     return ADMIN_OK;
 }
 
-/* A command with an integer answer (EXISTS, DEL, SCARD, HSET); false after
+/* A command with an integer answer (EXISTS, DEL, SCARD, STRLEN, HSET); false after
  * reporting. */
 static bool command_u64(struct admin *a, int argc, const char **argv, unsigned long long *out)
 {
@@ -49,6 +49,30 @@ static bool command_u64(struct admin *a, int argc, const char **argv, unsigned l
     if (!ok)
         admin_error("redis: %s: unexpected reply", argv[0]);
     return ok;
+}
+
+/* How many ids an id list holds: a string of DEVICE_ID_BYTES ids, or a set
+ * of 16-hex ids as the previous release wrote it (popgate converts it at the
+ * device's next login); 0 when absent. */
+static bool id_count(struct admin *a, const char *key, unsigned long long *out)
+{
+    const char *type_cmd[] = { "TYPE", key };
+    redisReply *r = admin_command(a, 2, type_cmd, NULL);
+    if (!r)
+        return false;
+    bool is_set = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "set") == 0;
+    bool is_none = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "none") == 0;
+    freeReplyObject(r);
+    if (is_none) {
+        *out = 0;
+        return true;
+    }
+    const char *count_cmd[] = { is_set ? "SCARD" : "STRLEN", key };
+    if (!command_u64(a, 2, count_cmd, out))
+        return false;
+    if (!is_set)
+        *out /= DEVICE_ID_BYTES;
+    return true;
 }
 
 static void not_found(const struct device_args *d)
@@ -107,10 +131,8 @@ static bool read_device(struct admin *a, const char *user, const char *device, s
     freeReplyObject(r);
 
     unsigned long long locked = 0;
-    const char *scard_got[] = { "SCARD", k.got };
-    const char *scard_hide[] = { "SCARD", k.hide };
     const char *exists_lock[] = { "EXISTS", k.lock };
-    if (!command_u64(a, 2, scard_got, &row->got) || !command_u64(a, 2, scard_hide, &row->hidden) ||
+    if (!id_count(a, k.got, &row->got) || !id_count(a, k.hide, &row->hidden) ||
         !command_u64(a, 2, exists_lock, &locked))
         return false;
     row->in_session = locked > 0;
@@ -274,10 +296,8 @@ static int device_reset(struct admin *a, int argc, char **argv)
         not_found(&d);
         return ADMIN_NOT_FOUND;
     }
-    const char *scard_got[] = { "SCARD", d.keys.got };
-    const char *scard_hide[] = { "SCARD", d.keys.hide };
     const char *del[] = { "DEL", d.keys.got, d.keys.hide, d.keys.rtime };
-    if (!command_u64(a, 2, scard_got, &got) || !command_u64(a, 2, scard_hide, &hidden) ||
+    if (!id_count(a, d.keys.got, &got) || !id_count(a, d.keys.hide, &hidden) ||
         !command_u64(a, 4, del, &deleted))
         return ADMIN_UNAVAILABLE;
     if (a->json) {

@@ -32,6 +32,14 @@ void device_id_format(uint64_t id, char *out)
     }
 }
 
+void device_id_pack(uint64_t id, char *out)
+{
+    for (int i = DEVICE_ID_BYTES - 1; i >= 0; i--) {
+        out[i] = (char)(unsigned char)(id & 0xff);
+        id >>= 8;
+    }
+}
+
 /* One callback shape for the calls whose answer is a device_result. */
 struct result_call {
     device_done_cb *done;

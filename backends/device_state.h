@@ -4,8 +4,11 @@
  * got and hide sets, the dev hash, the lock, the LOGIN-DELAY marker and the
  * retrieval times; the user's session count and exact sizes.
  *
- * Round trips do not grow with the mailbox: loading the state of every message
- * is one script call over one argument holding all ids concatenated; committing
+ * The id lists are strings of packed 8-byte ids, about 8 bytes per id per
+ * list (lua_scripts.c says the format; the previous release's sets are
+ * converted on first touch). Round trips do not grow with the mailbox:
+ * loading the state of every message is one script call over one argument
+ * holding all ids concatenated; committing
  * is one that checks the lock and changes everything atomically (lua_scripts.h).
  *
  * Every call returns the pending redis_request (cancel it if the session goes
@@ -22,6 +25,10 @@
 #include "redis_keys.h"
 #include "redis_store.h"
 
+/* In the Redis lists (read, got, hide) and in the load and commit scripts'
+ * id arguments an id is 8 bytes, big-endian; as a field of the size hash it
+ * is 16 lower-case hex digits. */
+#define DEVICE_ID_BYTES 8
 #define DEVICE_ID_HEX 16
 #define DEVICE_TOKEN_MAX 40
 
@@ -38,8 +45,10 @@ struct device_keys {
 };
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
-/* Appends the 16-hex form of id at out (which must have room for 16 bytes). */
+/* Writes the 16-hex form of id at out (which must have room for 16 bytes). */
 void device_id_format(uint64_t id, char *out);
+/* Writes the 8-byte form of id at out (DEVICE_ID_BYTES, not NUL-terminated). */
+void device_id_pack(uint64_t id, char *out);
 
 enum device_result {
     DEVICE_OK,
@@ -104,6 +113,7 @@ struct device_commit {
     const char *view;              /* view name, shown by popgate-admin */
     uint32_t uidvalidity;
     const char *ids_scheme;
+    /* Lists of DEVICE_ID_BYTES ids, concatenated. */
     const char *got_ids; size_t got_len;        /* add to got:<device> and read */
     const char *hidden_ids; size_t hidden_len;  /* add to hide:<device> */
     const char *all_ids; size_t all_len;        /* when non-empty: prune ids not in it */

@@ -148,18 +148,19 @@ void session_device_release(struct session *s)
 
 /* ---- load and view ------------------------------------------------------ */
 
-/* The 16-hex ids of the entries having `with` and none of `without`. */
+/* The packed ids of the entries having `with` and none of `without`
+ * (DEVICE_ID_BYTES each, device_state.h). */
 static char *collect_ids(const struct maildrop *m, uint8_t with, uint8_t without, size_t *len)
 {
-    char *ids = malloc((size_t)m->count * DEVICE_ID_HEX + 1);
+    char *ids = malloc((size_t)m->count * DEVICE_ID_BYTES + 1);
     if (!ids)
         return NULL;
     size_t n = 0;
     for (uint32_t i = 0; i < m->count; i++) {
         const struct maildrop_entry *e = &m->entries[i];
         if ((e->flags & with) == with && !(e->flags & without)) {
-            device_id_format(e->state_id, ids + n);
-            n += DEVICE_ID_HEX;
+            device_id_pack(e->state_id, ids + n);
+            n += DEVICE_ID_BYTES;
         }
     }
     ids[n] = '\0';
