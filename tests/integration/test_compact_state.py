@@ -131,7 +131,7 @@ def test_retrieved_mail_costs_at_most_16_bytes_per_message_per_device(bed, redis
     print(f"user keys {key_bytes} B = {per_message:.2f} B/message/device; INFO memory growth {growth}")
     # The bound is on the state's keys: INFO's used_memory also moves with
     # allocations Redis keeps for itself after serving the sessions (printed
-    # above for the record, about 0.5 MB here whatever the state's format).
+    # above for the record).
     assert per_message <= BYTES_PER_MESSAGE_PER_DEVICE
     # Each device's list holds every id once; the user's read list too.
     ids = {k.decode().rsplit(":", 1)[-1]: redis.call("STRLEN", k) for k in redis.scan(f"pg1:{{{user}}}:got:*")}

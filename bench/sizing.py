@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""popgate sizing by measurement (issue 16, part 4): fills a throwaway Redis
+with synthetic device state for many users of a realistic size, reports
+Redis memory per user and per message, and measures popgate's login latency
+against that Redis with a real Dovecot, before and after the fill.
+
+    python3 bench/sizing.py                # make bench-sizing: 100,000 users, a few minutes
+    python3 bench/sizing.py --users 2000   # a quick look
+
+The distribution (stated in the output): messages retrieved per user
+log-normal with median --median (1,000) and sigma --sigma (1.0: mean ~1,650,
+1 user in 100 above ~10,000), capped at 100,000; 1, 2 or 3 devices (50%, 35%,
+15%), each of which retrieved every message (view new: the most state a
+device can hold for its mailbox), plus the user's read list; each device's
+hash as popgate writes it; every key with device_ttl. Ids are random 8-byte
+values, as the hashed ids are. The same users are also written in the
+previous release's format (sets of 16-hex ids) into another database for
+--old-users of them, to compare.
+
+Logins: --logins sessions (USER, PASS, STAT, UIDL, QUIT) through ./popgate
+(release build) against users whose --login-messages messages are in a real
+Dovecot and whose state popgate wrote itself; the latency of PASS (upstream
+login, listing, lock and state load: one script call) and of the whole
+session, median and 95th percentile, with the Redis time per state-load call
+(INFO commandstats). Output: bench/sizing.md (or --out).
+"""
+import argparse
+import os
+import poplib
+import random
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "deploy", "dev"))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import testbed  # noqa: E402
+from redis_resp import Redis  # noqa: E402
+
+PASSWORD = "bench-pw"
+DEVICE_TTL_MS = 180 * 86400 * 1000
+MAX_MESSAGES = 100000
+DEVICE_WEIGHTS = ((1, 0.50), (2, 0.35), (3, 0.15))
+DEVICE_NAMES = ("phone", "desk", "laptop")
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--users", type=int, default=100000)
+    ap.add_argument("--median", type=float, default=1000)
+    ap.add_argument("--sigma", type=float, default=1.0)
+    ap.add_argument("--old-users", type=int, default=2000)
+    ap.add_argument("--logins", type=int, default=300)
+    ap.add_argument("--login-users", type=int, default=20)
+    ap.add_argument("--login-messages", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--out", default=os.path.join(HERE, "sizing.md"))
+    return ap.parse_args(argv)
+
+
+def population(args):
+    rnd = random.Random(args.seed)
+    mu = __import__("math").log(args.median)
+    out = []
+    for _ in range(args.users):
+        m = min(MAX_MESSAGES, max(1, int(rnd.lognormvariate(mu, args.sigma))))
+        r = rnd.random()
+        devices = 1 if r < DEVICE_WEIGHTS[0][1] else 2 if r < DEVICE_WEIGHTS[0][1] + DEVICE_WEIGHTS[1][1] else 3
+        out.append((m, devices))
+    return out
+
+
+def dev_hash(now, i):
+    return ["first_seen", now - 86400 * 90, "last_seen", now - i % 86400, "last_addr", f"192.0.2.{i % 250 + 1}",
+            "view", "new", "uidvalidity", 1700000000 + i % 1000, "idscheme", "uid", "retrieved", 1234]
+
+
+def fill(redis, users, old=False, db=0, start=0):
+    """Writes each user's state; old: the previous release's sets of hex ids."""
+    now = int(time.time())
+    redis.call("SELECT", db)
+    batch = []
+    for i, (m, devices) in enumerate(users, start):
+        ids = os.urandom(8 * m)
+        base = f"pg1:{{syn{i}}}:"
+        if old:
+            members = [ids[j:j + 8].hex() for j in range(0, len(ids), 8)]
+            values = [("SADD", k, *members) for k in ["read"] + [f"got:{d}" for d in DEVICE_NAMES[:devices]]]
+        else:
+            values = [("SET", k, ids) for k in ["read"] + [f"got:{d}" for d in DEVICE_NAMES[:devices]]]
+        for cmd, k, *rest in values:
+            batch.append((cmd, base + k, *rest))
+            batch.append(("PEXPIRE", base + k, DEVICE_TTL_MS))
+        for d in DEVICE_NAMES[:devices]:
+            batch.append(("HSET", base + f"dev:{d}", *dev_hash(now, i)))
+            batch.append(("PEXPIRE", base + f"dev:{d}", DEVICE_TTL_MS))
+        if len(batch) > 2000:
+            for r in redis.pipeline(batch):
+                if isinstance(r, Exception):
+                    raise r
+            batch = []
+    if batch:
+        redis.pipeline(batch)
+    redis.call("SELECT", 0)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def logins(pg, users, n):
+    pass_s, session_s = [], []
+    for k in range(n):
+        name = users[k % len(users)]
+        t0 = time.monotonic()
+        p = poplib.POP3("127.0.0.1", pg.port, timeout=60)
+        p.user(f"{name}#phone")
+        p.pass_(PASSWORD)
+        t1 = time.monotonic()
+        p.stat()
+        p.uidl()
+        p.quit()
+        t2 = time.monotonic()
+        pass_s.append(t1 - t0)
+        session_s.append(t2 - t0)
+    return pass_s, session_s
+
+
+def load_usec(redis):
+    """Redis time per EVALSHA call (state load and commit, lock scripts)."""
+    for line in redis.call("INFO", "commandstats").decode().splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            fields = dict(f.split("=") for f in line.split(":", 1)[1].split(","))
+            return float(fields["usec_per_call"]), int(fields["calls"])
+    return 0.0, 0
+
+
+def main(argv):
+    args = parse_args(argv)
+    bed = testbed.Testbed(name="pgsizing")
+    bed.start()
+    pg = None
+    try:
+        redis = Redis(bed.ports["redis"], timeout=600)
+        names = []
+        for u in range(args.login_users):
+            name = f"login{u}"
+            bed.add_user(name, PASSWORD)
+            bed.seed(name, [b"From: a@example.org\r\nSubject: m%d\r\nMessage-ID: <s%d.%d@example.org>\r\n\r\n"
+                            b"body\r\n" % (i, u, i) for i in range(args.login_messages)])
+            names.append(name)
+        pg = testbed.Popgate(bed, binary=os.path.join(REPO, "popgate"), server={"allow_plaintext_auth": "yes",
+                             "max_connections_per_addr": 0},
+                             extra_sections={"redis": {"address": f"127.0.0.1:{bed.ports['redis']}",
+                                                       "timeout": 10},
+                                             "policy": {"view": "new", "on_retr": "keep"}})
+        pg.start()
+        admin = os.path.join(REPO, "popgate-admin")
+        for name in names:
+            # Every message recorded as retrieved, as a device that had
+            # downloaded them all; then one session so Dovecot has indexed it.
+            subprocess.run([admin, "-c", pg.config_path, "device", "mark-all", "--new", name, "phone"],
+                           check=True, capture_output=True)
+            logins(pg, [name], 1)
+        redis.call("CONFIG", "RESETSTAT")
+        empty_pass, empty_session = logins(pg, names, args.logins)
+        empty_usec, _ = load_usec(redis)
+
+        users = population(args)
+        before = redis.memory()
+        t0 = time.monotonic()
+        fill(redis, users)
+        fill_s = time.monotonic() - t0
+        after = redis.memory()
+        redis.call("CONFIG", "RESETSTAT")
+        full_pass, full_session = logins(pg, names, args.logins)
+        full_usec, calls = load_usec(redis)
+
+        old_users = users[:args.old_users]
+        old_before = redis.memory()
+        fill(redis, old_users, old=True, db=1)
+        old_after = redis.memory()
+        new_before = redis.memory()
+        fill(redis, old_users, db=2)
+        new_after = redis.memory()
+
+        messages = sum(m for m, _ in users)
+        device_messages = sum(m * d for m, d in users)
+        used = after["used_memory"] - before["used_memory"]
+        old_used = old_after["used_memory"] - old_before["used_memory"]
+        new_used = new_after["used_memory"] - new_before["used_memory"]
+        old_dm = sum(m * d for m, d in old_users)
+        per_user = used / len(users)
+        ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+        lines = [
+            "# popgate sizing by measurement (`make bench-sizing`)",
+            "",
+            f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, "
+            f"Redis {redis.call('INFO', 'server').decode().split('redis_version:')[1].split()[0]}, "
+            f"load average at the end {os.getloadavg()[0]:.2f}.",
+            "",
+            f"Synthetic state: {len(users):,} users; messages retrieved per user log-normal, median "
+            f"{args.median:.0f}, sigma {args.sigma} (mean {messages / len(users):,.0f}, 99th percentile "
+            f"{percentile([m for m, _ in users], 99):,}, largest {max(m for m, _ in users):,}, cap {MAX_MESSAGES:,}); "
+            f"1/2/3 devices at 50/35/15% (mean {sum(d for _, d in users) / len(users):.2f}), each having "
+            f"retrieved every message; device hashes as popgate writes them; every key with a TTL. "
+            f"Filled in {fill_s:.0f} s.",
+            "",
+            "| figure | value |",
+            "| --- | --- |",
+            f"| Redis used_memory for the state | {used / 2**20:,.0f} MiB |",
+            f"| per user | {per_user:,.0f} bytes |",
+            f"| per message (user's mailbox) | {used / messages:.1f} bytes |",
+            f"| per message per device | {used / device_messages:.1f} bytes |",
+            f"| previous release's format (sets of hex ids), first {len(old_users):,} users | "
+            f"{old_used / old_dm:.1f} bytes per message per device "
+            f"(this release: {new_used / old_dm:.1f}, {old_used / new_used:.1f}x less) |",
+            "",
+            f"Logins: {args.logins} sessions (USER, PASS, STAT, UIDL, QUIT), one at a time, through "
+            f"./popgate (release build) to Dovecot, over {args.login_users} users of {args.login_messages:,} "
+            "messages each, every one recorded as retrieved (view new: the state load checks every id).",
+            "",
+            "| Redis holds | PASS median | PASS p95 | session median | session p95 | Redis time per script call |",
+            "| --- | --- | --- | --- | --- | --- |",
+            f"| only the login users | {ms(statistics.median(empty_pass))} | {ms(percentile(empty_pass, 95))} | "
+            f"{ms(statistics.median(empty_session))} | {ms(percentile(empty_session, 95))} | {empty_usec:.0f} µs |",
+            f"| {len(users):,} users ({used / 2**30:.1f} GiB) | {ms(statistics.median(full_pass))} | "
+            f"{ms(percentile(full_pass, 95))} | {ms(statistics.median(full_session))} | "
+            f"{ms(percentile(full_session, 95))} | {full_usec:.0f} µs ({calls} calls) |",
+            "",
+            "Sizing (used_memory scales with users; add headroom for fork copy-on-write during "
+            "BGSAVE/replication sync, up to 2x under heavy writes, and for growth):",
+            "",
+            "| users | Redis memory for device state | with 2x fork headroom |",
+            "| --- | --- | --- |",
+        ]
+        for n in (1_000_000, 10_000_000):
+            lines.append(f"| {n:,} | {per_user * n / 2**30:,.0f} GiB | {2 * per_user * n / 2**30:,.0f} GiB |")
+        text = "\n".join(lines) + "\n"
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(text)
+    finally:
+        if pg:
+            pg.stop()
+        bed.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
