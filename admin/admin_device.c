@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "admin_user.h"
 #include "admin_output.h"
+#include "id_list.h"
 
 /* Long enough for every dev hash field popgate writes (an address, a view
  * name, decimal numbers); a longer foreign value is cut, not overrun. */
@@ -51,9 +52,9 @@ static bool command_u64(struct admin *a, int argc, const char **argv, unsigned l
     return ok;
 }
 
-/* How many ids an id list holds: a string of DEVICE_ID_BYTES ids, or a set
- * of 16-hex ids as the previous release wrote it (popgate converts it at the
- * device's next login); 0 when absent. */
+/* How many ids an id list holds (translate/id_list.h), or a set of 16-hex
+ * ids as the previous release wrote it (popgate converts it at the device's
+ * next login); 0 when absent. */
 static bool id_count(struct admin *a, const char *key, unsigned long long *out)
 {
     const char *type_cmd[] = { "TYPE", key };
@@ -61,18 +62,22 @@ static bool id_count(struct admin *a, const char *key, unsigned long long *out)
     if (!r)
         return false;
     bool is_set = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "set") == 0;
-    bool is_none = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "none") == 0;
     freeReplyObject(r);
-    if (is_none) {
-        *out = 0;
-        return true;
+    if (is_set) {
+        const char *scard[] = { "SCARD", key };
+        return command_u64(a, 2, scard, out);
     }
-    const char *count_cmd[] = { is_set ? "SCARD" : "STRLEN", key };
-    if (!command_u64(a, 2, count_cmd, out))
+    const char *get[] = { "GET", key };
+    r = admin_command(a, 2, get, NULL);
+    if (!r)
         return false;
-    if (!is_set)
-        *out /= DEVICE_ID_BYTES;
-    return true;
+    uint64_t n = 0;
+    bool ok = r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && id_list_count(r->str, r->len, &n));
+    freeReplyObject(r);
+    if (!ok)
+        admin_error("redis: %s: not an id list", key);
+    *out = n;
+    return ok;
 }
 
 static void not_found(const struct device_args *d)

@@ -98,12 +98,18 @@ struct device_load_result {
 typedef void device_load_cb(const struct device_load_result *r, void *arg);
 
 /* Reads the state bits of every id; registers the device (first_seen = now,
- * expiring after ttl_ms) if it is new, and changes nothing else. With
- * expire_before > 0 (EXPIRE), an id this device first retrieved at or before
- * that time (epoch seconds) reads as hidden. */
+ * expiring after ttl_ms) if it is new, and changes nothing else, except that
+ * state the previous release wrote (sets of hex ids) is converted: old_ids
+ * holds each listed message's id as that release formed it (aligned with
+ * ids; message_state_id_hashed_uid for UID-based ones) and is sent, in a
+ * second round trip, only when such state is found. ids and old_ids must stay
+ * valid until the callback. With expire_before > 0 (EXPIRE), an id this
+ * device first retrieved at or before that time (epoch seconds) reads as
+ * hidden. */
 struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
-                                        const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
-                                        int64_t expire_before, device_load_cb *done, void *arg);
+                                        const char *ids, size_t ids_len, const char *old_ids, size_t old_len,
+                                        int64_t now, uint64_t ttl_ms, int64_t expire_before,
+                                        device_load_cb *done, void *arg);
 
 struct device_commit {
     const char *token;             /* our lock token: the commit fails if it is not held */

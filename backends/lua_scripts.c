@@ -9,32 +9,90 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- compact id lists (shared by state load and commit) ------------------
- * read, got:<device> and hide:<device> are strings of 8-byte big-endian ids
- * (device_state.h DEVICE_ID_BYTES), each id once, in the order they were
- * added. rtime:<device> says when the got ids were first retrieved, as runs
- * over got's order: "n@t,n@t,..." (the next n ids at t, epoch seconds
- * rounded up to the hour, 0 = not recorded), so EXPIRE costs a few bytes per
- * commit instead of a sorted-set entry per id; no key when no time is known.
- * An empty list is no key. The previous release's keys (sets of 16-hex ids,
- * a sorted set of times) are converted here, atomically, the first time a
- * load or commit touches them (migrate_*); ids the old sets held that were
- * not 16 hex digits were never ids popgate wrote, and are dropped. */
+ * read, got:<device> and hide:<device> are id lists: the ids in the order
+ * they were added, each once, as records (translate/id_list.h):
+ *   0x00 + 8-byte big-endian id       one id
+ *   0x01 + n (LEB128 varint)          n more ids, each one more than the one
+ *                                     before (same high 32 bits)
+ * UID-based ids are UIDVALIDITY << 32 | UID (login_name.h) and a device
+ * retrieves in UID order, so what it fetched in one go is one run of a few
+ * bytes; an EMAILID or X-GM-MSGID id (hashed) is 9 bytes. rtime:<device> says
+ * when the got ids were first retrieved, as runs over got's order:
+ * "n@t,n@t,..." (the next n ids at t, epoch seconds rounded up to the hour,
+ * 0 = not recorded), a few bytes per commit instead of a sorted-set entry per
+ * id; no key when no time is known. An empty list is no key. Lua numbers are
+ * doubles, exact to 2^53: an id is handled as two 32-bit halves. */
 #define ID_LISTS_LUA \
-    "local function hex_id(h)\n" \
-    "  return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))\n" \
-    "end\n" \
-    "local function valid_hex(h) return #h == 16 and not string.find(h, '[^0-9a-f]') end\n" \
     "local function key_type(key) return redis.call('TYPE', key)['ok'] end\n" \
-    "local function get_list(key)\n" \
-    "  local v = redis.call('GET', key)\n" \
-    "  return v or ''\n" \
+    "local function low32(id)\n" \
+    "  local a, b, c, d = string.byte(id, 5, 8)\n" \
+    "  return ((a * 256 + b) * 256 + c) * 256 + d\n" \
     "end\n" \
-    "local function id_set(list)\n" \
+    "local function with_low32(high, v)\n" \
+    "  return high .. string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256,\n" \
+    "                             math.floor(v / 256) % 256, v % 256)\n" \
+    "end\n" \
+    "local function decode(list)\n" \
+    "  local ids, n, pos = {}, 0, 1\n" \
+    "  while pos <= #list do\n" \
+    "    local tag = string.byte(list, pos)\n" \
+    "    if tag == 0 and pos + 8 <= #list then\n" \
+    "      n = n + 1\n" \
+    "      ids[n] = string.sub(list, pos + 1, pos + 8)\n" \
+    "      pos = pos + 9\n" \
+    "    elseif tag == 1 and n > 0 then\n" \
+    "      local count, scale, byte = 0, 1, 128\n" \
+    "      pos = pos + 1\n" \
+    "      while byte >= 128 do\n" \
+    "        byte = string.byte(list, pos) or error('id list: cut varint')\n" \
+    "        count, scale, pos = count + (byte % 128) * scale, scale * 128, pos + 1\n" \
+    "      end\n" \
+    "      local high, low = string.sub(ids[n], 1, 4), low32(ids[n])\n" \
+    "      if low + count > 4294967295 then error('id list: run past 2^32') end\n" \
+    "      for k = 1, count do n = n + 1; ids[n] = with_low32(high, low + k) end\n" \
+    "    else\n" \
+    "      error('id list: bad record')\n" \
+    "    end\n" \
+    "  end\n" \
+    "  return ids\n" \
+    "end\n" \
+    "local function varint(v)\n" \
+    "  local out = {}\n" \
+    "  repeat\n" \
+    "    local byte = v % 128\n" \
+    "    v = math.floor(v / 128)\n" \
+    "    if v > 0 then byte = byte + 128 end\n" \
+    "    out[#out + 1] = string.char(byte)\n" \
+    "  until v == 0\n" \
+    "  return table.concat(out)\n" \
+    "end\n" \
+    "local function encode(ids)\n" \
+    "  local out, run, high, low = {}, 0, nil, -2\n" \
+    "  for _, id in ipairs(ids) do\n" \
+    "    local h, l = string.sub(id, 1, 4), low32(id)\n" \
+    "    if h == high and l == low + 1 then\n" \
+    "      run = run + 1\n" \
+    "    else\n" \
+    "      if run > 0 then out[#out + 1] = '\\1' .. varint(run) end\n" \
+    "      run = 0\n" \
+    "      out[#out + 1] = '\\0' .. id\n" \
+    "    end\n" \
+    "    high, low = h, l\n" \
+    "  end\n" \
+    "  if run > 0 then out[#out + 1] = '\\1' .. varint(run) end\n" \
+    "  return table.concat(out)\n" \
+    "end\n" \
+    "local function load_ids(key) return decode(redis.call('GET', key) or '') end\n" \
+    "local function set_of(ids)\n" \
     "  local set = {}\n" \
-    "  for i = 1, #list, 8 do set[string.sub(list, i, i + 7)] = true end\n" \
+    "  for _, id in ipairs(ids) do set[id] = true end\n" \
     "  return set\n" \
     "end\n" \
-    "local function id_count(list) return math.floor(#list / 8) end\n" \
+    "local function arg_ids(arg)\n" \
+    "  local ids = {}\n" \
+    "  for i = 1, #arg, 8 do ids[#ids + 1] = string.sub(arg, i, i + 7) end\n" \
+    "  return ids\n" \
+    "end\n" \
     "local function put(key, value)\n" \
     "  if #value == 0 then redis.call('DEL', key) else redis.call('SET', key, value, 'KEEPTTL') end\n" \
     "end\n" \
@@ -51,56 +109,92 @@
     "  end\n" \
     "  return timed and table.concat(parts, ',') or ''\n" \
     "end\n" \
-    "local function write_list(key, ids, ttl)\n" \
-    "  redis.call('DEL', key)\n" \
-    "  put(key, ids)\n" \
-    "  if #ids > 0 and ttl > 0 then redis.call('PEXPIRE', key, ttl) end\n" \
+    "local function read_got(got_key, rtime_key)\n" \
+    "  local ids, at, runs, pos = load_ids(got_key), {}, {}, 0\n" \
+    "  for n, t in string.gmatch(redis.call('GET', rtime_key) or '', '(%d+)@(%d+)') do\n" \
+    "    n, t = tonumber(n), tonumber(t)\n" \
+    "    local k = math.min(n, #ids - pos)\n" \
+    "    if k > 0 then add_run(runs, t, k) end\n" \
+    "    for i = pos + 1, pos + k do at[ids[i]] = t end\n" \
+    "    pos = pos + math.max(k, 0)\n" \
+    "  end\n" \
+    "  if pos < #ids then add_run(runs, 0, #ids - pos) end\n" \
+    "  for i = pos + 1, #ids do at[ids[i]] = 0 end\n" \
+    "  return at, ids, runs\n" \
     "end\n" \
-    "local function migrate_set(key)\n" \
-    "  if key_type(key) ~= 'set' then return end\n" \
+    "local function old_format(read_key, got_key, hide_key, rtime_key)\n" \
+    "  return key_type(read_key) == 'set' or key_type(got_key) == 'set' or key_type(hide_key) == 'set' or\n" \
+    "         key_type(rtime_key) == 'zset'\n" \
+    "end\n"
+
+/* The previous release's keys: sets of 16-hex ids (UID-based ones hashed)
+ * and a sorted set of retrieval times. Converted by the load script, in the
+ * same atomic step, the first time it meets them: new_of maps the old form
+ * of every listed id to its new one; an id not listed keeps its old form (an
+ * EMAILID id is the same in both; a UID one no longer listed is pruned with
+ * the next commit, as any id no longer upstream). The size hash's fields
+ * follow. Lists are sorted by id, got by time first, so UID runs form. */
+#define MIGRATE_LUA \
+    "local function hex_id(h)\n" \
+    "  return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))\n" \
+    "end\n" \
+    "local function id_hex(id)\n" \
+    "  return (string.gsub(id, '.', function(c) return string.format('%02x', string.byte(c)) end))\n" \
+    "end\n" \
+    "local function valid_hex(h) return #h == 16 and not string.find(h, '[^0-9a-f]') end\n" \
+    "local function converted(key, new_of)\n" \
     "  local ids = {}\n" \
     "  for _, h in ipairs(redis.call('SMEMBERS', key)) do\n" \
-    "    if valid_hex(h) then ids[#ids + 1] = hex_id(h) end\n" \
+    "    if valid_hex(h) then\n" \
+    "      local old = hex_id(h)\n" \
+    "      ids[#ids + 1] = {old = h, id = new_of[old] or old}\n" \
+    "    end\n" \
     "  end\n" \
-    "  write_list(key, table.concat(ids), redis.call('PTTL', key))\n" \
+    "  return ids\n" \
     "end\n" \
-    "local function migrate_got(got_key, rtime_key)\n" \
-    "  local got_is_set, rtime_is_zset = key_type(got_key) == 'set', key_type(rtime_key) == 'zset'\n" \
-    "  if not got_is_set and not rtime_is_zset then return end\n" \
+    "local function write_converted(key, entries, ttl)\n" \
+    "  local ids = {}\n" \
+    "  for i, e in ipairs(entries) do ids[i] = e.id end\n" \
+    "  redis.call('DEL', key)\n" \
+    "  put(key, encode(ids))\n" \
+    "  if #ids > 0 and ttl > 0 then redis.call('PEXPIRE', key, ttl) end\n" \
+    "end\n" \
+    "local function migrate_set(key, new_of)\n" \
+    "  if key_type(key) ~= 'set' then return end\n" \
+    "  local entries = converted(key, new_of)\n" \
+    "  table.sort(entries, function(a, b) return a.id < b.id end)\n" \
+    "  write_converted(key, entries, redis.call('PTTL', key))\n" \
+    "end\n" \
+    "local function migrate_got(got_key, rtime_key, new_of)\n" \
     "  local at = {}\n" \
-    "  if rtime_is_zset then\n" \
+    "  if key_type(rtime_key) == 'zset' then\n" \
     "    local z = redis.call('ZRANGE', rtime_key, 0, -1, 'WITHSCORES')\n" \
     "    for i = 1, #z, 2 do at[z[i]] = stamp_of(tonumber(z[i + 1])) end\n" \
     "    redis.call('DEL', rtime_key)\n" \
     "  end\n" \
-    "  if not got_is_set then return end\n" \
-    "  local hexes = {}\n" \
-    "  for _, h in ipairs(redis.call('SMEMBERS', got_key)) do\n" \
-    "    if valid_hex(h) then hexes[#hexes + 1] = h end\n" \
-    "  end\n" \
-    "  table.sort(hexes, function(a, b)\n" \
-    "    local ta, tb = at[a] or 0, at[b] or 0\n" \
-    "    if ta ~= tb then return ta < tb end\n" \
-    "    return a < b\n" \
-    "  end)\n" \
-    "  local ids, runs = {}, {}\n" \
-    "  for i, h in ipairs(hexes) do ids[i] = hex_id(h); add_run(runs, at[h] or 0, 1) end\n" \
+    "  if key_type(got_key) ~= 'set' then return end\n" \
     "  local ttl = redis.call('PTTL', got_key)\n" \
-    "  write_list(got_key, table.concat(ids), ttl)\n" \
-    "  write_list(rtime_key, runs_text(runs), ttl)\n" \
+    "  local entries = converted(got_key, new_of)\n" \
+    "  for _, e in ipairs(entries) do e.t = at[e.old] or 0 end\n" \
+    "  table.sort(entries, function(a, b)\n" \
+    "    if a.t ~= b.t then return a.t < b.t end\n" \
+    "    return a.id < b.id\n" \
+    "  end)\n" \
+    "  local runs = {}\n" \
+    "  for _, e in ipairs(entries) do add_run(runs, e.t, 1) end\n" \
+    "  write_converted(got_key, entries, ttl)\n" \
+    "  put(rtime_key, runs_text(runs))\n" \
+    "  if #entries > 0 and ttl > 0 then redis.call('PEXPIRE', rtime_key, ttl) end\n" \
     "end\n" \
-    "local function read_got(got_key, rtime_key)\n" \
-    "  local list, at, runs, pos = get_list(got_key), {}, {}, 1\n" \
-    "  for n, t in string.gmatch(get_list(rtime_key), '(%d+)@(%d+)') do\n" \
-    "    n, t = tonumber(n), tonumber(t)\n" \
-    "    local k = math.min(n, id_count(list) - (pos - 1) / 8)\n" \
-    "    if k > 0 then add_run(runs, t, k) end\n" \
-    "    for _ = 1, k do at[string.sub(list, pos, pos + 7)] = t; pos = pos + 8 end\n" \
+    "local function migrate_sizes(size_key, new_of)\n" \
+    "  local kv = redis.call('HGETALL', size_key)\n" \
+    "  for i = 1, #kv, 2 do\n" \
+    "    local new = valid_hex(kv[i]) and new_of[hex_id(kv[i])]\n" \
+    "    if new and id_hex(new) ~= kv[i] then\n" \
+    "      redis.call('HDEL', size_key, kv[i])\n" \
+    "      redis.call('HSET', size_key, id_hex(new), kv[i + 1])\n" \
+    "    end\n" \
     "  end\n" \
-    "  local rest = 0\n" \
-    "  while pos + 7 <= #list do at[string.sub(list, pos, pos + 7)] = 0; pos = pos + 8; rest = rest + 1 end\n" \
-    "  if rest > 0 then add_run(runs, 0, rest) end\n" \
-    "  return at, list, runs\n" \
     "end\n"
 
 /* ---- state load ------------------------------------------------------------
@@ -109,7 +203,9 @@
  * expiring after ttl), converts the previous release's keys, and changes
  * nothing else. An id this device first retrieved at or before
  * expire_before (> 0: EXPIRE) reads as hidden. Each list becomes a Lua table
- * once: O(stored + listed), a few ms for 50,000 messages. */
+ * once: O(stored + listed). Meeting the previous release's keys without
+ * old_ids (the listing's ids in that release's form, aligned with ids), it
+ * returns 'MIGRATE' having changed nothing, and the caller sends them. */
 static const char *const state_load_keys[STATE_LOAD_KEYS] = {
     [STATE_LOAD_KEY_READ] = "read_key", [STATE_LOAD_KEY_GOT] = "got_key",
     [STATE_LOAD_KEY_HIDE] = "hide_key", [STATE_LOAD_KEY_DEV] = "dev_key",
@@ -117,21 +213,27 @@ static const char *const state_load_keys[STATE_LOAD_KEYS] = {
 };
 static const char *const state_load_args[STATE_LOAD_ARGS] = {
     [STATE_LOAD_ARG_IDS] = "ids", [STATE_LOAD_ARG_NOW] = "now", [STATE_LOAD_ARG_TTL] = "ttl",
-    [STATE_LOAD_ARG_EXPIRE_BEFORE] = "expire_before",
+    [STATE_LOAD_ARG_EXPIRE_BEFORE] = "expire_before", [STATE_LOAD_ARG_OLD_IDS] = "old_ids",
 };
-static const char state_load_body[] = ID_LISTS_LUA
-    "migrate_set(read_key)\n"
-    "migrate_set(hide_key)\n"
-    "migrate_got(got_key, rtime_key)\n"
+static const char state_load_body[] = ID_LISTS_LUA MIGRATE_LUA
+    "if old_format(read_key, got_key, hide_key, rtime_key) then\n"
+    "  if #old_ids ~= #ids then return 'MIGRATE' end\n"
+    "  local new_of = {}\n"
+    "  for i = 1, #ids, 8 do new_of[string.sub(old_ids, i, i + 7)] = string.sub(ids, i, i + 7) end\n"
+    "  migrate_set(read_key, new_of)\n"
+    "  migrate_set(hide_key, new_of)\n"
+    "  migrate_got(got_key, rtime_key, new_of)\n"
+    "  migrate_sizes(size_key, new_of)\n"
+    "end\n"
     "local expire_at = tonumber(expire_before)\n"
-    "local read_list, hide_list = get_list(read_key), get_list(hide_key)\n"
-    "local read_set, hide_set = id_set(read_list), id_set(hide_list)\n"
-    "local got_at, got_list = read_got(got_key, rtime_key)\n"
+    "local read_ids, hide_ids = load_ids(read_key), load_ids(hide_key)\n"
+    "local read_set, hide_set = set_of(read_ids), set_of(hide_ids)\n"
+    "local got_at, got_ids = read_got(got_key, rtime_key)\n"
     "local size_of, n_sizes = {}, redis.call('HLEN', size_key)\n"
     "if n_sizes > 0 then\n"
     "  local kv = redis.call('HGETALL', size_key)\n"
     "  for i = 1, #kv, 2 do\n"
-    "    if valid_hex(kv[i]) then size_of[hex_id(kv[i])] = tonumber(kv[i + 1]) end\n"
+    "    if #kv[i] == 16 then size_of[kv[i]] = tonumber(kv[i + 1]) end\n"
     "  end\n"
     "end\n"
     "local out, sizes, n = {}, {}, 0\n"
@@ -144,23 +246,25 @@ static const char state_load_body[] = ID_LISTS_LUA
     "  if hide_set[id] or (expire_at > 0 and at and at > 0 and at <= expire_at) then b = b + 4 end\n"
     "  n = n + 1\n"
     "  out[n] = string.char(b)\n"
-    "  local size = size_of[id]\n"
-    "  if size then sizes[#sizes + 1] = n; sizes[#sizes + 1] = size end\n"
+    "  if n_sizes > 0 then\n"
+    "    local size = size_of[string.format('%02x%02x%02x%02x%02x%02x%02x%02x', string.byte(id, 1, 8))]\n"
+    "    if size then sizes[#sizes + 1] = n; sizes[#sizes + 1] = size end\n"
+    "  end\n"
     "end\n"
     "if redis.call('HSETNX', dev_key, 'first_seen', now) == 1 then\n"
     "  redis.call('PEXPIRE', dev_key, ttl)\n"
     "end\n"
     "local dev = redis.call('HMGET', dev_key, 'first_seen', 'uidvalidity', 'idscheme', 'mark_all')\n"
     "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
-    "        id_count(read_list), id_count(got_list), id_count(hide_list),\n"
-    "        dev[4] or '0', sizes, n_sizes}\n";
+    "        #read_ids, #got_ids, #hide_ids, dev[4] or '0', sizes, n_sizes}\n";
 
 /* ---- state commit ----------------------------------------------------------
- * Fails with LOCKLOST unless token still holds the lock. New ids are
- * appended; a list is rewritten only when it changed (a commit that adds
- * nothing writes no list). A non-empty all_ids prunes every id not in it from
- * the lists and the size hash. Lua's unpack() has a stack limit of a few
- * thousand values: HDEL goes in batches of 1000. */
+ * Fails with LOCKLOST unless token still holds the lock, and with OLDFORMAT
+ * if an older popgate wrote its kind of keys since this session's load.
+ * New ids are appended; a list is rewritten only when it changed (a commit
+ * that adds nothing writes no list). A non-empty all_ids prunes every id not
+ * in it from the lists and the size hash. Lua's unpack() has a stack limit of
+ * a few thousand values: HDEL goes in batches of 1000. */
 static const char *const state_commit_keys[STATE_COMMIT_KEYS] = {
     [STATE_COMMIT_KEY_READ] = "read_key", [STATE_COMMIT_KEY_GOT] = "got_key",
     [STATE_COMMIT_KEY_HIDE] = "hide_key", [STATE_COMMIT_KEY_DEV] = "dev_key",
@@ -177,68 +281,69 @@ static const char *const state_commit_args[STATE_COMMIT_ARGS] = {
 };
 static const char state_commit_body[] = ID_LISTS_LUA
     "if redis.call('GET', lock_key) ~= token then return redis.error_reply('LOCKLOST') end\n"
-    "migrate_set(read_key)\n"
-    "migrate_set(hide_key)\n"
-    "migrate_got(got_key, rtime_key)\n"
-    "local function append_new(list, set, ids, value)\n"
-    "  local added = {}\n"
-    "  for i = 1, #ids, 8 do\n"
-    "    local id = string.sub(ids, i, i + 7)\n"
-    "    if not set[id] then set[id] = value; added[#added + 1] = id end\n"
-    "  end\n"
-    "  return list .. table.concat(added), #added\n"
+    "if old_format(read_key, got_key, hide_key, rtime_key) then\n"
+    "  return redis.error_reply('OLDFORMAT device state written by an older popgate since the login')\n"
     "end\n"
-    "local function keep_current(list, current)\n"
+    "local function append_new(ids, set, arg, value)\n"
+    "  local added = 0\n"
+    "  for i = 1, #arg, 8 do\n"
+    "    local id = string.sub(arg, i, i + 7)\n"
+    "    if not set[id] then set[id] = value; ids[#ids + 1] = id; added = added + 1 end\n"
+    "  end\n"
+    "  return added\n"
+    "end\n"
+    "local function keep_current(ids, current)\n"
     "  local kept = {}\n"
-    "  for i = 1, #list, 8 do\n"
-    "    local id = string.sub(list, i, i + 7)\n"
+    "  for _, id in ipairs(ids) do\n"
     "    if current[id] then kept[#kept + 1] = id end\n"
     "  end\n"
-    "  return table.concat(kept)\n"
+    "  return kept\n"
     "end\n"
-    "local function keep_current_runs(list, runs, current)\n"
-    "  local kept, kept_runs, pos = {}, {}, 1\n"
+    "local function keep_current_runs(ids, runs, current)\n"
+    "  local kept, kept_runs, pos = {}, {}, 0\n"
     "  for _, r in ipairs(runs) do\n"
     "    local k = 0\n"
-    "    for _ = 1, r.n do\n"
-    "      local id = string.sub(list, pos, pos + 7)\n"
-    "      if current[id] then kept[#kept + 1] = id; k = k + 1 end\n"
-    "      pos = pos + 8\n"
+    "    for i = pos + 1, pos + r.n do\n"
+    "      if current[ids[i]] then kept[#kept + 1] = ids[i]; k = k + 1 end\n"
     "    end\n"
+    "    pos = pos + r.n\n"
     "    if k > 0 then add_run(kept_runs, r.t, k) end\n"
     "  end\n"
-    "  return table.concat(kept), kept_runs\n"
+    "  return kept, kept_runs\n"
     "end\n"
-    "local read_list, hide_list = get_list(read_key), get_list(hide_key)\n"
-    "local read_set, hide_set = id_set(read_list), id_set(hide_list)\n"
-    "local got_at, got_list, runs = read_got(got_key, rtime_key)\n"
+    "local read_ids, hide_ids = load_ids(read_key), load_ids(hide_key)\n"
+    "local read_set, hide_set = set_of(read_ids), set_of(hide_ids)\n"
+    "local got_at, got_ids_stored, runs = read_got(got_key, rtime_key)\n"
     "local stamp = record_rtime == '1' and stamp_of(tonumber(now)) or 0\n"
-    "local n_read, n_got, n_hide\n"
-    "read_list, n_read = append_new(read_list, read_set, got_ids, true)\n"
-    "got_list, n_got = append_new(got_list, got_at, got_ids, stamp)\n"
-    "hide_list, n_hide = append_new(hide_list, hide_set, hidden_ids, true)\n"
+    "local n_got = append_new(got_ids_stored, got_at, got_ids, stamp)\n"
+    "local read_changed = append_new(read_ids, read_set, got_ids, true) > 0\n"
+    "local hide_changed = append_new(hide_ids, hide_set, hidden_ids, true) > 0\n"
+    "local got_changed = n_got > 0\n"
     "if n_got > 0 then add_run(runs, stamp, n_got) end\n"
-    "local read_changed, got_changed, hide_changed = n_read > 0, n_got > 0, n_hide > 0\n"
     "if #all_ids > 0 then\n"
-    "  local current = id_set(all_ids)\n"
-    "  local before = {#read_list, #got_list, #hide_list}\n"
-    "  read_list = keep_current(read_list, current)\n"
-    "  hide_list = keep_current(hide_list, current)\n"
-    "  got_list, runs = keep_current_runs(got_list, runs, current)\n"
-    "  read_changed = read_changed or #read_list ~= before[1]\n"
-    "  got_changed = got_changed or #got_list ~= before[2]\n"
-    "  hide_changed = hide_changed or #hide_list ~= before[3]\n"
+    "  local current = set_of(arg_ids(all_ids))\n"
+    "  local before = {#read_ids, #got_ids_stored, #hide_ids}\n"
+    "  read_ids = keep_current(read_ids, current)\n"
+    "  hide_ids = keep_current(hide_ids, current)\n"
+    "  got_ids_stored, runs = keep_current_runs(got_ids_stored, runs, current)\n"
+    "  read_changed = read_changed or #read_ids ~= before[1]\n"
+    "  got_changed = got_changed or #got_ids_stored ~= before[2]\n"
+    "  hide_changed = hide_changed or #hide_ids ~= before[3]\n"
+    "  local listed = {}\n"
+    "  for id in pairs(current) do\n"
+    "    listed[string.format('%02x%02x%02x%02x%02x%02x%02x%02x', string.byte(id, 1, 8))] = true\n"
+    "  end\n"
     "  local stale = {}\n"
     "  for _, field in ipairs(redis.call('HKEYS', size_key)) do\n"
-    "    if not (valid_hex(field) and current[hex_id(field)]) then stale[#stale + 1] = field end\n"
+    "    if not listed[field] then stale[#stale + 1] = field end\n"
     "    if #stale == 1000 then redis.call('HDEL', size_key, unpack(stale)); stale = {} end\n"
     "  end\n"
     "  if #stale > 0 then redis.call('HDEL', size_key, unpack(stale)) end\n"
     "end\n"
-    "if read_changed then put(read_key, read_list) end\n"
-    "if hide_changed then put(hide_key, hide_list) end\n"
+    "if read_changed then put(read_key, encode(read_ids)) end\n"
+    "if hide_changed then put(hide_key, encode(hide_ids)) end\n"
     "if got_changed then\n"
-    "  put(got_key, got_list)\n"
+    "  put(got_key, encode(got_ids_stored))\n"
     "  put(rtime_key, runs_text(runs))\n"
     "end\n"
     "redis.call('HSETNX', dev_key, 'first_seen', now)\n"

@@ -269,6 +269,8 @@ static void on_listing_item(const struct imap_listing_item *item, void *arg)
         e->state_id = message_state_id_x_gm(item->x_gm_msgid);
     else
         e->state_id = message_state_id(item->emailid, item->emailid_len, uidvalidity, item->uid);
+    if (!item->x_gm_msgid && !(item->emailid && item->emailid_len > 0))
+        e->flags |= MAILDROP_ID_FROM_UID;
     if (folder > 0 && !item->emailid && !item->x_gm_msgid) {
         /* UID and UIDVALIDITY may repeat across folders; EMAILIDs and
          * X-GM-MSGIDs do not (Gmail's id is the same in every label). */
