@@ -11,12 +11,13 @@
 /* ---- compact id lists (shared by state load and commit) ------------------
  * read, got:<device> and hide:<device> are id lists: the ids in the order
  * they were added, each once, as records (translate/id_list.h):
- *   0x00 + 8-byte big-endian id       one id
+ *   0x00 + n (LEB128 varint) + n 8-byte big-endian ids
  *   0x01 + n (LEB128 varint)          n more ids, each one more than the one
  *                                     before (same high 32 bits)
  * UID-based ids are UIDVALIDITY << 32 | UID (login_name.h) and a device
  * retrieves in UID order, so what it fetched in one go is one run of a few
- * bytes; an EMAILID or X-GM-MSGID id (hashed) is 9 bytes. rtime:<device> says
+ * bytes; ids that do not follow each other (EMAILID or X-GM-MSGID ids, hashed;
+ * UIDs with gaps) cost 8 bytes each. rtime:<device> says
  * when the got ids were first retrieved, as runs over got's order:
  * "n@t,n@t,..." (the next n ids at t, epoch seconds rounded up to the hour,
  * 0 = not recorded), a few bytes per commit instead of a sorted-set entry per
@@ -32,23 +33,25 @@
     "  return high .. string.char(math.floor(v / 16777216) % 256, math.floor(v / 65536) % 256,\n" \
     "                             math.floor(v / 256) % 256, v % 256)\n" \
     "end\n" \
+    "local function read_varint(list, pos)\n" \
+    "  local v, scale, byte = 0, 1, 128\n" \
+    "  while byte >= 128 do\n" \
+    "    byte = string.byte(list, pos) or error('id list: cut varint')\n" \
+    "    v, scale, pos = v + (byte % 128) * scale, scale * 128, pos + 1\n" \
+    "  end\n" \
+    "  return v, pos\n" \
+    "end\n" \
     "local function decode(list)\n" \
     "  local ids, n, pos = {}, 0, 1\n" \
     "  while pos <= #list do\n" \
     "    local tag = string.byte(list, pos)\n" \
-    "    if tag == 0 and pos + 8 <= #list then\n" \
-    "      n = n + 1\n" \
-    "      ids[n] = string.sub(list, pos + 1, pos + 8)\n" \
-    "      pos = pos + 9\n" \
-    "    elseif tag == 1 and n > 0 then\n" \
-    "      local count, scale, byte = 0, 1, 128\n" \
-    "      pos = pos + 1\n" \
-    "      while byte >= 128 do\n" \
-    "        byte = string.byte(list, pos) or error('id list: cut varint')\n" \
-    "        count, scale, pos = count + (byte % 128) * scale, scale * 128, pos + 1\n" \
-    "      end\n" \
+    "    local count\n" \
+    "    count, pos = read_varint(list, pos + 1)\n" \
+    "    if tag == 0 and pos + 8 * count - 1 <= #list then\n" \
+    "      for k = 0, count - 1 do n = n + 1; ids[n] = string.sub(list, pos + 8 * k, pos + 8 * k + 7) end\n" \
+    "      pos = pos + 8 * count\n" \
+    "    elseif tag == 1 and n > 0 and low32(ids[n]) + count <= 4294967295 then\n" \
     "      local high, low = string.sub(ids[n], 1, 4), low32(ids[n])\n" \
-    "      if low + count > 4294967295 then error('id list: run past 2^32') end\n" \
     "      for k = 1, count do n = n + 1; ids[n] = with_low32(high, low + k) end\n" \
     "    else\n" \
     "      error('id list: bad record')\n" \
@@ -67,19 +70,23 @@
     "  return table.concat(out)\n" \
     "end\n" \
     "local function encode(ids)\n" \
-    "  local out, run, high, low = {}, 0, nil, -2\n" \
+    "  local out, group, run, high, low = {}, {}, 0, nil, -2\n" \
+    "  local function flush()\n" \
+    "    if #group > 0 then out[#out + 1] = '\\0' .. varint(#group) .. table.concat(group); group = {} end\n" \
+    "    if run > 0 then out[#out + 1] = '\\1' .. varint(run); run = 0 end\n" \
+    "  end\n" \
     "  for _, id in ipairs(ids) do\n" \
     "    local h, l = string.sub(id, 1, 4), low32(id)\n" \
     "    if h == high and l == low + 1 then\n" \
+    "      if #group > 0 then flush() end\n" \
     "      run = run + 1\n" \
     "    else\n" \
-    "      if run > 0 then out[#out + 1] = '\\1' .. varint(run) end\n" \
-    "      run = 0\n" \
-    "      out[#out + 1] = '\\0' .. id\n" \
+    "      if run > 0 then flush() end\n" \
+    "      group[#group + 1] = id\n" \
     "    end\n" \
     "    high, low = h, l\n" \
     "  end\n" \
-    "  if run > 0 then out[#out + 1] = '\\1' .. varint(run) end\n" \
+    "  flush()\n" \
     "  return table.concat(out)\n" \
     "end\n" \
     "local function load_ids(key) return decode(redis.call('GET', key) or '') end\n" \

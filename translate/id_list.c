@@ -1,38 +1,19 @@
 /* id_list.c: see id_list.h. */
 #include "id_list.h"
 
-/* The next record at p (len bytes left): a first id, or a run after prev.
- * Returns the record's length, 0 when malformed; *first and *n say which ids
- * it holds (first, first + 1, ..., first + n - 1). */
-static size_t next_record(const unsigned char *p, size_t len, bool have_prev, uint64_t prev, uint64_t *first,
-                          uint64_t *n)
+/* A LEB128 varint of at most ID_LIST_VARINT_MAX bytes at p (len left): its
+ * length, 0 when cut or longer. */
+static size_t read_varint(const unsigned char *p, size_t len, uint64_t *out)
 {
-    if (p[0] == ID_LIST_ONE) {
-        if (len < ID_LIST_ONE_BYTES)
-            return 0;
-        uint64_t id = 0;
-        for (int i = 1; i < ID_LIST_ONE_BYTES; i++)
-            id = id << 8 | p[i];
-        *first = id;
-        *n = 1;
-        return ID_LIST_ONE_BYTES;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && i < ID_LIST_VARINT_MAX; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if (!(p[i] & 0x80)) {
+            *out = v;
+            return i + 1;
+        }
     }
-    if (p[0] != ID_LIST_RUN || !have_prev)
-        return 0;
-    uint64_t count = 0;
-    size_t i = 1;
-    for (int shift = 0;; shift += 7, i++) {
-        if (i >= len || i > ID_LIST_VARINT_MAX)
-            return 0;
-        count |= (uint64_t)(p[i] & 0x7f) << shift;
-        if (!(p[i] & 0x80))
-            break;
-    }
-    if (count == 0 || (prev & 0xffffffffULL) + count > 0xffffffffULL)
-        return 0;
-    *first = prev + 1;
-    *n = count;
-    return i + 1;
+    return 0;
 }
 
 /* Both public functions: every id to each (when non-NULL), their number to
@@ -43,14 +24,30 @@ static bool walk(const void *list, size_t len, void (*each)(uint64_t id, void *a
     bool have_prev = false;
     uint64_t prev = 0, counted = 0;
     while (len > 0) {
-        uint64_t first, n;
-        size_t used = next_record(p, len, have_prev, prev, &first, &n);
-        if (used == 0)
+        uint64_t n;
+        size_t used = read_varint(p + 1, len - 1, &n);
+        if (used == 0 || n == 0 || n > ID_LIST_RUN_MAX)
             return false;
-        for (uint64_t i = 0; each && i < n; i++)
-            each(first + i, arg);
+        used += 1;
+        if (p[0] == ID_LIST_IDS) {
+            if ((len - used) / ID_LIST_ID_BYTES < n)
+                return false;
+            for (uint64_t i = 0; i < n; i++, used += ID_LIST_ID_BYTES) {
+                uint64_t id = 0;
+                for (int b = 0; b < ID_LIST_ID_BYTES; b++)
+                    id = id << 8 | p[used + (size_t)b];
+                if (each)
+                    each(id, arg);
+                prev = id;
+            }
+        } else if (p[0] == ID_LIST_RUN && have_prev && (prev & 0xffffffffULL) + n <= 0xffffffffULL) {
+            for (uint64_t i = 1; each && i <= n; i++)
+                each(prev + i, arg);
+            prev += n;
+        } else {
+            return false;
+        }
         counted += n;
-        prev = first + n - 1;
         have_prev = true;
         p += used;
         len -= used;
