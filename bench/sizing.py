@@ -56,6 +56,7 @@ def parse_args(argv):
     ap.add_argument("--logins", type=int, default=300)
     ap.add_argument("--login-users", type=int, default=20)
     ap.add_argument("--login-messages", type=int, default=1000)
+    ap.add_argument("--gap", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(HERE, "sizing.md"))
     return ap.parse_args(argv)
@@ -78,22 +79,66 @@ def dev_hash(now, i):
             "view", "new", "uidvalidity", 1700000000 + i % 1000, "idscheme", "uid", "retrieved", 1234]
 
 
-def fill(redis, users, old=False, db=0, start=0):
-    """Writes each user's state; old: the previous release's sets of hex ids."""
+def varint(v):
+    out = bytearray()
+    while True:
+        byte, v = v & 0x7F, v >> 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def uid_list(rnd, m, gap):
+    """The id list (translate/id_list.h, as lua_scripts.c encodes it) of m
+    UID-based ids in UID order, where each UID is followed by the next one
+    except with probability gap (a message expunged in between), and those
+    ids as 16-hex strings for the previous release's format (hashed there,
+    random here: only the size matters)."""
+    uv = rnd.getrandbits(32) << 32
+    out, group, uid, left = [], [], 0, m
+    while left > 0:
+        # A run ends where a message was expunged: the next UID skips 1 to 5.
+        uid += 1 + (rnd.randint(1, 5) if uid else 0)
+        length = 1
+        while length < left and rnd.random() >= gap:
+            length += 1
+        group.append((uv | uid).to_bytes(8, "big"))
+        if length > 1:
+            out.append(b"\0" + varint(len(group)) + b"".join(group))
+            out.append(b"\1" + varint(length - 1))
+            group = []
+        uid += length - 1
+        left -= length
+    if group:
+        out.append(b"\0" + varint(len(group)) + b"".join(group))
+    return b"".join(out)
+
+
+def hashed_list(m):
+    """m ids that never follow each other (hashed EMAILID/X-GM-MSGID ids): one
+    record of 8 bytes each."""
+    return b"\0" + varint(m) + os.urandom(8 * m)
+
+
+def fill(redis, users, kind, gap=0.0, db=0, start=0, seed=0):
+    """Writes each user's state into db: kind "uid" or "hashed" id lists, or
+    "old", the previous release's sets of 16-hex ids."""
+    rnd = random.Random(seed)
     now = int(time.time())
     redis.call("SELECT", db)
     batch = []
     for i, (m, devices) in enumerate(users, start):
-        ids = os.urandom(8 * m)
         base = f"pg1:{{syn{i}}}:"
-        if old:
-            members = [ids[j:j + 8].hex() for j in range(0, len(ids), 8)]
-            values = [("SADD", k, *members) for k in ["read"] + [f"got:{d}" for d in DEVICE_NAMES[:devices]]]
+        names = ["read"] + [f"got:{d}" for d in DEVICE_NAMES[:devices]]
+        if kind == "old":
+            members = [os.urandom(8).hex() for _ in range(m)]
+            writes = [("SADD", base + k, *members) for k in names]
         else:
-            values = [("SET", k, ids) for k in ["read"] + [f"got:{d}" for d in DEVICE_NAMES[:devices]]]
-        for cmd, k, *rest in values:
-            batch.append((cmd, base + k, *rest))
-            batch.append(("PEXPIRE", base + k, DEVICE_TTL_MS))
+            value = uid_list(rnd, m, gap) if kind == "uid" else hashed_list(m)
+            writes = [("SET", base + k, value) for k in names]
+        for w in writes:
+            batch.append(w)
+            batch.append(("PEXPIRE", w[1], DEVICE_TTL_MS))
         for d in DEVICE_NAMES[:devices]:
             batch.append(("HSET", base + f"dev:{d}", *dev_hash(now, i)))
             batch.append(("PEXPIRE", base + f"dev:{d}", DEVICE_TTL_MS))
@@ -171,31 +216,33 @@ def main(argv):
         empty_usec, _ = load_usec(redis)
 
         users = population(args)
-        before = redis.memory()
-        t0 = time.monotonic()
-        fill(redis, users)
-        fill_s = time.monotonic() - t0
-        after = redis.memory()
+        messages = sum(m for m, _ in users)
+        device_messages = sum(m * d for m, d in users)
+        figures = {}
+        for kind, db in (("uid", 0), ("hashed", 3)):
+            before = redis.memory()
+            t0 = time.monotonic()
+            fill(redis, users, kind, gap=args.gap, db=db, seed=args.seed)
+            fill_s = time.monotonic() - t0
+            used = redis.memory()["used_memory"] - before["used_memory"]
+            figures[kind] = dict(used=used, fill_s=fill_s)
         redis.call("CONFIG", "RESETSTAT")
         full_pass, full_session = logins(pg, names, args.logins)
         full_usec, calls = load_usec(redis)
 
         old_users = users[:args.old_users]
-        old_before = redis.memory()
-        fill(redis, old_users, old=True, db=1)
-        old_after = redis.memory()
-        new_before = redis.memory()
-        fill(redis, old_users, db=2)
-        new_after = redis.memory()
-
-        messages = sum(m for m, _ in users)
-        device_messages = sum(m * d for m, d in users)
-        used = after["used_memory"] - before["used_memory"]
-        old_used = old_after["used_memory"] - old_before["used_memory"]
-        new_used = new_after["used_memory"] - new_before["used_memory"]
         old_dm = sum(m * d for m, d in old_users)
-        per_user = used / len(users)
+        compare = {}
+        for kind, db in (("old", 1), ("uid", 2), ("hashed", 4)):
+            before = redis.memory()["used_memory"]
+            fill(redis, old_users, kind, gap=args.gap, db=db, seed=args.seed)
+            compare[kind] = (redis.memory()["used_memory"] - before) / old_dm
+
+        total = figures["uid"]["used"] + figures["hashed"]["used"]
         ms = lambda v: f"{v * 1000:.1f} ms"  # noqa: E731
+        row = lambda k: (f"| {figures[k]['used'] / 2**20:,.0f} MiB | {figures[k]['used'] / len(users):,.0f} B | "  # noqa: E731
+                         f"{figures[k]['used'] / messages:.2f} B | {figures[k]['used'] / device_messages:.2f} B | "
+                         f"{figures[k]['fill_s']:.0f} s |")
         lines = [
             "# popgate sizing by measurement (`make bench-sizing`)",
             "",
@@ -203,22 +250,24 @@ def main(argv):
             f"Redis {redis.call('INFO', 'server').decode().split('redis_version:')[1].split()[0]}, "
             f"load average at the end {os.getloadavg()[0]:.2f}.",
             "",
-            f"Synthetic state: {len(users):,} users; messages retrieved per user log-normal, median "
-            f"{args.median:.0f}, sigma {args.sigma} (mean {messages / len(users):,.0f}, 99th percentile "
-            f"{percentile([m for m, _ in users], 99):,}, largest {max(m for m, _ in users):,}, cap {MAX_MESSAGES:,}); "
-            f"1/2/3 devices at 50/35/15% (mean {sum(d for _, d in users) / len(users):.2f}), each having "
-            f"retrieved every message; device hashes as popgate writes them; every key with a TTL. "
-            f"Filled in {fill_s:.0f} s.",
+            f"Synthetic state (`bench/sizing.py`): {len(users):,} users; messages retrieved per user "
+            f"log-normal, median {args.median:.0f}, sigma {args.sigma} (mean {messages / len(users):,.0f}, "
+            f"99th percentile {percentile([m for m, _ in users], 99):,}, largest {max(m for m, _ in users):,}, "
+            f"cap {MAX_MESSAGES:,}); 1/2/3 devices at 50/35/15% (mean {sum(d for _, d in users) / len(users):.2f}), "
+            "each having retrieved every message, plus the user's read list; device hashes as popgate writes "
+            "them; every key with a TTL. Two id schemes, each for every user, measured apart: UID-based ids "
+            f"(servers without OBJECTID, e.g. Dovecot, Courier) where {args.gap:.0%} of UIDs are followed by a "
+            "gap (expunged mail), and hashed ids that never follow each other (EMAILID, X-GM-MSGID: Cyrus, "
+            "Gmail), the worst case.",
             "",
-            "| figure | value |",
-            "| --- | --- |",
-            f"| Redis used_memory for the state | {used / 2**20:,.0f} MiB |",
-            f"| per user | {per_user:,.0f} bytes |",
-            f"| per message (user's mailbox) | {used / messages:.1f} bytes |",
-            f"| per message per device | {used / device_messages:.1f} bytes |",
-            f"| previous release's format (sets of hex ids), first {len(old_users):,} users | "
-            f"{old_used / old_dm:.1f} bytes per message per device "
-            f"(this release: {new_used / old_dm:.1f}, {old_used / new_used:.1f}x less) |",
+            "| id scheme | Redis used_memory | per user | per message | per message per device | fill time |",
+            "| --- | --- | --- | --- | --- | --- |",
+            "| UID-based " + row("uid"),
+            "| hashed " + row("hashed"),
+            "",
+            f"The same first {len(old_users):,} users in the previous release's format (sets of 16-hex ids): "
+            f"{compare['old']:.1f} bytes per message per device; this release {compare['uid']:.2f} (UID-based), "
+            f"{compare['hashed']:.2f} (hashed).",
             "",
             f"Logins: {args.logins} sessions (USER, PASS, STAT, UIDL, QUIT), one at a time, through "
             f"./popgate (release build) to Dovecot, over {args.login_users} users of {args.login_messages:,} "
@@ -228,18 +277,19 @@ def main(argv):
             "| --- | --- | --- | --- | --- | --- |",
             f"| only the login users | {ms(statistics.median(empty_pass))} | {ms(percentile(empty_pass, 95))} | "
             f"{ms(statistics.median(empty_session))} | {ms(percentile(empty_session, 95))} | {empty_usec:.0f} µs |",
-            f"| {len(users):,} users ({used / 2**30:.1f} GiB) | {ms(statistics.median(full_pass))} | "
+            f"| both populations ({total / 2**30:.1f} GiB) | {ms(statistics.median(full_pass))} | "
             f"{ms(percentile(full_pass, 95))} | {ms(statistics.median(full_session))} | "
             f"{ms(percentile(full_session, 95))} | {full_usec:.0f} µs ({calls} calls) |",
             "",
-            "Sizing (used_memory scales with users; add headroom for fork copy-on-write during "
-            "BGSAVE/replication sync, up to 2x under heavy writes, and for growth):",
+            "Sizing, from the per-user figures above (Redis memory scales with users; add headroom for fork "
+            "copy-on-write during BGSAVE and replica sync, up to 2x under heavy writes):",
             "",
-            "| users | Redis memory for device state | with 2x fork headroom |",
-            "| --- | --- | --- |",
+            "| users | UID-based ids | hashed ids (worst case) | hashed, with 2x fork headroom |",
+            "| --- | --- | --- | --- |",
         ]
         for n in (1_000_000, 10_000_000):
-            lines.append(f"| {n:,} | {per_user * n / 2**30:,.0f} GiB | {2 * per_user * n / 2**30:,.0f} GiB |")
+            per = {k: figures[k]["used"] / len(users) * n / 2**30 for k in figures}
+            lines.append(f"| {n:,} | {per['uid']:,.1f} GiB | {per['hashed']:,.0f} GiB | {2 * per['hashed']:,.0f} GiB |")
         text = "\n".join(lines) + "\n"
         with open(args.out, "w") as f:
             f.write(text)
