@@ -25,8 +25,8 @@
  * doubles, exact to 2^53: an id is handled as two 32-bit halves. */
 #define ID_LISTS_LUA \
     "local function key_type(key) return redis.call('TYPE', key)['ok'] end\n" \
-    "local function low32(id)\n" \
-    "  local a, b, c, d = string.byte(id, 5, 8)\n" \
+    "local function low32(s, at)\n" \
+    "  local a, b, c, d = string.byte(s, at + 4, at + 7)\n" \
     "  return ((a * 256 + b) * 256 + c) * 256 + d\n" \
     "end\n" \
     "local function with_low32(high, v)\n" \
@@ -41,24 +41,6 @@
     "  end\n" \
     "  return v, pos\n" \
     "end\n" \
-    "local function decode(list)\n" \
-    "  local ids, n, pos = {}, 0, 1\n" \
-    "  while pos <= #list do\n" \
-    "    local tag = string.byte(list, pos)\n" \
-    "    local count\n" \
-    "    count, pos = read_varint(list, pos + 1)\n" \
-    "    if tag == 0 and pos + 8 * count - 1 <= #list then\n" \
-    "      for k = 0, count - 1 do n = n + 1; ids[n] = string.sub(list, pos + 8 * k, pos + 8 * k + 7) end\n" \
-    "      pos = pos + 8 * count\n" \
-    "    elseif tag == 1 and n > 0 and low32(ids[n]) + count <= 4294967295 then\n" \
-    "      local high, low = string.sub(ids[n], 1, 4), low32(ids[n])\n" \
-    "      for k = 1, count do n = n + 1; ids[n] = with_low32(high, low + k) end\n" \
-    "    else\n" \
-    "      error('id list: bad record')\n" \
-    "    end\n" \
-    "  end\n" \
-    "  return ids\n" \
-    "end\n" \
     "local function varint(v)\n" \
     "  local out = {}\n" \
     "  repeat\n" \
@@ -69,36 +51,105 @@
     "  until v == 0\n" \
     "  return table.concat(out)\n" \
     "end\n" \
-    "local function encode(ids)\n" \
-    "  local out, group, run, high, low = {}, {}, 0, nil, -2\n" \
-    "  local function flush()\n" \
-    "    if #group > 0 then out[#out + 1] = '\\0' .. varint(#group) .. table.concat(group); group = {} end\n" \
-    "    if run > 0 then out[#out + 1] = '\\1' .. varint(run); run = 0 end\n" \
-    "  end\n" \
-    "  for _, id in ipairs(ids) do\n" \
-    "    local h, l = string.sub(id, 1, 4), low32(id)\n" \
-    "    if h == high and l == low + 1 then\n" \
-    "      if #group > 0 then flush() end\n" \
-    "      run = run + 1\n" \
+    "local function walk(list, on_group, on_run)\n" \
+    "  local pos, count, high, low, last = 1, 0, nil, nil, nil\n" \
+    "  while pos <= #list do\n" \
+    "    local start, tag, n = pos, string.byte(list, pos), nil\n" \
+    "    n, pos = read_varint(list, pos + 1)\n" \
+    "    if n < 1 then error('id list: empty record') end\n" \
+    "    if tag == 0 and pos + 8 * n - 1 <= #list then\n" \
+    "      if on_group then on_group(pos, n, count) end\n" \
+    "      local at = pos + 8 * (n - 1)\n" \
+    "      high, low = string.sub(list, at, at + 3), low32(list, at)\n" \
+    "      last = {start = start, tag = 0, n = n, body = pos}\n" \
+    "      pos = pos + 8 * n\n" \
+    "    elseif tag == 1 and high and low + n <= 4294967295 then\n" \
+    "      if on_run then on_run(high, low + 1, low + n, count) end\n" \
+    "      low = low + n\n" \
+    "      last = {start = start, tag = 1, n = n}\n" \
     "    else\n" \
-    "      if run > 0 then flush() end\n" \
-    "      group[#group + 1] = id\n" \
+    "      error('id list: bad record')\n" \
     "    end\n" \
-    "    high, low = h, l\n" \
+    "    count = count + n\n" \
     "  end\n" \
-    "  flush()\n" \
-    "  return table.concat(out)\n" \
+    "  return count, high, low, last\n" \
     "end\n" \
-    "local function load_ids(key) return decode(redis.call('GET', key) or '') end\n" \
-    "local function set_of(ids)\n" \
-    "  local set = {}\n" \
-    "  for _, id in ipairs(ids) do set[id] = true end\n" \
-    "  return set\n" \
+    "local function members(list)\n" \
+    "  local m = {ids = {}, ranges = {}}\n" \
+    "  m.count = walk(list, function(pos, n, before)\n" \
+    "    for k = 0, n - 1 do m.ids[string.sub(list, pos + 8 * k, pos + 8 * k + 7)] = before + k + 1 end\n" \
+    "  end, function(high, first, last, before)\n" \
+    "    local r = m.ranges[high]\n" \
+    "    if not r then r = {}; m.ranges[high] = r end\n" \
+    "    r[#r + 1] = {first, last, before + 1}\n" \
+    "  end)\n" \
+    "  for _, r in pairs(m.ranges) do table.sort(r, function(a, b) return a[1] < b[1] end) end\n" \
+    "  return m\n" \
     "end\n" \
-    "local function arg_ids(arg)\n" \
+    "local function position(m, id)\n" \
+    "  local at = m.ids[id]\n" \
+    "  if at then return at end\n" \
+    "  local r = m.ranges[string.sub(id, 1, 4)]\n" \
+    "  if not r then return nil end\n" \
+    "  local low, lo, hi = low32(id, 1), 1, #r\n" \
+    "  while lo <= hi do\n" \
+    "    local mid = math.floor((lo + hi) / 2)\n" \
+    "    if low < r[mid][1] then hi = mid - 1\n" \
+    "    elseif low > r[mid][2] then lo = mid + 1\n" \
+    "    else return r[mid][3] + low - r[mid][1] end\n" \
+    "  end\n" \
+    "  return nil\n" \
+    "end\n" \
+    "local function decode(list)\n" \
     "  local ids = {}\n" \
-    "  for i = 1, #arg, 8 do ids[#ids + 1] = string.sub(arg, i, i + 7) end\n" \
+    "  walk(list, function(pos, n)\n" \
+    "    for k = 0, n - 1 do ids[#ids + 1] = string.sub(list, pos + 8 * k, pos + 8 * k + 7) end\n" \
+    "  end, function(high, first, last)\n" \
+    "    for v = first, last do ids[#ids + 1] = with_low32(high, v) end\n" \
+    "  end)\n" \
     "  return ids\n" \
+    "end\n" \
+    "local function encoder(list)\n" \
+    "  local e = {parts = {}, group = {}, group_n = 0, run = 0, high = nil, low = -2}\n" \
+    "  if #list > 0 then\n" \
+    "    local _, high, low, last = walk(list)\n" \
+    "    e.high, e.low = high, low\n" \
+    "    e.parts[1] = string.sub(list, 1, last.start - 1)\n" \
+    "    if last.tag == 0 then\n" \
+    "      e.group[1], e.group_n = string.sub(list, last.body, last.body + 8 * last.n - 1), last.n\n" \
+    "    else\n" \
+    "      e.run = last.n\n" \
+    "    end\n" \
+    "  end\n" \
+    "  return e\n" \
+    "end\n" \
+    "local function flush(e)\n" \
+    "  if e.group_n > 0 then\n" \
+    "    e.parts[#e.parts + 1] = '\\0' .. varint(e.group_n) .. table.concat(e.group)\n" \
+    "    e.group, e.group_n = {}, 0\n" \
+    "  end\n" \
+    "  if e.run > 0 then\n" \
+    "    e.parts[#e.parts + 1] = '\\1' .. varint(e.run)\n" \
+    "    e.run = 0\n" \
+    "  end\n" \
+    "end\n" \
+    "local function push(e, id)\n" \
+    "  local h, l = string.sub(id, 1, 4), low32(id, 1)\n" \
+    "  if h == e.high and l == e.low + 1 then\n" \
+    "    if e.group_n > 0 then flush(e) end\n" \
+    "    e.run = e.run + 1\n" \
+    "  else\n" \
+    "    if e.run > 0 then flush(e) end\n" \
+    "    e.group[#e.group + 1] = id\n" \
+    "    e.group_n = e.group_n + 1\n" \
+    "  end\n" \
+    "  e.high, e.low = h, l\n" \
+    "end\n" \
+    "local function appended(list, ids)\n" \
+    "  local e = encoder(list)\n" \
+    "  for _, id in ipairs(ids) do push(e, id) end\n" \
+    "  flush(e)\n" \
+    "  return table.concat(e.parts)\n" \
     "end\n" \
     "local function put(key, value)\n" \
     "  if #value == 0 then redis.call('DEL', key) else redis.call('SET', key, value, 'KEEPTTL') end\n" \
@@ -108,6 +159,16 @@
     "  local last = runs[#runs]\n" \
     "  if last and last.t == t then last.n = last.n + n else runs[#runs + 1] = {n = n, t = t} end\n" \
     "end\n" \
+    "local function read_runs(rtime_key, count)\n" \
+    "  local runs, covered = {}, 0\n" \
+    "  for n, t in string.gmatch(redis.call('GET', rtime_key) or '', '(%d+)@(%d+)') do\n" \
+    "    local k = math.min(tonumber(n), count - covered)\n" \
+    "    if k > 0 then add_run(runs, tonumber(t), k) end\n" \
+    "    covered = covered + math.max(k, 0)\n" \
+    "  end\n" \
+    "  if covered < count then add_run(runs, 0, count - covered) end\n" \
+    "  return runs\n" \
+    "end\n" \
     "local function runs_text(runs)\n" \
     "  local parts, timed = {}, false\n" \
     "  for i, r in ipairs(runs) do\n" \
@@ -115,19 +176,6 @@
     "    if r.t > 0 then timed = true end\n" \
     "  end\n" \
     "  return timed and table.concat(parts, ',') or ''\n" \
-    "end\n" \
-    "local function read_got(got_key, rtime_key)\n" \
-    "  local ids, at, runs, pos = load_ids(got_key), {}, {}, 0\n" \
-    "  for n, t in string.gmatch(redis.call('GET', rtime_key) or '', '(%d+)@(%d+)') do\n" \
-    "    n, t = tonumber(n), tonumber(t)\n" \
-    "    local k = math.min(n, #ids - pos)\n" \
-    "    if k > 0 then add_run(runs, t, k) end\n" \
-    "    for i = pos + 1, pos + k do at[ids[i]] = t end\n" \
-    "    pos = pos + math.max(k, 0)\n" \
-    "  end\n" \
-    "  if pos < #ids then add_run(runs, 0, #ids - pos) end\n" \
-    "  for i = pos + 1, #ids do at[ids[i]] = 0 end\n" \
-    "  return at, ids, runs\n" \
     "end\n" \
     "local function old_format(read_key, got_key, hide_key, rtime_key)\n" \
     "  return key_type(read_key) == 'set' or key_type(got_key) == 'set' or key_type(hide_key) == 'set' or\n" \
@@ -163,7 +211,7 @@
     "  local ids = {}\n" \
     "  for i, e in ipairs(entries) do ids[i] = e.id end\n" \
     "  redis.call('DEL', key)\n" \
-    "  put(key, encode(ids))\n" \
+    "  put(key, appended('', ids))\n" \
     "  if #ids > 0 and ttl > 0 then redis.call('PEXPIRE', key, ttl) end\n" \
     "end\n" \
     "local function migrate_set(key, new_of)\n" \
@@ -233,9 +281,24 @@ static const char state_load_body[] = ID_LISTS_LUA MIGRATE_LUA
     "  migrate_sizes(size_key, new_of)\n"
     "end\n"
     "local expire_at = tonumber(expire_before)\n"
-    "local read_ids, hide_ids = load_ids(read_key), load_ids(hide_key)\n"
-    "local read_set, hide_set = set_of(read_ids), set_of(hide_ids)\n"
-    "local got_at, got_ids = read_got(got_key, rtime_key)\n"
+    "local read_m = members(redis.call('GET', read_key) or '')\n"
+    "local got_m = members(redis.call('GET', got_key) or '')\n"
+    "local hide_m = members(redis.call('GET', hide_key) or '')\n"
+    "local ends, times = {}, {}\n"
+    "if expire_at > 0 then\n"
+    "  for _, r in ipairs(read_runs(rtime_key, got_m.count)) do\n"
+    "    ends[#ends + 1] = (ends[#ends] or 0) + r.n\n"
+    "    times[#times + 1] = r.t\n"
+    "  end\n"
+    "end\n"
+    "local function time_at(pos)\n"
+    "  local lo, hi = 1, #ends\n"
+    "  while lo < hi do\n"
+    "    local mid = math.floor((lo + hi) / 2)\n"
+    "    if ends[mid] < pos then lo = mid + 1 else hi = mid end\n"
+    "  end\n"
+    "  return times[lo] or 0\n"
+    "end\n"
     "local size_of, n_sizes = {}, redis.call('HLEN', size_key)\n"
     "if n_sizes > 0 then\n"
     "  local kv = redis.call('HGETALL', size_key)\n"
@@ -247,10 +310,15 @@ static const char state_load_body[] = ID_LISTS_LUA MIGRATE_LUA
     "for i = 1, #ids, 8 do\n"
     "  local id = string.sub(ids, i, i + 7)\n"
     "  local b = 48\n"
-    "  local at = got_at[id]\n"
-    "  if read_set[id] then b = b + 1 end\n"
+    "  local at = position(got_m, id)\n"
+    "  if position(read_m, id) then b = b + 1 end\n"
     "  if at then b = b + 2 end\n"
-    "  if hide_set[id] or (expire_at > 0 and at and at > 0 and at <= expire_at) then b = b + 4 end\n"
+    "  if position(hide_m, id) then\n"
+    "    b = b + 4\n"
+    "  elseif expire_at > 0 and at then\n"
+    "    local t = time_at(at)\n"
+    "    if t > 0 and t <= expire_at then b = b + 4 end\n"
+    "  end\n"
     "  n = n + 1\n"
     "  out[n] = string.char(b)\n"
     "  if n_sizes > 0 then\n"
@@ -263,7 +331,7 @@ static const char state_load_body[] = ID_LISTS_LUA MIGRATE_LUA
     "end\n"
     "local dev = redis.call('HMGET', dev_key, 'first_seen', 'uidvalidity', 'idscheme', 'mark_all')\n"
     "return {table.concat(out), dev[1] or '0', dev[2] or '0', dev[3] or '',\n"
-    "        #read_ids, #got_ids, #hide_ids, dev[4] or '0', sizes, n_sizes}\n";
+    "        read_m.count, got_m.count, hide_m.count, dev[4] or '0', sizes, n_sizes}\n";
 
 /* ---- state commit ----------------------------------------------------------
  * Fails with LOCKLOST unless token still holds the lock, and with OLDFORMAT
@@ -291,11 +359,11 @@ static const char state_commit_body[] = ID_LISTS_LUA
     "if old_format(read_key, got_key, hide_key, rtime_key) then\n"
     "  return redis.error_reply('OLDFORMAT device state written by an older popgate since the login')\n"
     "end\n"
-    "local function append_new(ids, set, arg, value)\n"
-    "  local added = 0\n"
+    "local function new_ids(m, arg, seen)\n"
+    "  local added = {}\n"
     "  for i = 1, #arg, 8 do\n"
     "    local id = string.sub(arg, i, i + 7)\n"
-    "    if not set[id] then set[id] = value; ids[#ids + 1] = id; added = added + 1 end\n"
+    "    if not seen[id] and not position(m, id) then seen[id] = true; added[#added + 1] = id end\n"
     "  end\n"
     "  return added\n"
     "end\n"
@@ -318,24 +386,28 @@ static const char state_commit_body[] = ID_LISTS_LUA
     "  end\n"
     "  return kept, kept_runs\n"
     "end\n"
-    "local read_ids, hide_ids = load_ids(read_key), load_ids(hide_key)\n"
-    "local read_set, hide_set = set_of(read_ids), set_of(hide_ids)\n"
-    "local got_at, got_ids_stored, runs = read_got(got_key, rtime_key)\n"
-    "local stamp = record_rtime == '1' and stamp_of(tonumber(now)) or 0\n"
-    "local n_got = append_new(got_ids_stored, got_at, got_ids, stamp)\n"
-    "local read_changed = append_new(read_ids, read_set, got_ids, true) > 0\n"
-    "local hide_changed = append_new(hide_ids, hide_set, hidden_ids, true) > 0\n"
-    "local got_changed = n_got > 0\n"
-    "if n_got > 0 then add_run(runs, stamp, n_got) end\n"
+    "local lists = {read = redis.call('GET', read_key) or '', got = redis.call('GET', got_key) or '',\n"
+    "               hide = redis.call('GET', hide_key) or ''}\n"
+    "local got_m = members(lists.got)\n"
+    "local runs = read_runs(rtime_key, got_m.count)\n"
+    "local added = {read = new_ids(members(lists.read), got_ids, {}), got = new_ids(got_m, got_ids, {}),\n"
+    "               hide = new_ids(members(lists.hide), hidden_ids, {})}\n"
+    "local changed = {}\n"
+    "for name, ids in pairs(added) do\n"
+    "  if #ids > 0 then lists[name] = appended(lists[name], ids); changed[name] = true end\n"
+    "end\n"
+    "if #added.got > 0 then add_run(runs, record_rtime == '1' and stamp_of(tonumber(now)) or 0, #added.got) end\n"
     "if #all_ids > 0 then\n"
-    "  local current = set_of(arg_ids(all_ids))\n"
-    "  local before = {#read_ids, #got_ids_stored, #hide_ids}\n"
-    "  read_ids = keep_current(read_ids, current)\n"
-    "  hide_ids = keep_current(hide_ids, current)\n"
-    "  got_ids_stored, runs = keep_current_runs(got_ids_stored, runs, current)\n"
-    "  read_changed = read_changed or #read_ids ~= before[1]\n"
-    "  got_changed = got_changed or #got_ids_stored ~= before[2]\n"
-    "  hide_changed = hide_changed or #hide_ids ~= before[3]\n"
+    "  local current = {}\n"
+    "  for i = 1, #all_ids, 8 do current[string.sub(all_ids, i, i + 7)] = true end\n"
+    "  for _, name in ipairs({'read', 'hide'}) do\n"
+    "    local ids = decode(lists[name])\n"
+    "    local kept = keep_current(ids, current)\n"
+    "    if #kept ~= #ids then lists[name] = appended('', kept); changed[name] = true end\n"
+    "  end\n"
+    "  local got_all = decode(lists.got)\n"
+    "  local kept, kept_runs = keep_current_runs(got_all, runs, current)\n"
+    "  if #kept ~= #got_all then lists.got, runs, changed.got = appended('', kept), kept_runs, true end\n"
     "  local listed = {}\n"
     "  for id in pairs(current) do\n"
     "    listed[string.format('%02x%02x%02x%02x%02x%02x%02x%02x', string.byte(id, 1, 8))] = true\n"
@@ -347,10 +419,10 @@ static const char state_commit_body[] = ID_LISTS_LUA
     "  end\n"
     "  if #stale > 0 then redis.call('HDEL', size_key, unpack(stale)) end\n"
     "end\n"
-    "if read_changed then put(read_key, encode(read_ids)) end\n"
-    "if hide_changed then put(hide_key, encode(hide_ids)) end\n"
-    "if got_changed then\n"
-    "  put(got_key, encode(got_ids_stored))\n"
+    "if changed.read then put(read_key, lists.read) end\n"
+    "if changed.hide then put(hide_key, lists.hide) end\n"
+    "if changed.got then\n"
+    "  put(got_key, lists.got)\n"
     "  put(rtime_key, runs_text(runs))\n"
     "end\n"
     "redis.call('HSETNX', dev_key, 'first_seen', now)\n"
