@@ -25,9 +25,11 @@ session, median and 95th percentile, with the Redis time per state-load call
 (INFO commandstats). Output: bench/sizing.md (or --out).
 """
 import argparse
+import math
 import os
 import poplib
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -64,7 +66,7 @@ def parse_args(argv):
 
 def population(args):
     rnd = random.Random(args.seed)
-    mu = __import__("math").log(args.median)
+    mu = math.log(args.median)
     out = []
     for _ in range(args.users):
         m = min(MAX_MESSAGES, max(1, int(rnd.lognormvariate(mu, args.sigma))))
@@ -99,9 +101,10 @@ def uid_list(rnd, m, gap):
     while left > 0:
         # A run ends where a message was expunged: the next UID skips 1 to 5.
         uid += 1 + (rnd.randint(1, 5) if uid else 0)
-        length = 1
-        while length < left and rnd.random() >= gap:
-            length += 1
+        # Each UID is followed by the next with probability 1 - gap: the
+        # run's length past its first UID is geometric.
+        extra = int(math.log(1.0 - rnd.random()) / math.log(1.0 - gap)) if gap > 0 else left
+        length = min(left, 1 + extra)
         group.append((uv | uid).to_bytes(8, "big"))
         if length > 1:
             out.append(b"\0" + varint(len(group)) + b"".join(group))
@@ -124,6 +127,7 @@ def fill(redis, users, kind, gap=0.0, db=0, start=0, seed=0):
     """Writes each user's state into db: kind "uid" or "hashed" id lists, or
     "old", the previous release's sets of 16-hex ids."""
     rnd = random.Random(seed)
+    uid_lists = {}
     now = int(time.time())
     redis.call("SELECT", db)
     batch = []
@@ -134,7 +138,13 @@ def fill(redis, users, kind, gap=0.0, db=0, start=0, seed=0):
             members = [os.urandom(8).hex() for _ in range(m)]
             writes = [("SADD", base + k, *members) for k in names]
         else:
-            value = uid_list(rnd, m, gap) if kind == "uid" else hashed_list(m)
+            if kind == "uid":
+                # Lists of one length are alike in size: made once, stored per user.
+                if m not in uid_lists:
+                    uid_lists[m] = uid_list(rnd, m, gap)
+                value = uid_lists[m]
+            else:
+                value = hashed_list(m)
             writes = [("SET", base + k, value) for k in names]
         for w in writes:
             batch.append(w)
@@ -186,6 +196,10 @@ def load_usec(redis):
 
 def main(argv):
     args = parse_args(argv)
+    # SIGTERM (or SIGINT in the background, where it is ignored otherwise)
+    # unwinds through the finally below, which stops every server.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(1))
     bed = testbed.Testbed(name="pgsizing")
     bed.start()
     pg = None
