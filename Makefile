@@ -129,7 +129,7 @@ clean:
 # `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and
 # chart.png; `make bench-smoke` is the seconds-long version CI runs, written to
 # build/bench-smoke so the committed results stay as they are.
-# `make bench-sizing` (a few minutes, ~4 GB of Redis) fills a throwaway Redis
+# `make bench-sizing` (minutes; ~4.5 GB of Redis) fills a throwaway Redis
 # with device state for 100,000 users and rewrites bench/sizing.md.
 .PHONY: bench-smoke bench-sizing
 bench/pop3load: bench/pop3load.c
