@@ -4,9 +4,9 @@
  * got and hide sets, the dev hash, the lock, the LOGIN-DELAY marker and the
  * retrieval times; the user's session count and exact sizes.
  *
- * The id lists are strings of packed 8-byte ids, about 8 bytes per id per
- * list (lua_scripts.c says the format; the previous release's sets are
- * converted on first touch). Round trips do not grow with the mailbox:
+ * The id lists are strings (translate/id_list.h): a run of consecutive ids
+ * in a few bytes, any other id in 8 (the previous release's sets are
+ * converted on first touch, lua_scripts.c). Round trips do not grow with the mailbox:
  * loading the state of every message is one script call over one argument
  * holding all ids concatenated; committing
  * is one that checks the lock and changes everything atomically (lua_scripts.h).
