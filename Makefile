@@ -158,7 +158,9 @@ soak-ci: popgate
 # `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and
 # chart.png; `make bench-smoke` is the seconds-long version CI runs, written to
 # build/bench-smoke so the committed results stay as they are.
-.PHONY: bench-smoke
+# `make bench-sizing` (minutes; ~4.5 GB of Redis) fills a throwaway Redis
+# with device state for 100,000 users and rewrites bench/sizing.md.
+.PHONY: bench-smoke bench-sizing
 bench/pop3load: bench/pop3load.c
 	$(CC) $(CSTD) $(WARN) $(OPT_CFLAGS) $(shell pkg-config --cflags openssl) $(CFLAGS) $< \
 		$(shell pkg-config --libs openssl) -lev $(LDFLAGS) -o $@
@@ -178,6 +180,10 @@ bench-smoke: popgate bench/pop3load
 bench-login: popgate bench/pop3load
 	@bench/install-deps.sh
 	python3 bench/login.py
+
+bench-sizing: popgate popgate-admin
+	@bench/install-deps.sh
+	python3 bench/sizing.py
 
 # ---- fuzzing: libFuzzer targets for the parsers (tests/fuzz/README.md) ------
 # Every tests/fuzz/*.c is one target, linked against the library built again

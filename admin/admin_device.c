@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "admin_user.h"
 #include "admin_output.h"
+#include "id_list.h"
 
 /* Long enough for every dev hash field popgate writes (an address, a view
  * name, decimal numbers); a longer foreign value is cut, not overrun. */
@@ -37,7 +38,7 @@ static int parse_device_args(int argc, char **argv, struct device_args *d)
     return ADMIN_OK;
 }
 
-/* A command with an integer answer (EXISTS, DEL, SCARD, HSET); false after
+/* A command with an integer answer (EXISTS, DEL, SCARD, STRLEN, HSET); false after
  * reporting. */
 static bool command_u64(struct admin *a, int argc, const char **argv, unsigned long long *out)
 {
@@ -48,6 +49,34 @@ static bool command_u64(struct admin *a, int argc, const char **argv, unsigned l
     freeReplyObject(r);
     if (!ok)
         admin_error("redis: %s: unexpected reply", argv[0]);
+    return ok;
+}
+
+/* How many ids an id list holds (translate/id_list.h), or a set of 16-hex
+ * ids as the previous release wrote it (popgate converts it at the device's
+ * next login); 0 when absent. */
+static bool id_count(struct admin *a, const char *key, unsigned long long *out)
+{
+    const char *type_cmd[] = { "TYPE", key };
+    redisReply *r = admin_command(a, 2, type_cmd, NULL);
+    if (!r)
+        return false;
+    bool is_set = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "set") == 0;
+    freeReplyObject(r);
+    if (is_set) {
+        const char *scard[] = { "SCARD", key };
+        return command_u64(a, 2, scard, out);
+    }
+    const char *get[] = { "GET", key };
+    r = admin_command(a, 2, get, NULL);
+    if (!r)
+        return false;
+    uint64_t n = 0;
+    bool ok = r->type == REDIS_REPLY_NIL || (r->type == REDIS_REPLY_STRING && id_list_count(r->str, r->len, &n));
+    freeReplyObject(r);
+    if (!ok)
+        admin_error("redis: %s: not an id list", key);
+    *out = n;
     return ok;
 }
 
@@ -107,10 +136,8 @@ static bool read_device(struct admin *a, const char *user, const char *device, s
     freeReplyObject(r);
 
     unsigned long long locked = 0;
-    const char *scard_got[] = { "SCARD", k.got };
-    const char *scard_hide[] = { "SCARD", k.hide };
     const char *exists_lock[] = { "EXISTS", k.lock };
-    if (!command_u64(a, 2, scard_got, &row->got) || !command_u64(a, 2, scard_hide, &row->hidden) ||
+    if (!id_count(a, k.got, &row->got) || !id_count(a, k.hide, &row->hidden) ||
         !command_u64(a, 2, exists_lock, &locked))
         return false;
     row->in_session = locked > 0;
@@ -274,10 +301,8 @@ static int device_reset(struct admin *a, int argc, char **argv)
         not_found(&d);
         return ADMIN_NOT_FOUND;
     }
-    const char *scard_got[] = { "SCARD", d.keys.got };
-    const char *scard_hide[] = { "SCARD", d.keys.hide };
     const char *del[] = { "DEL", d.keys.got, d.keys.hide, d.keys.rtime };
-    if (!command_u64(a, 2, scard_got, &got) || !command_u64(a, 2, scard_hide, &hidden) ||
+    if (!id_count(a, d.keys.got, &got) || !id_count(a, d.keys.hide, &hidden) ||
         !command_u64(a, 4, del, &deleted))
         return ADMIN_UNAVAILABLE;
     if (a->json) {

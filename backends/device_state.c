@@ -32,6 +32,14 @@ void device_id_format(uint64_t id, char *out)
     }
 }
 
+void device_id_pack(uint64_t id, char *out)
+{
+    for (int i = DEVICE_ID_BYTES - 1; i >= 0; i--) {
+        out[i] = (char)(unsigned char)(id & 0xff);
+        id >>= 8;
+    }
+}
+
 /* One callback shape for the calls whose answer is a device_result. */
 struct result_call {
     device_done_cb *done;
@@ -153,9 +161,18 @@ void device_lock_release(struct redis_store *store, const struct device_keys *k,
 
 /* ---- load --------------------------------------------------------------- */
 
+/* What a load needs to send itself again, with old_ids, when the script
+ * answers MIGRATE (it met the previous release's keys). */
 struct load_call {
     device_load_cb *done;
     void *arg;
+    struct redis_request *req;
+    const char *keys[STATE_LOAD_KEYS];
+    const char *args[STATE_LOAD_ARGS];
+    size_t lens[STATE_LOAD_ARGS];
+    char now_s[24], ttl_s[24], expire_s[24];
+    const char *old_ids;
+    size_t old_len;
 };
 
 static bool reply_u64(const redisReply *r, uint64_t *out)
@@ -175,8 +192,36 @@ static bool reply_u64(const redisReply *r, uint64_t *out)
     return false;
 }
 
+/* EVALSHA again on the same handle, now with the old ids. */
+static bool load_again_with_old_ids(struct load_call *call, redis_reply_cb *cb)
+{
+    const char *sha1 = redis_script_sha1(LUA_STATE_LOAD);
+    if (!sha1 || !call->old_ids || call->args[STATE_LOAD_ARG_OLD_IDS] == call->old_ids)
+        return false;
+    call->args[STATE_LOAD_ARG_OLD_IDS] = call->old_ids;
+    call->lens[STATE_LOAD_ARG_OLD_IDS] = call->old_len;
+    enum { FIXED = 3, ARGC = FIXED + STATE_LOAD_KEYS + STATE_LOAD_ARGS };
+    char n_keys[16];
+    snprintf(n_keys, sizeof n_keys, "%d", STATE_LOAD_KEYS);
+    const char *argv[ARGC] = { "EVALSHA", sha1, n_keys };
+    size_t lens[ARGC] = { 7, strlen(sha1), strlen(n_keys) };
+    for (int i = 0; i < STATE_LOAD_KEYS; i++) {
+        argv[FIXED + i] = call->keys[i];
+        lens[FIXED + i] = strlen(call->keys[i]);
+    }
+    for (int i = 0; i < STATE_LOAD_ARGS; i++) {
+        argv[FIXED + STATE_LOAD_KEYS + i] = call->args[i];
+        lens[FIXED + STATE_LOAD_KEYS + i] = call->lens[i];
+    }
+    return redis_request_then(call->req, cb, call, ARGC, argv, lens);
+}
+
 static void on_load_reply(const redisReply *r, const char *error, void *arg)
 {
+    bool migrate = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING) &&
+                   strcmp(r->str, "MIGRATE") == 0;
+    if (migrate && load_again_with_old_ids(arg, on_load_reply))
+        return;
     struct load_call call = *(struct load_call *)arg;
     if (!r && error)
         log_event(LOG_LEVEL_WARN, NULL, "redis-error", "error", error, LOG_END);
@@ -205,34 +250,37 @@ static void on_load_reply(const redisReply *r, const char *error, void *arg)
 }
 
 struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
-                                        const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
-                                        int64_t expire_before, device_load_cb *done, void *arg)
+                                        const char *ids, size_t ids_len, const char *old_ids, size_t old_len,
+                                        int64_t now, uint64_t ttl_ms, int64_t expire_before,
+                                        device_load_cb *done, void *arg)
 {
     struct load_call *call = malloc(sizeof *call);
     if (!call)
         return NULL;
-    *call = (struct load_call){ done, arg };
-    char now_s[24], ttl_s[24], expire_s[24];
-    snprintf(now_s, sizeof now_s, "%" PRId64, now);
-    snprintf(ttl_s, sizeof ttl_s, "%" PRIu64, ttl_ms);
-    snprintf(expire_s, sizeof expire_s, "%" PRId64, expire_before);
+    *call = (struct load_call){ .done = done, .arg = arg, .old_ids = old_ids, .old_len = old_len };
+    snprintf(call->now_s, sizeof call->now_s, "%" PRId64, now);
+    snprintf(call->ttl_s, sizeof call->ttl_s, "%" PRIu64, ttl_ms);
+    snprintf(call->expire_s, sizeof call->expire_s, "%" PRId64, expire_before);
     const char *keys[STATE_LOAD_KEYS] = {
         [STATE_LOAD_KEY_READ] = k->read, [STATE_LOAD_KEY_GOT] = k->got, [STATE_LOAD_KEY_HIDE] = k->hide,
         [STATE_LOAD_KEY_DEV] = k->dev, [STATE_LOAD_KEY_RTIME] = k->rtime, [STATE_LOAD_KEY_SIZE] = k->size,
     };
+    /* The old ids go only when the script asks for them: once per device. */
     const char *args[STATE_LOAD_ARGS] = {
-        [STATE_LOAD_ARG_IDS] = ids, [STATE_LOAD_ARG_NOW] = now_s, [STATE_LOAD_ARG_TTL] = ttl_s,
-        [STATE_LOAD_ARG_EXPIRE_BEFORE] = expire_s,
+        [STATE_LOAD_ARG_IDS] = ids, [STATE_LOAD_ARG_NOW] = call->now_s, [STATE_LOAD_ARG_TTL] = call->ttl_s,
+        [STATE_LOAD_ARG_EXPIRE_BEFORE] = call->expire_s, [STATE_LOAD_ARG_OLD_IDS] = "",
     };
-    size_t lens[STATE_LOAD_ARGS];
-    for (int i = 0; i < STATE_LOAD_ARGS; i++)
-        lens[i] = i == STATE_LOAD_ARG_IDS ? ids_len : strlen(args[i]);  /* ids need not end in NUL */
-    struct redis_request *req = redis_script_call(store, LUA_STATE_LOAD, keys, args, lens, 0, on_load_reply, call);
-    if (!req)
+    memcpy(call->keys, keys, sizeof keys);
+    memcpy(call->args, args, sizeof args);
+    for (int i = 0; i < STATE_LOAD_ARGS; i++)  /* the id lists need not end in NUL */
+        call->lens[i] = i == STATE_LOAD_ARG_IDS ? ids_len : strlen(args[i]);
+    call->req = redis_script_call(store, LUA_STATE_LOAD, call->keys, call->args, call->lens, 0, on_load_reply,
+                                  call);
+    if (!call->req)
         free(call);
     else
-        redis_request_on_cancel(req, free);
-    return req;
+        redis_request_on_cancel(call->req, free);
+    return call->req;
 }
 
 /* ---- commit ------------------------------------------------------------- */

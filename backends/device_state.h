@@ -4,8 +4,11 @@
  * got and hide sets, the dev hash, the lock, the LOGIN-DELAY marker and the
  * retrieval times; the user's session count and exact sizes.
  *
- * Round trips do not grow with the mailbox: loading the state of every message
- * is one script call over one argument holding all ids concatenated; committing
+ * The id lists are strings (translate/id_list.h): a run of consecutive ids
+ * in a few bytes, any other id in 8 (the previous release's sets are
+ * converted on first touch, lua_scripts.c). Round trips do not grow with the mailbox:
+ * loading the state of every message is one script call over one argument
+ * holding all ids concatenated; committing
  * is one that checks the lock and changes everything atomically (lua_scripts.h).
  *
  * Every call returns the pending redis_request (cancel it if the session goes
@@ -22,6 +25,10 @@
 #include "redis_keys.h"
 #include "redis_store.h"
 
+/* In the Redis lists (read, got, hide) and in the load and commit scripts'
+ * id arguments an id is 8 bytes, big-endian; as a field of the size hash it
+ * is 16 lower-case hex digits. */
+#define DEVICE_ID_BYTES 8
 #define DEVICE_ID_HEX 16
 #define DEVICE_TOKEN_MAX 40
 
@@ -38,8 +45,10 @@ struct device_keys {
 };
 
 void device_keys_init(struct device_keys *k, const char *state_user, const char *device);
-/* Appends the 16-hex form of id at out (which must have room for 16 bytes). */
+/* Writes the 16-hex form of id at out (which must have room for 16 bytes). */
 void device_id_format(uint64_t id, char *out);
+/* Writes the 8-byte form of id at out (DEVICE_ID_BYTES, not NUL-terminated). */
+void device_id_pack(uint64_t id, char *out);
 
 enum device_result {
     DEVICE_OK,
@@ -89,12 +98,18 @@ struct device_load_result {
 typedef void device_load_cb(const struct device_load_result *r, void *arg);
 
 /* Reads the state bits of every id; registers the device (first_seen = now,
- * expiring after ttl_ms) if it is new, and changes nothing else. With
- * expire_before > 0 (EXPIRE), an id this device first retrieved at or before
- * that time (epoch seconds) reads as hidden. */
+ * expiring after ttl_ms) if it is new, and changes nothing else, except that
+ * state the previous release wrote (sets of hex ids) is converted: old_ids
+ * holds each listed message's id as that release formed it (aligned with
+ * ids; message_state_id_hashed_uid for UID-based ones) and is sent, in a
+ * second round trip, only when such state is found. ids and old_ids must stay
+ * valid until the callback. With expire_before > 0 (EXPIRE), an id this
+ * device first retrieved at or before that time (epoch seconds) reads as
+ * hidden. */
 struct redis_request *device_state_load(struct redis_store *store, const struct device_keys *k,
-                                        const char *ids, size_t ids_len, int64_t now, uint64_t ttl_ms,
-                                        int64_t expire_before, device_load_cb *done, void *arg);
+                                        const char *ids, size_t ids_len, const char *old_ids, size_t old_len,
+                                        int64_t now, uint64_t ttl_ms, int64_t expire_before,
+                                        device_load_cb *done, void *arg);
 
 struct device_commit {
     const char *token;             /* our lock token: the commit fails if it is not held */
@@ -104,6 +119,7 @@ struct device_commit {
     const char *view;              /* view name, shown by popgate-admin */
     uint32_t uidvalidity;
     const char *ids_scheme;
+    /* Lists of DEVICE_ID_BYTES ids, concatenated. */
     const char *got_ids; size_t got_len;        /* add to got:<device> and read */
     const char *hidden_ids; size_t hidden_len;  /* add to hide:<device> */
     const char *all_ids; size_t all_len;        /* when non-empty: prune ids not in it */

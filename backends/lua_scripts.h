@@ -50,11 +50,12 @@ const struct lua_script *lua_script(enum lua_script_id id);
 
 /* ---- positions ------------------------------------------------------------ */
 
-/* Ids are 16 hex digits each, concatenated; bits are VIEW_STATE_* + '0'. */
+/* Ids are DEVICE_ID_BYTES (8) bytes each, concatenated; bits are
+ * VIEW_STATE_* + '0'. */
 enum { STATE_LOAD_KEY_READ, STATE_LOAD_KEY_GOT, STATE_LOAD_KEY_HIDE, STATE_LOAD_KEY_DEV,
        STATE_LOAD_KEY_RTIME, STATE_LOAD_KEY_SIZE, STATE_LOAD_KEYS };
 enum { STATE_LOAD_ARG_IDS, STATE_LOAD_ARG_NOW, STATE_LOAD_ARG_TTL, STATE_LOAD_ARG_EXPIRE_BEFORE,
-       STATE_LOAD_ARGS };
+       STATE_LOAD_ARG_OLD_IDS, STATE_LOAD_ARGS };
 
 enum { STATE_COMMIT_KEY_READ, STATE_COMMIT_KEY_GOT, STATE_COMMIT_KEY_HIDE, STATE_COMMIT_KEY_DEV,
        STATE_COMMIT_KEY_LOCK, STATE_COMMIT_KEY_RTIME, STATE_COMMIT_KEY_SIZE, STATE_COMMIT_KEYS };

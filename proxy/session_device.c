@@ -10,6 +10,7 @@
 
 #include <openssl/rand.h>
 
+#include "hash64.h"
 #include "log.h"
 #include "metrics.h"
 #include "view.h"
@@ -142,28 +143,56 @@ void session_device_release(struct session *s)
     free(d->all_ids);
     d->all_ids = NULL;
     d->all_ids_len = 0;
+    free(d->old_ids);
+    d->old_ids = NULL;
     free(d->keys);
     d->keys = NULL;
 }
 
 /* ---- load and view ------------------------------------------------------ */
 
-/* The 16-hex ids of the entries having `with` and none of `without`. */
+/* The packed ids of the entries having `with` and none of `without`
+ * (DEVICE_ID_BYTES each, device_state.h). */
 static char *collect_ids(const struct maildrop *m, uint8_t with, uint8_t without, size_t *len)
 {
-    char *ids = malloc((size_t)m->count * DEVICE_ID_HEX + 1);
+    char *ids = malloc((size_t)m->count * DEVICE_ID_BYTES + 1);
     if (!ids)
         return NULL;
     size_t n = 0;
     for (uint32_t i = 0; i < m->count; i++) {
         const struct maildrop_entry *e = &m->entries[i];
         if ((e->flags & with) == with && !(e->flags & without)) {
-            device_id_format(e->state_id, ids + n);
-            n += DEVICE_ID_HEX;
+            device_id_pack(e->state_id, ids + n);
+            n += DEVICE_ID_BYTES;
         }
     }
     ids[n] = '\0';
     *len = n;
+    return ids;
+}
+
+/* Every entry's id as releases before the compact state formed it (their
+ * UID-based ids were hashed), aligned with collect_ids(m, 0, 0): what the
+ * load script needs to convert state those releases wrote. */
+static char *collect_old_ids(const struct maildrop *m, size_t *len)
+{
+    char *ids = malloc((size_t)m->count * DEVICE_ID_BYTES + 1);
+    if (!ids)
+        return NULL;
+    for (uint32_t i = 0; i < m->count; i++) {
+        const struct maildrop_entry *e = &m->entries[i];
+        uint64_t id = e->state_id;
+        if (e->flags & MAILDROP_ID_FROM_UID) {
+            id = message_state_id_hashed_uid(m->folder_uidvalidity[e->folder], e->uid);
+            if (e->folder > 0) {
+                uint32_t tag = m->folder_tag[e->folder];
+                id = hash64(id, &tag, sizeof tag);  /* as session_login.c tags every folder but the first */
+            }
+        }
+        device_id_pack(id, ids + (size_t)i * DEVICE_ID_BYTES);
+    }
+    *len = (size_t)m->count * DEVICE_ID_BYTES;
+    ids[*len] = '\0';
     return ids;
 }
 
@@ -178,6 +207,8 @@ static void on_state_loaded(const struct device_load_result *res, void *arg)
     struct session *s = arg;
     struct device_session *d = dev(s);
     d->request = NULL;
+    free(d->old_ids);
+    d->old_ids = NULL;
     uint32_t count = s->drop.count;
     metrics_observe(METRIC_REDIS_LATENCY, ev_now(s->gw->loop) - d->request_started);
     if (res->result != DEVICE_OK)
@@ -268,11 +299,13 @@ void session_device_load(struct session *s)
 {
     struct device_session *d = dev(s);
     d->all_ids = collect_ids(&s->drop, 0, 0, &d->all_ids_len);
+    d->old_ids = collect_old_ids(&s->drop, &d->old_ids_len);
     d->request_started = ev_now(s->gw->loop);
-    if (d->all_ids)
-        d->request = device_state_load(s->gw->redis, d->keys, d->all_ids, d->all_ids_len,
-                                       (int64_t)time(NULL), (uint64_t)s->cfg->device_ttl * 1000,
-                                       expire_before(s), on_state_loaded, s);
+    if (d->all_ids && d->old_ids)
+        d->request = device_state_load(s->gw->redis, d->keys, d->all_ids, d->all_ids_len, d->old_ids,
+                                       d->old_ids_len, (int64_t)time(NULL),
+                                       (uint64_t)s->cfg->device_ttl * 1000, expire_before(s),
+                                       on_state_loaded, s);
     if (!d->request) {
         struct device_load_result failed = { .result = DEVICE_UNAVAILABLE };
         on_state_loaded(&failed, s);

@@ -123,6 +123,8 @@ struct device_session {
      * messages no longer upstream, so the commit can prune them. */
     char *all_ids;
     size_t all_ids_len;
+    char *old_ids;             /* all_ids as the previous release formed them, during the load */
+    size_t old_ids_len;
 };
 
 struct session {

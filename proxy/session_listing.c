@@ -205,6 +205,8 @@ static void fill_maildrop(struct session *s, const struct listing_build *b)
         struct maildrop_entry *e = maildrop_get(&s->drop, s->drop.count);
         e->internaldate = r->internaldate;
         e->state_id = r->state_id;
+        if (!(r->flags & LISTING_STABLE_ID))
+            e->flags |= MAILDROP_ID_FROM_UID;
         /* UID and UIDVALIDITY may repeat across folders; EMAILIDs and
          * X-GM-MSGIDs do not (Gmail's id is the same in every label). */
         if (folder > 0 && !(r->flags & LISTING_STABLE_ID))

@@ -47,6 +47,11 @@ uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidv
 {
     if (emailid && emailid_len > 0)
         return hash64(hash64(HASH64_SEED, "E", 1), emailid, emailid_len);
+    return (uint64_t)uidvalidity << 32 | uid;
+}
+
+uint64_t message_state_id_hashed_uid(uint32_t uidvalidity, uint32_t uid)
+{
     unsigned char raw[8];
     for (int i = 0; i < 4; i++) {
         raw[i] = (unsigned char)(uidvalidity >> (8 * i));

@@ -28,8 +28,13 @@ bool device_name_valid(const char *name, size_t len);
 bool login_name_parse(const char *login, size_t len, char separator, struct login_name *out);
 
 /* A message's id in device state: from its EMAILID (RFC 8474) when the server
- * has one, which survives a UIDVALIDITY change; else from UIDVALIDITY and UID. */
+ * has one, which survives a UIDVALIDITY change (hashed); else UIDVALIDITY in
+ * the high and UID in the low 32 bits, so consecutive UIDs are consecutive
+ * ids and device state stores a run of them in a few bytes (lua_scripts.c). */
 uint64_t message_state_id(const char *emailid, size_t emailid_len, uint32_t uidvalidity, uint32_t uid);
+/* The id releases before the compact state gave a message without EMAILID
+ * (a hash of UIDVALIDITY and UID): only to convert state they stored. */
+uint64_t message_state_id_hashed_uid(uint32_t uidvalidity, uint32_t uid);
 /* The same from Gmail's X-GM-MSGID, which also survives a UIDVALIDITY change
  * and is one id in every label. Hashed apart from EMAILIDs and UIDs. */
 uint64_t message_state_id_x_gm(uint64_t x_gm_msgid);

@@ -24,6 +24,8 @@ enum {
     MAILDROP_SEEN_UPSTREAM = 16, /* \Seen was set upstream at login */
     MAILDROP_HIDDEN_INSTEAD = 32, /* deleted, but on_dele could not remove it upstream
                                      (a permanent condition): hidden from the device */
+    MAILDROP_ID_FROM_UID = 64, /* state_id comes from UIDVALIDITY and UID, not a
+                                  server's stable id (EMAILID, X-GM-MSGID) */
 };
 
 struct maildrop_entry {

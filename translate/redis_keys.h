@@ -13,9 +13,9 @@
  *
  * | key                           | type       | contents                                            |
  * | ----------------------------- | ---------- | --------------------------------------------------- |
- * | pg1:{user}:read               | set        | ids of messages retrieved by any device             |
- * | pg1:{user}:got:<device>       | set        | ids this device retrieved                           |
- * | pg1:{user}:hide:<device>      | set        | ids this device deleted with on_dele = hide, or     |
+ * | pg1:{user}:read               | id list    | ids of messages retrieved by any device             |
+ * | pg1:{user}:got:<device>       | id list    | ids this device retrieved                           |
+ * | pg1:{user}:hide:<device>      | id list    | ids this device deleted with on_dele = hide, or     |
  * |                               |            | that on_dele could not remove upstream              |
  * | pg1:{user}:dev:<device>       | hash       | first_seen, last_seen, last_addr, retrieved, view,  |
  * |                               |            | uidvalidity, idscheme, mark_all                     |
@@ -23,7 +23,8 @@
  * | pg1:{user}:sessions           | sorted set | lock tokens of the user's open sessions, scored by  |
  * |                               |            | expiry in ms (max_sessions_per_user)                |
  * | pg1:{user}:delay:<device>     | string     | present for login_delay after the device's login    |
- * | pg1:{user}:rtime:<device>     | sorted set | id -> when this device first retrieved it (expire)  |
+ * | pg1:{user}:rtime:<device>     | string     | when the got ids were first retrieved: "n@t,..."    |
+ * |                               |            | runs over got's order (expire)                      |
  * | pg1:{user}:size               | hash       | id -> exact POP3 size, where RFC822.SIZE is not     |
  * |                               |            | what RETR sends (or every one with exact_sizes)     |
  * | pg1:{user}:legacy             | string     | the lazy legacy_pop3 import ran (its outcome)       |
@@ -43,7 +44,9 @@
  * |                               |            | refreshed_at, refreshes (README "Microsoft 365 ...")|
  * | pg1:{user}:oauthlock          | string     | the node refreshing the user's token (PX expiry)    |
  *
- * A message id is 16 lower-case hex digits of message_state_id() (login_name.h).
+ * An id list is a string (translate/id_list.h: groups of 8-byte ids and runs
+ * of consecutive ones); a message id is message_state_id() (login_name.h),
+ * 16 lower-case hex digits where it is a hash field (size).
  * "pg1" is REDIS_KEY_VERSION: a release that changes what a key holds changes
  * the version, so old and new nodes never read each other's state.
  */

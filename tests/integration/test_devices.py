@@ -138,6 +138,10 @@ def redis_cli(bed, *args, port=None):
     return out.stdout.splitlines()
 
 
+HEX_OF_KEY = ("return (string.gsub(redis.call('GET', KEYS[1]), '.', "
+              "function(c) return string.format('%02x', string.byte(c)) end))")
+
+
 def redis_dump(bed, name):
     """Every key of a user with its full contents (not TTLs)."""
     dump = {}
@@ -148,7 +152,8 @@ def redis_dump(bed, name):
         elif kind == "hash":
             dump[key] = redis_cli(bed, "HGETALL", key)
         else:
-            dump[key] = redis_cli(bed, "GET", key)
+            # Id lists are binary strings (packed ids): dumped as hex.
+            dump[key] = redis_cli(bed, "EVAL", HEX_OF_KEY, "1", key)
     return dump
 
 

@@ -78,6 +78,12 @@ static void test_state_ids(void **state)
     assert_true(message_state_id(NULL, 0, 1, 5) != message_state_id(NULL, 0, 2, 5));
     assert_true(message_state_id(NULL, 0, 1, 5) != message_state_id(NULL, 0, 1, 6));
     assert_true(message_state_id(NULL, 0, 1, 5) == message_state_id(NULL, 0, 1, 5));
+    /* Consecutive UIDs are consecutive ids (runs in device state). */
+    assert_true(message_state_id(NULL, 0, 7, 6) == message_state_id(NULL, 0, 7, 5) + 1);
+    assert_true(message_state_id(NULL, 0, 0xfffffffeU, 0xffffffffU) == 0xfffffffeffffffffULL);
+    /* The previous releases' ids, as state written then holds them. */
+    assert_true(message_state_id_hashed_uid(1, 5) != message_state_id_hashed_uid(2, 5));
+    assert_true(message_state_id_hashed_uid(1, 5) == 0x15164fc6bb86c124ULL);
     /* X-GM-MSGID ids: one per number, apart from an EMAILID or a UID pair
      * whose bytes happen to match. */
     assert_true(message_state_id_x_gm(1278455344230334865ULL) == message_state_id_x_gm(1278455344230334865ULL));
