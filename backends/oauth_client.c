@@ -168,7 +168,10 @@ struct error_class {
     enum oauth_outcome outcome;
 };
 
-/* RFC 6749 5.2 and RFC 8628 3.5 codes. Unknown codes are MISCONFIGURED on a
+/* RFC 6749 5.2 and RFC 8628 3.5 codes, with Microsoft's device-flow names
+ * for the same outcomes (identity platform docs: authorization_declined is
+ * the user saying no, bad_verification_code a device code it does not know,
+ * so a new consent is what helps). Unknown codes are MISCONFIGURED on a
  * 4xx (nothing the user can do) and TEMPORARY on a 5xx. */
 static const struct error_class error_classes[] = {
     { "authorization_pending", OAUTH_PENDING },
@@ -176,6 +179,8 @@ static const struct error_class error_classes[] = {
     { "invalid_grant", OAUTH_REFUSED },
     { "access_denied", OAUTH_REFUSED },
     { "expired_token", OAUTH_REFUSED },
+    { "authorization_declined", OAUTH_REFUSED },
+    { "bad_verification_code", OAUTH_REFUSED },
     { "invalid_client", OAUTH_MISCONFIGURED },
     { "unauthorized_client", OAUTH_MISCONFIGURED },
     { "invalid_scope", OAUTH_MISCONFIGURED },

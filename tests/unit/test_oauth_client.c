@@ -312,6 +312,8 @@ static void test_classification(void **state)
         { "{\"error\":\"invalid_grant\",\"error_description\":\"AADSTS70008: expired\"}", 400, HTTP_OK, OAUTH_REFUSED },
         { "{\"error\":\"access_denied\"}", 400, HTTP_OK, OAUTH_REFUSED },
         { "{\"error\":\"expired_token\"}", 400, HTTP_OK, OAUTH_REFUSED },
+        { "{\"error\":\"authorization_declined\"}", 400, HTTP_OK, OAUTH_REFUSED },
+        { "{\"error\":\"bad_verification_code\"}", 400, HTTP_OK, OAUTH_REFUSED },
         { "{\"error\":\"authorization_pending\"}", 400, HTTP_OK, OAUTH_PENDING },
         { "{\"error\":\"slow_down\"}", 400, HTTP_OK, OAUTH_PENDING },
         { "{\"error\":\"invalid_client\"}", 401, HTTP_OK, OAUTH_MISCONFIGURED },
