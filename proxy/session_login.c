@@ -49,6 +49,14 @@ const char *const login_step_names[LOGIN_STEP_COUNT] = {
 
 static void login_enter(struct session *s, enum login_step step);
 
+/* The name of a step for the log; bounds-checked so that no value of the enum
+ * (LOGIN_STEP_COUNT included) can read past the table. */
+static const char *step_name(enum login_step step)
+{
+    const char *name = (unsigned)step < LOGIN_STEP_COUNT ? login_step_names[step] : NULL;
+    return name ? name : "?";
+}
+
 /* ---- the order ------------------------------------------------------------ */
 
 /* The folder just listed was the mapping's last one. */
@@ -134,7 +142,7 @@ void login_fail(struct session *s, const char *reply, const char *reason, bool d
 void login_fail_upstream(struct session *s, enum imap_result r)
 {
     struct pop3_error_reply reply = reply_for_login_failure(r);
-    log_event(LOG_LEVEL_DEBUG, s->id, "login-step-failed", "step", login_step_names[s->login.step],
+    log_event(LOG_LEVEL_DEBUG, s->id, "login-step-failed", "step", step_name(s->login.step),
               "upstream", imap_result_name(r), LOG_END);
     login_fail(s, reply.line, reply.reason, reply.delayed);
 }
@@ -272,8 +280,8 @@ static void complete(struct session *s)
 static void login_enter(struct session *s, enum login_step step)
 {
     bool per_folder = step == LOGIN_SELECT || step == LOGIN_LISTING || step == LOGIN_LEGACY_MATCH;
-    log_event(LOG_LEVEL_DEBUG, s->id, "login-step", "from", login_step_names[s->login.step],
-              "to", login_step_names[step],
+    log_event(LOG_LEVEL_DEBUG, s->id, "login-step", "from", step_name(s->login.step),
+              "to", step_name(step),
               "folder", per_folder ? s->mapping->folders[s->login.folder] : NULL, LOG_END);
     s->login.step = step;
     switch (step) {
