@@ -2,6 +2,7 @@
 values (the packed id lists) and pipelines, which redis-cli --raw cannot give
 back exactly. Loopback only; no TLS, no AUTH."""
 import socket
+import struct
 
 
 class RedisError(Exception):
@@ -89,3 +90,23 @@ class Redis:
             if value.strip().isdigit():
                 out[name] = int(value)
         return out
+
+
+def decode_ids(value):
+    """An id list (translate/id_list.h) as its ids, in order."""
+    ids, pos = [], 0
+    while pos < len(value):
+        tag, count, shift, pos = value[pos], 0, 0, pos + 1
+        while True:
+            count |= (value[pos] & 0x7F) << shift
+            shift, pos = shift + 7, pos + 1
+            if value[pos - 1] < 0x80:
+                break
+        if tag == 0:
+            ids.extend(struct.unpack(">%dQ" % count, value[pos:pos + 8 * count]))
+            pos += 8 * count
+        else:
+            assert tag == 1 and ids
+            last = ids[-1]
+            ids.extend(last + k for k in range(1, count + 1))
+    return ids

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
 import testbed  # noqa: E402
-from redis_resp import Redis  # noqa: E402
+from redis_resp import Redis, decode_ids  # noqa: E402
 
 PASSWORD = "s3cret"
 # The bound of issue 16, over its workload.
@@ -112,26 +112,6 @@ def uidvalidity(bed, name):
         return int(conn.response("UIDVALIDITY")[1][0])
     finally:
         conn.logout()
-
-
-def decode_ids(value):
-    """An id list (translate/id_list.h) as its ids, in order."""
-    ids, pos = [], 0
-    while pos < len(value):
-        tag, count, shift, pos = value[pos], 0, 0, pos + 1
-        while True:
-            count |= (value[pos] & 0x7F) << shift
-            shift, pos = shift + 7, pos + 1
-            if value[pos - 1] < 0x80:
-                break
-        if tag == 0:
-            ids.extend(struct.unpack(">%dQ" % count, value[pos:pos + 8 * count]))
-            pos += 8 * count
-        else:
-            assert tag == 1 and ids
-            last = ids[-1]
-            ids.extend(last + k for k in range(1, count + 1))
-    return ids
 
 
 def unpack_ids(value):

@@ -38,7 +38,7 @@ and the Redis step succeeded; a session that ends without QUIT changes nothing):
     C1  upstream, at the end: a message retrieved in a +OK session and still
         there carries \\Seen (on_retr = seen); one deleted in a +OK session of
         group "all" is gone;
-    C2  in Redis, at the end: each device's got/hide sets hold at least the
+    C2  in Redis, at the end: each device's got/hide id lists hold at least the
         messages its +OK sessions retrieved/hid that are still upstream;
     C3  every RETR that answered +OK delivered the whole message (terminating
         "." after the bytes delivered by LMTP).
@@ -186,7 +186,7 @@ class Ledger:
     # -- at the end ----------------------------------------------------------
     def check_end(self, devices, upstream, redis_sets):
         """upstream: user -> {msgid: set of flags}; redis_sets: (user, device)
-        -> (SCARD got, SCARD hide)."""
+        -> (ids in got, ids in hide), the id lists decoded."""
         by_user = defaultdict(list)
         for d in devices:
             by_user[d.user].append(d)

@@ -35,6 +35,7 @@ from ha_beds import HAProxy, RedisSentinels, redis_cli  # noqa: E402
 from clients import Deliverer, DevicePool, Webmail, upstream_state  # noqa: E402
 from ledger import Device, Ledger  # noqa: E402
 import resources  # noqa: E402
+from redis_resp import Redis, decode_ids  # noqa: E402
 
 MAX_MINUTES = 720          # SOAK_MINUTES is bounded: 12 hours at most
 LOCK_TTL = 10              # seconds; a lock a failover lost frees itself this fast
@@ -293,11 +294,15 @@ def run(args):
         upstream = upstream_state(stack.tb.ports["imap"], users)
         mport = stack.master_port()
         redis_sets = {}
-        for d in devices:
-            key = f"pg1:{{{d.user}}}"
-            redis_sets[(d.user, d.name)] = (
-                int(redis_cli(mport, "SCARD", f"{key}:got:{d.name}") or 0),
-                int(redis_cli(mport, "SCARD", f"{key}:hide:{d.name}") or 0))
+        state = Redis(mport)
+        try:
+            for d in devices:
+                key = f"pg1:{{{d.user}}}"
+                redis_sets[(d.user, d.name)] = tuple(
+                    len(decode_ids(state.call("GET", f"{key}:{kind}:{d.name}") or b""))
+                    for kind in ("got", "hide"))
+        finally:
+            state.close()
         violations = ledger.check_end(devices, upstream, redis_sets)
         problems, slopes, judged = resources.judge(sampler.rows, load_start, load_end,
                                                    baseline_fds, end_row)
