@@ -439,6 +439,29 @@ static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents)
         on_reloaded(false, s);
 }
 
+/* The state as it is now that this session holds the refresh lock. */
+static void on_locked_reloaded(bool ok, void *arg)
+{
+    struct session *s = arg;
+    struct oauth_login *o = s->oauth;
+    o->req = NULL;
+    if (!ok) {
+        login_fail(s, reply_redis, "redis", false);
+        return;
+    }
+    if (use_cached(s)) {
+        oauth_store_unlock(s->gw->redis, s->device.login.state_user, o->lock_token);
+        o->lock_held = false;
+        login_step_done(s);
+        return;
+    }
+    if (!strcmp(o->stored.status, "reauth-needed")) {
+        login_fail(s, reply_reauth, "oauth-reauth-needed", false);
+        return;
+    }
+    refresh(s);
+}
+
 static void on_lock(bool ok, void *arg)
 {
     struct session *s = arg;
@@ -449,8 +472,16 @@ static void on_lock(bool ok, void *arg)
         return;
     }
     if (o->lock_taken) {
+        /* What this session loaded may predate the lock: another session
+         * may have refreshed and saved while this one waited for its app
+         * password's hash. Refreshing with that rotated-away token would
+         * be a reuse, which providers punish by revoking the grant, so
+         * read the state again under the lock first. */
         o->lock_held = true;
-        refresh(s);
+        o->req = oauth_store_load(s->gw->redis, s->device.login.state_user, s->device.login.device, &o->stored,
+                                  on_locked_reloaded, s);
+        if (!o->req)
+            on_locked_reloaded(false, s);
         return;
     }
     /* Another session refreshes: wait for the token it saves. */
