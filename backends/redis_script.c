@@ -10,6 +10,8 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
+
 struct built_script {
     bool tried;        /* built, or failed to: not tried again */
     char *source;      /* NULL when building failed */
@@ -94,12 +96,7 @@ static bool build(const struct lua_script *s, struct built_script *b)
         free(t.p);
         return false;
     }
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < md_len; i++) {
-        b->sha1[2 * i] = hex[md[i] >> 4];
-        b->sha1[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    b->sha1[REDIS_SCRIPT_SHA1_HEX] = '\0';
+    hex_encode(md, md_len, b->sha1);
     b->source = t.p;
     return true;
 }

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 
 #include "hash64.h"
+#include "hex.h"
 #include "log.h"
 #include "metrics.h"
 #include "view.h"
@@ -68,15 +69,11 @@ void session_device_init(struct session *s)
 /* A random lock token, so only this session can refresh or release the lock. */
 static bool make_token(char out[DEVICE_TOKEN_MAX])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[16];
+    _Static_assert(HEX_LEN(sizeof raw) < DEVICE_TOKEN_MAX, "lock token fits");
     if (RAND_bytes(raw, sizeof raw) != 1)
         return false;
-    for (size_t i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * sizeof raw] = '\0';
+    hex_encode(raw, sizeof raw, out);
     return true;
 }
 

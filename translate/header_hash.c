@@ -9,6 +9,8 @@
 
 #include <openssl/evp.h>
 
+#include "hex.h"
+
 enum {
     S_LINE_START = 0,
     S_NAME,       /* a line that is no continuation, up to its ':' */
@@ -226,12 +228,7 @@ bool header_hash_final(struct header_hash *h, char out[HEADER_HASH_HEX_LEN + 1])
         h->failed = true;
         return false;
     }
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < HEADER_HASH_LEN; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[HEADER_HASH_HEX_LEN] = '\0';
+    hex_encode(md, HEADER_HASH_LEN, out);
     return true;
 }
 
