@@ -92,6 +92,7 @@ static const char reply_reauth[] =
     "-ERR [AUTH] Re-authorisation needed: the mail provider no longer accepts this account's grant; "
     "an administrator must run popgate-admin oauth authorize.";
 static const char reply_redis[] = "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.";
+static const char reply_crypto[] = "-ERR [SYS/TEMP] Temporary failure, try again later.";
 static const char reply_temp[] = "-ERR [SYS/TEMP] Mail provider's sign-in service unavailable, try again later.";
 
 /* Every buffer here held a secret: wiped before it is freed. */
@@ -170,7 +171,7 @@ static void hash_done(void *arg, bool cancelled)
     }
     log_event(LOG_LEVEL_DEBUG, s->id, "app-password", "result", app_password_status_text(st), LOG_END);
     if (st == APP_PASSWORD_CRYPTO_ERROR)
-        login_fail(s, "-ERR [SYS/TEMP] Temporary failure, try again later.", "crypto", false);
+        login_fail(s, reply_crypto, "crypto", false);
     else
         fail_password(s);
 }
@@ -384,8 +385,12 @@ static void on_token(const struct oauth_result *r, void *arg)
                                   o->lock_held ? o->lock_token : "", device, &o->saved, on_saved, s);
     wipe_free(at, OAUTH_STORED_AT_MAX);
     wipe_free(rt, OAUTH_STORED_RT_MAX);
-    if (!ok || !o->req)
-        login_fail(s, reply_temp, ok ? "redis" : "crypto", false);
+    /* Neither is the provider's fault: the same replies as the app
+     * password's crypto failure and as a save Redis refused (on_saved). */
+    if (!ok)
+        login_fail(s, reply_crypto, "crypto", false);
+    else if (!o->req)
+        login_fail(s, reply_redis, "redis", false);
 }
 
 static void refresh(struct session *s)
@@ -498,7 +503,7 @@ static void try_lock(struct session *s)
     struct oauth_login *o = s->oauth;
     uint8_t raw[OAUTH_LOCK_TOKEN_LEN];
     if (RAND_bytes(raw, sizeof raw) != 1) {
-        login_fail(s, reply_temp, "crypto", false);
+        login_fail(s, reply_crypto, "crypto", false);
         return;
     }
     for (size_t i = 0; i < sizeof raw; i++)
