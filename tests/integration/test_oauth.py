@@ -205,7 +205,13 @@ def test_config_check_explains_oauth_mistakes(testbed, oauth_dovecot, oauth_serv
 
 def test_consent_by_device_code_then_scanner_retrieves_mail(gate, admin, oauth_server, oauth_user):
     oauth_user.seed(MAIL)
-    pg, password = consented_user(gate, admin, oauth_server, oauth_user)
+    pg = gate()
+    r = authorize(admin, pg, oauth_server, oauth_user.name, "scanner")
+    assert r.returncode == OK, r.stderr
+    name = oauth_user.name
+    assert f"To authorise popgate for {name}, sign in as that user at\n  http://127.0.0.1:" in r.stderr
+    assert r.stdout.startswith(f"authorised {name}\napp password for {name}#scanner (shown once"), r.stdout
+    password = shown_password(r)
     assert oauth_server.count("device_code:ok") == 1
     c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
     assert reply.startswith("+OK"), reply
