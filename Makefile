@@ -30,7 +30,11 @@ PKG_CFLAGS := $(shell pkg-config --cflags openssl hiredis inih libcurl jansson l
 PKG_LIBS   := $(shell pkg-config --libs openssl hiredis inih libcurl jansson libargon2 2>/dev/null) -lev -pthread
 
 OPT_CFLAGS  := -O2 -g
-SAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# The test builds (ASan, valgrind) carry the integration tests' hooks
+# (io/test_hold.h); the release build never does.
+TEST_HOOKS  := -DPOPGATE_TEST_HOOKS
+SAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               $(TEST_HOOKS)
 
 LIB_SRC  := $(sort $(wildcard translate/*.c io/*.c backends/*.c proxy/*.c))
 LIB_SRC  := $(filter-out proxy/main.c,$(LIB_SRC))
@@ -108,7 +112,7 @@ integration: $(SAN)/popgate $(SAN)/popgate-admin popgate
 # A plain -O1 build (VG, above): valgrind and the sanitizers do not mix.
 $(VG)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) -O1 -g $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CSTD) $(WARN) -O1 -g $(TEST_HOOKS) $(INCLUDES) $(PKG_CFLAGS) $(VERSION_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 $(VG)/popgate: $(VG)/proxy/main.o $(LIB_SRC:%.c=$(VG)/%.o)
 	$(CC) -g $^ $(PKG_LIBS) $(LDFLAGS) -o $@
 

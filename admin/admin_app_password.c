@@ -128,7 +128,11 @@ int admin_issue_app_password(const char *user, const char *device, const uint8_t
 
 void admin_show_app_password(struct admin *a, const char *user, const char *device, const char *text)
 {
-    fprintf(a->out, "app password for %s#%s (shown once: enter it in the device now):\n%s\n", user, device, text);
+    fputs("app password for ", a->out);
+    text_write(a->out, user, strlen(user));
+    fputc('#', a->out);
+    text_write(a->out, device, strlen(device));
+    fprintf(a->out, " (shown once: enter it in the device now):\n%s\n", text);
 }
 
 /* ---- add ------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include "admin.h"
 #include "redis_cluster_map.h"
@@ -134,40 +135,97 @@ bool admin_cluster_route(struct admin *a, const char *key, size_t len)
     return c != NULL;
 }
 
+/* TRYAGAIN: a multi-key command met its slot half moved; CLUSTERDOWN: a
+ * master is lost and its replica not promoted yet. Both pass, so the admin
+ * waits and sends again, as the daemon does (redis_store.c). */
+static bool cluster_busy(const char *err)
+{
+    return !strncmp(err, "TRYAGAIN", 8) || !strncmp(err, "CLUSTERDOWN", 11);
+}
+
+/* Sent again for at least the [redis] timeout, and as often as the daemon
+ * would: one command of a person who waits, not one of many sessions. */
+static unsigned retries_max(const struct admin *a)
+{
+    double n = a->config->redis.timeout / REDIS_CLUSTER_RETRY_DELAY;
+    return n > REDIS_CLUSTER_RETRIES_MAX ? (unsigned)n : REDIS_CLUSTER_RETRIES_MAX;
+}
+
+static void retry_pause(void)
+{
+    const struct timespec pause = { 0, (long)(REDIS_CLUSTER_RETRY_DELAY * 1e9) };
+    nanosleep(&pause, NULL);
+}
+
+/* MOVED: the slot's new master, for the commands that follow. */
+static void learn_moved(struct admin *a, const struct cluster_redirect *to)
+{
+    unsigned node = cluster_map_node(&a->cluster->map, to->address);
+    if (node != CLUSTER_NO_NODE)
+        a->cluster->map.owner[to->slot] = (uint16_t)node;
+}
+
 redisReply *admin_cluster_command(struct admin *a, int argc, const char **argv, const size_t *argvlen)
 {
-    redisContext *c = a->redis;
-    if (argc > 1 && strcasecmp(argv[0], "SCAN") != 0)
-        c = node_for_slot(a, cluster_key_slot(argv[1], argvlen ? argvlen[1] : strlen(argv[1])));
-    bool asking = false;
-    for (unsigned tries = 0; c && tries <= REDIS_CLUSTER_REDIRECTS_MAX; tries++) {
-        if (asking) {
-            redisReply *r = redisCommand(c, "ASKING");
-            if (r)
-                freeReplyObject(r);
+    bool keyed = argc > 1 && strcasecmp(argv[0], "SCAN") != 0;
+    unsigned slot = keyed ? cluster_key_slot(argv[1], argvlen ? argvlen[1] : strlen(argv[1])) : 0;
+    char last[128] = "";
+    unsigned max = retries_max(a);
+    for (unsigned tries = 0; tries <= max; tries++) {
+        if (tries > 0)
+            retry_pause();
+        /* Every try starts at the slot's master: a migrating slot sends the
+         * command on with ASK to a target that may answer TRYAGAIN, every
+         * time until the keys have moved. */
+        redisContext *c = keyed ? node_for_slot(a, slot) : a->redis;
+        bool asking = false;
+        for (unsigned redirects = 0; redirects <= REDIS_CLUSTER_REDIRECTS_MAX; redirects++) {
+            if (!c)
+                return NULL;  /* reported */
+            if (asking) {
+                redisReply *r = redisCommand(c, "ASKING");
+                if (r)
+                    freeReplyObject(r);
+            }
+            redisReply *r = redisCommandArgv(c, argc, argv, argvlen);
+            if (!r) {
+                admin_error("redis: %s", c->errstr[0] ? c->errstr : "no reply");
+                return NULL;
+            }
+            struct cluster_redirect to;
+            bool error = r->type == REDIS_REPLY_ERROR;
+            bool redirect = error && cluster_redirect_parse(r->str, r->len, &to);
+            if (!redirect && !(error && cluster_busy(r->str))) {
+                a->redis = c;
+                return r;
+            }
+            snprintf(last, sizeof last, "%s", r->str);
+            freeReplyObject(r);
+            if (!redirect)
+                break;  /* busy: the next try, after a pause */
+            asking = to.kind == CLUSTER_REDIRECT_ASK;
+            if (!asking)
+                learn_moved(a, &to);
+            c = link_for(a, to.address);
         }
-        redisReply *r = redisCommandArgv(c, argc, argv, argvlen);
-        if (!r) {
-            admin_error("redis: %s", c->errstr[0] ? c->errstr : "no reply");
-            return NULL;
-        }
-        struct cluster_redirect to;
-        if (r->type != REDIS_REPLY_ERROR || !cluster_redirect_parse(r->str, r->len, &to)) {
-            a->redis = c;
-            return r;
-        }
-        freeReplyObject(r);
-        asking = to.kind == CLUSTER_REDIRECT_ASK;
-        if (!asking) {
-            unsigned node = cluster_map_node(&a->cluster->map, to.address);
-            if (node != CLUSTER_NO_NODE)
-                a->cluster->map.owner[to.slot] = (uint16_t)node;
-        }
-        c = link_for(a, to.address);
+        /* Out of redirects: nodes sending the command back and forth while
+         * the end of a migration reaches one before the other; a pause. */
     }
-    if (c)
-        admin_error("redis: %s: too many redirects", argv[0]);
+    admin_error("redis: %s: %s (still, after %u tries)", argv[0], last, max + 1);
     return NULL;
+}
+
+bool admin_cluster_again(struct admin *a, const char *err, unsigned *tries)
+{
+    struct cluster_redirect to;
+    bool redirect = cluster_redirect_parse(err, strlen(err), &to);
+    if ((!redirect && !cluster_busy(err)) || ++*tries > retries_max(a))
+        return false;
+    if (redirect && to.kind == CLUSTER_REDIRECT_MOVED)
+        learn_moved(a, &to);
+    else
+        retry_pause();  /* ASK too: a transaction goes to the owner once the keys have moved */
+    return true;
 }
 
 unsigned admin_cluster_masters(const struct admin *a)

@@ -62,10 +62,20 @@ struct show_arg {
 static void show_code(const struct oauth_device_response *dev, void *arg)
 {
     const struct show_arg *sa = arg;
-    fprintf(stderr, "To authorise popgate for %s, sign in as that user at\n  %s\nand enter the code\n  %s\n",
-            sa->user, dev->verification_uri, dev->user_code);
-    if (dev->verification_uri_complete[0])
-        fprintf(stderr, "(or open %s)\n", dev->verification_uri_complete);
+    /* The user name as typed, the address and code as the provider sent
+     * them: shown through text_write, like every other value. */
+    fputs("To authorise popgate for ", stderr);
+    text_write(stderr, sa->user, strlen(sa->user));
+    fputs(", sign in as that user at\n  ", stderr);
+    text_write(stderr, dev->verification_uri, strlen(dev->verification_uri));
+    fputs("\nand enter the code\n  ", stderr);
+    text_write(stderr, dev->user_code, strlen(dev->user_code));
+    fputc('\n', stderr);
+    if (dev->verification_uri_complete[0]) {
+        fputs("(or open ", stderr);
+        text_write(stderr, dev->verification_uri_complete, strlen(dev->verification_uri_complete));
+        fputs(")\n", stderr);
+    }
     fprintf(stderr, "The code expires in %ld minutes. Waiting...\n", (dev->expires_in + 59) / 60);
     fflush(stderr);
 }
@@ -203,7 +213,9 @@ static int oauth_authorize(struct admin *a, int argc, char **argv)
             json_object_end(&w);
             json_finish(&w);
         } else {
-            fprintf(a->out, "authorised %s\n", user);
+            fputs("authorised ", a->out);
+            text_write(a->out, user, strlen(user));
+            fputc('\n', a->out);
             if (new_device)
                 admin_show_app_password(a, user, device, text);
         }
@@ -501,7 +513,9 @@ static int oauth_revoke(struct admin *a, int argc, char **argv)
         json_object_end(&w);
         json_finish(&w);
     } else {
-        fprintf(a->out, "%s %s's tokens%s\n", removed ? "forgot" : "no stored tokens for", user,
+        fprintf(a->out, "%s ", removed ? "forgot" : "no stored tokens for");
+        text_write(a->out, user, strlen(user));
+        fprintf(a->out, "'s tokens%s\n",
                 called ? "; the provider revoked the grant" : provider_ok ? "" : "; the provider was not told");
     }
     return removed ? ADMIN_OK : ADMIN_NOT_FOUND;

@@ -87,9 +87,12 @@ static void report_errors(const char *name, const struct uidl_file *f)
 }
 
 /* Queues MULTI, DEL, the HSETs and EXEC, then reads every reply: the EXEC
- * reply says whether the transaction ran. False after reporting. */
-static bool store(struct admin *a, const char *key, const struct uidl_file *f)
+ * reply says whether the transaction ran. False with why it failed in
+ * failure (failure_cap octets), or with failure empty after reporting. */
+static bool store_once(struct admin *a, const char *key, const struct uidl_file *f, char *failure_out,
+                       size_t failure_cap)
 {
+    failure_out[0] = '\0';
     /* A value per stored entry and a field per header-hash key and its size
      * marker (uidl_file.h "Storage"). */
     size_t n_hash = f->keys.by_header_hash;
@@ -106,14 +109,6 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
         return false;
     }
 
-    /* One transaction on one key: in a cluster, on the master serving it. */
-    if (a->cluster && !admin_cluster_route(a, key, strlen(key))) {
-        free(values);
-        free(hfields);
-        free(argv);
-        free(argvlen);
-        return false;
-    }
     size_t queued = 0;
     const char *multi[] = { "MULTI" };
     const char *del[] = { "DEL", key };
@@ -190,12 +185,30 @@ static bool store(struct admin *a, const char *key, const struct uidl_file *f)
         ok = false;
     }
     if (!ok)
-        admin_error("redis: %s", failure ? failure : a->redis->errstr);
+        snprintf(failure_out, failure_cap, "%s", failure ? failure : a->redis->errstr);
     free(values);
     free(hfields);
     free(argv);
     free(argvlen);
     return ok;
+}
+
+/* One transaction on one key: in a cluster, on the master serving it, sent
+ * again whole when the cluster refused it for a slot on the move. False
+ * after reporting. */
+static bool store(struct admin *a, const char *key, const struct uidl_file *f)
+{
+    char failure[256];
+    unsigned tries = 0;
+    do {
+        if (a->cluster && !admin_cluster_route(a, key, strlen(key)))
+            return false;
+        if (store_once(a, key, f, failure, sizeof failure))
+            return true;
+    } while (failure[0] && a->cluster && admin_cluster_again(a, failure, &tries));
+    if (failure[0])
+        admin_error("redis: %s", failure);
+    return false;
 }
 
 static void report_stored(struct admin *a, const char *user, const char *name, const struct uidl_file *f)

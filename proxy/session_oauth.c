@@ -43,6 +43,7 @@
 #include "oauth_client.h"
 #include "oauth_store.h"
 #include "sasl_plain.h"
+#include "test_hold.h"
 #include "token_envelope.h"
 
 /* A cached access token is used until this many seconds before it expires:
@@ -91,6 +92,7 @@ static const char reply_reauth[] =
     "-ERR [AUTH] Re-authorisation needed: the mail provider no longer accepts this account's grant; "
     "an administrator must run popgate-admin oauth authorize.";
 static const char reply_redis[] = "-ERR [SYS/TEMP] Mail service temporarily unavailable, try again later.";
+static const char reply_crypto[] = "-ERR [SYS/TEMP] Temporary failure, try again later.";
 static const char reply_temp[] = "-ERR [SYS/TEMP] Mail provider's sign-in service unavailable, try again later.";
 
 /* Every buffer here held a secret: wiped before it is freed. */
@@ -144,6 +146,8 @@ static void hash_work(void *arg)
     job->status = app_password_check(&job->rec, job->user, job->device, job->typed, job->typed_len,
                                      job->data_key);
     OPENSSL_cleanse(job->typed, sizeof job->typed);
+    /* Test builds only: a hash that outlasts another login's refresh. */
+    test_hold("oauth-hash", job->device);
 }
 
 static void hash_done(void *arg, bool cancelled)
@@ -167,7 +171,7 @@ static void hash_done(void *arg, bool cancelled)
     }
     log_event(LOG_LEVEL_DEBUG, s->id, "app-password", "result", app_password_status_text(st), LOG_END);
     if (st == APP_PASSWORD_CRYPTO_ERROR)
-        login_fail(s, "-ERR [SYS/TEMP] Temporary failure, try again later.", "crypto", false);
+        login_fail(s, reply_crypto, "crypto", false);
     else
         fail_password(s);
 }
@@ -381,8 +385,12 @@ static void on_token(const struct oauth_result *r, void *arg)
                                   o->lock_held ? o->lock_token : "", device, &o->saved, on_saved, s);
     wipe_free(at, OAUTH_STORED_AT_MAX);
     wipe_free(rt, OAUTH_STORED_RT_MAX);
-    if (!ok || !o->req)
-        login_fail(s, reply_temp, ok ? "redis" : "crypto", false);
+    /* Neither is the provider's fault: the same replies as the app
+     * password's crypto failure and as a save Redis refused (on_saved). */
+    if (!ok)
+        login_fail(s, reply_crypto, "crypto", false);
+    else if (!o->req)
+        login_fail(s, reply_redis, "redis", false);
 }
 
 static void refresh(struct session *s)
@@ -495,7 +503,7 @@ static void try_lock(struct session *s)
     struct oauth_login *o = s->oauth;
     uint8_t raw[OAUTH_LOCK_TOKEN_LEN];
     if (RAND_bytes(raw, sizeof raw) != 1) {
-        login_fail(s, reply_temp, "crypto", false);
+        login_fail(s, reply_crypto, "crypto", false);
         return;
     }
     for (size_t i = 0; i < sizeof raw; i++)

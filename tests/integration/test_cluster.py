@@ -11,6 +11,7 @@ the per-address throttle (a node-wide key) works; config errors."""
 import json
 import os
 import poplib
+import re
 import signal
 import subprocess
 import sys
@@ -65,10 +66,30 @@ class Cluster:
         self.wait_ok()
 
     def wait_ok(self):
+        """What an operator waits for after a failover or a reshard before
+        the next change (redis-cli --cluster check): every node's state ok
+        and every node giving the same masters the same slots; a node that
+        has not heard of the change yet still sends commands the old way."""
         def ok():
             return all("cluster_state:ok" in redis_cli(p, "CLUSTER", "INFO")
                        for p in self.ports if self.procs[p].poll() is None)
-        wait_for(ok, 30, "cluster_state:ok on every node")
+        wait_for(lambda: ok() and self.agreed(), 30, "cluster_state:ok and one slot map on every node")
+
+    def agreed(self):
+        views = set()
+        for port in self.ports:
+            if self.procs[port].poll() is not None:
+                continue
+            view = []
+            for line in redis_cli(port, "CLUSTER", "NODES").splitlines():
+                f = line.split()
+                if len(f) < 8:
+                    return False    # an error, not a listing
+                flags = f[2].split(",")
+                if "master" in flags and "fail" not in flags:
+                    view.append((f[0], tuple(s for s in f[8:] if not s.startswith("["))))
+            views.add(tuple(sorted(view)))
+        return len(views) == 1
 
     def stop(self):
         for p in self.procs.values():
@@ -154,6 +175,9 @@ def msg(i):
 
 @pytest.fixture
 def start_pg(bed, cluster):
+    # Every test starts on a settled cluster, whatever the one before did
+    # (or left half done when it failed).
+    cluster.wait_ok()
     started = []
 
     def start(redis=None, server=None, state=None):
@@ -496,13 +520,17 @@ def admin(conf, *args, stdin=None):
     return r
 
 
-def test_popgate_admin_against_the_cluster(bed, cluster, user, start_pg, tmp_path):
+def admin_conf(cluster, tmp_path):
     conf = tmp_path / "admin.conf"
     conf.write_text(testbed.format_ini({
         "server": {"listen": "127.0.0.1:1", "allow_plaintext_auth": "yes"},
         "upstream": {"host": "127.0.0.1", "tls": "none"},
         "redis": {"cluster": cluster.seeds, "timeout": 10}}))
-    conf = str(conf)
+    return str(conf)
+
+
+def test_popgate_admin_against_the_cluster(bed, cluster, user, start_pg, tmp_path):
+    conf = admin_conf(cluster, tmp_path)
     bed.seed(user, [msg(i) for i in range(1, 4)])
     pg = start_pg()
     p = login(pg, user, "phone")
@@ -548,6 +576,80 @@ def test_popgate_admin_against_the_cluster(bed, cluster, user, start_pg, tmp_pat
     r = admin(conf, "--json", "device", "list", user)
     assert r.returncode == 0, r.stderr
     assert "phone" in {d["device"] for d in json.loads(r.stdout)["devices"]}
+
+
+def half_move(cluster, user, first, sent_to_src):
+    """Starts moving the user's slot to another master, moving only the
+    keys first() picks from the user's keys; once sent_to_src() is true
+    (popgate-admin's command reached the old owner, which refused it), the
+    rest move and the slot changes hands. Returns (thread, the new owner)."""
+    src, slot = cluster.owner(f"pg1:{{{user}}}:read")
+    dst = next(port for _, port, role, _, _ in cluster.nodes() if role == "master" and port != src)
+    redis_cli(dst, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", cluster.node_id(src), check=True)
+    redis_cli(src, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", cluster.node_id(dst), check=True)
+    for k in first(user_keys(cluster, src, user)):
+        redis_cli(src, "MIGRATE", "127.0.0.1", str(dst), k, "0", "5000", check=True)
+
+    def finish():
+        wait_for(sent_to_src, 30, "popgate-admin's command on the slot's old owner")
+        for k in redis_cli(src, "CLUSTER", "GETKEYSINSLOT", str(slot), "1000").split():
+            redis_cli(src, "MIGRATE", "127.0.0.1", str(dst), k, "0", "5000", check=True)
+        others = [p for _, p, role, _, _ in cluster.nodes() if role == "master" and p not in (src, dst)]
+        for port in [dst, src, *others]:
+            redis_cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", cluster.node_id(dst))
+    t = threading.Thread(target=finish)
+    t.start()
+    return t, src, dst
+
+
+def rejected(port, command):
+    """How many times port refused command (a redirect, TRYAGAIN): MONITOR
+    shows only the commands a node runs."""
+    m = re.search(rf"^cmdstat_{command}:.*rejected_calls=(\d+)", redis_cli(port, "INFO", "commandstats"), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_popgate_admin_while_the_users_slot_is_half_moved(bed, cluster, user, start_pg, tmp_path):
+    """popgate-admin meets the user's slot half moved, as the daemon does
+    (test_resharding_the_users_slot_during_sessions): a multi-key command
+    finds some keys on the old owner and some on the new (TRYAGAIN), a
+    transaction's first key is gone (ASK). It waits and sends again, and
+    finishes once the move has, instead of failing at the first refusal.
+    Each move finishes only after the admin's command reached the old owner
+    (its refused calls counted), so the refusal is certain."""
+    conf = admin_conf(cluster, tmp_path)
+    bed.seed(user, [msg(i) for i in range(1, 4)])
+    pg = start_pg()
+    p = login(pg, user, "phone")
+    p.retr(1)
+    assert p.quit().startswith(b"+OK")
+
+    # device reset: EXISTS dev got hide, with dev moved and got not yet.
+    dev_key, got_key = f"pg1:{{{user}}}:dev:phone", f"pg1:{{{user}}}:got:phone"
+    src = cluster.owner(f"pg1:{{{user}}}:read")[0]
+    assert dev_key in user_keys(cluster, src, user) and got_key in user_keys(cluster, src, user)
+    before = rejected(src, "exists")
+    t, src, dst = half_move(cluster, user, lambda keys: [dev_key], lambda: rejected(src, "exists") > before)
+    r = admin(conf, "device", "reset", user, "phone")
+    t.join(60)
+    assert r.returncode == 0, r.stderr
+    assert "reset, 1 downloaded" in r.stdout, r.stdout
+    cluster.wait_ok()
+
+    # uidl import: MULTI, DEL uidl (a key on no node: the old owner answers
+    # ASK, the transaction is discarded), sent again whole once moved.
+    legacy = tmp_path / "legacy.uidl"
+    legacy.write_text("UID1-1 1200 <one@example.org>\n")
+    before = rejected(dst, "del")
+    t, _, _ = half_move(cluster, user, lambda keys: keys[: len(keys) // 2], lambda: rejected(dst, "del") > before)
+    r = admin(conf, "uidl", "import", user, str(legacy))
+    t.join(60)
+    assert r.returncode == 0, r.stderr
+    assert admin(conf, "uidl", "export", user).stdout == "UID1-1 1200 - <one@example.org>\n"
+    p = login(pg, user, "phone")
+    assert p.stat()[0] == 3, "the reset held"
+    p.quit()
+    cluster.wait_ok()
 
 
 def test_config_errors(bed, cluster):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import popgate_binary
-from testbed import free_ports
+from testbed import free_ports, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,7 +205,13 @@ def test_config_check_explains_oauth_mistakes(testbed, oauth_dovecot, oauth_serv
 
 def test_consent_by_device_code_then_scanner_retrieves_mail(gate, admin, oauth_server, oauth_user):
     oauth_user.seed(MAIL)
-    pg, password = consented_user(gate, admin, oauth_server, oauth_user)
+    pg = gate()
+    r = authorize(admin, pg, oauth_server, oauth_user.name, "scanner")
+    assert r.returncode == OK, r.stderr
+    name = oauth_user.name
+    assert f"To authorise popgate for {name}, sign in as that user at\n  http://127.0.0.1:" in r.stderr
+    assert r.stdout.startswith(f"authorised {name}\napp password for {name}#scanner (shown once"), r.stdout
+    password = shown_password(r)
     assert oauth_server.count("device_code:ok") == 1
     c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
     assert reply.startswith("+OK"), reply
@@ -309,6 +315,53 @@ def test_two_sessions_refreshing_at_once_keep_the_rotation(gate, admin, oauth_se
     assert all(r.startswith("+OK") for r in replies), replies
     assert oauth_server.count("refresh_token") == 1, "one refresh for both, under the lock"
     assert oauth_server.count("refresh_reuse") == 0
+
+
+def test_a_hash_outlasting_another_sessions_refresh_uses_the_rotated_token(gate, admin, oauth_server, oauth_user,
+                                                                          tmp_path):
+    """The race of commit 567d1b9, made certain: the desk's session loads
+    the token state, then its app password's hash is held (the test
+    build's hook, io/test_hold.h) until the scanner's session on another
+    node has refreshed, rotated and saved the refresh token and released
+    the lock. The desk then takes the lock: it must read the state again
+    and use what the scanner saved, not refresh with the refresh token it
+    loaded, rotated away meanwhile (a reuse: the provider revokes the
+    grant)."""
+    oauth_server.set_access_lifetime(4)
+    pg, password = consented_user(gate, admin, oauth_server, oauth_user)
+    pw2 = shown_password(admin(pg, "app-password", "add", oauth_user.name, "desk", stdin=password + "\n"))
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    other = gate(env={"POPGATE_TEST_HOLD_DIR": str(holds)})
+    time.sleep(2.5)                           # the consent's access token is stale
+    # The scanner's refresh gets a token both sessions can use from the cache.
+    oauth_server.set_access_lifetime(600)
+    hold = holds / "oauth-hash.desk.hold"
+    hold.touch()
+    desk = {}
+
+    def desk_login():
+        try:
+            c, desk["reply"] = pop3_login(other, f"{oauth_user.name}#desk", pw2)
+            c.cmd("QUIT")
+        except Exception as e:                # noqa: BLE001 (reported below)
+            desk["reply"] = repr(e)
+    t = threading.Thread(target=desk_login)
+    t.start()
+    try:
+        wait_for((holds / "oauth-hash.desk.held").exists, 20,
+                 "the desk's hash to reach its hold (a build without POPGATE_TEST_HOOKS ignores it)")
+        assert oauth_server.count("refresh_token") == 0, "the desk loaded the state before any refresh"
+        c, reply = pop3_login(pg, f"{oauth_user.name}#scanner", password)
+        assert reply.startswith("+OK"), reply
+        c.ok("QUIT")
+        assert oauth_server.count("refresh_token:ok") == 1, "the scanner refreshed and rotated"
+    finally:
+        hold.unlink()
+        t.join(30)
+    assert oauth_server.count("refresh_reuse") == 0, ("the desk refreshed with the rotated-away token", desk)
+    assert desk.get("reply", "").startswith("+OK"), desk
+    assert oauth_server.count("refresh_token") == 1, "the desk used the access token the scanner saved"
 
 
 def test_two_devices_with_their_own_app_passwords(gate, admin, oauth_server, oauth_user):
