@@ -409,7 +409,13 @@ class Stack:
                 "host": "127.0.0.1",
                 "port": str(p["a_imap"]),
                 "tls": "none",
-                "connect_timeout": "10",
+                # As patient as the load generator's clients (pop3load -t 60,
+                # and command_timeout below): with Dovecot's default settings
+                # every upstream connection waits for an imap-login process
+                # to be forked, and 200 clients logging in at once on 2 busy
+                # cores can take longer than popgate's default 10 s for the
+                # greeting; clients of native Dovecot just wait that long.
+                "connect_timeout": "60",
                 "command_timeout": "60",
                 "mailbox": "INBOX",
             },
