@@ -276,7 +276,8 @@ def regressions(doc):
             continue
         across = spec[2]
         pairs = []
-        if prev and prev.get("run") == doc["params"]["mode"]:
+        # Smoke figures mean nothing: only full runs are compared.
+        if prev and prev.get("run") == doc["params"]["mode"] == "full":
             if across:
                 pairs = [(now["main_mode"], prev["main_mode"])]
             else:
@@ -321,6 +322,7 @@ def targets17(doc):
         desc = f"no regression: {label}, popgate ÷ native"
         if verdict == "n/a":
             why = ("no previous run to compare" if not prev else
+                   "smoke runs are not compared" if doc["params"]["mode"] != "full" else
                    "previous run was a " + str(prev.get("run")) + " run"
                    if prev.get("run") != doc["params"]["mode"] else
                    "not measured with the same Dovecot settings in both runs")

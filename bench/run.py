@@ -2,15 +2,18 @@
 """popgate benchmark: popgate beside Dovecot's native POP3, Dovecot POP3 over
 imapc and perdition, in one run on this machine and the same mailboxes.
 
-    python3 bench/run.py            # full run (make bench), ~15 min on 2 cores
+    python3 bench/run.py            # full run (make bench), ~17 min on 2 cores
     python3 bench/run.py --smoke    # seconds-long version for CI (make bench-smoke)
 
 Workloads (issue 6): (a) login, STAT, UIDL, QUIT on 100-message mailboxes with
 200 concurrent clients; (b) RETR of every message, 1 KB, 100 KB and 10 MB
 messages; (c) UIDL on a 100,000-message mailbox, first and repeated session;
 (d) idle connections, 10,000 before login and 1,000 logged in; (e) TLS
-handshakes on the implicit-TLS port. bench/README.md says what each figure
-means. Results: bench/results.md, bench/results.json, bench/chart.png.
+handshakes on the implicit-TLS port. Dovecot runs with its default process
+settings (issue 17), then (a), (b) and (e) again with Dovecot A tuned for the
+"Dovecot tuned" table; a full run also profiles (a) and (b) with perf.
+bench/README.md says what each figure means and each deviation from
+Dovecot's defaults. Results: bench/results.md, bench/results.json, bench/chart.png.
 
 Everything runs on loopback, in one temporary directory, and is stopped at the
 end, also on failure or Ctrl-C. A peer that fails to start or to serve is
