@@ -30,6 +30,7 @@ GROUPS = (
                                      "log", "config", "stats")),
     ("Redis", ("redis-server",)),
     ("pop3load", ("pop3load",)),
+    ("idle", ("swapper",)),
 )
 OTHER = "everything else"
 TOP = 8
@@ -85,38 +86,50 @@ class Recording:
         self.proc = None
 
 
-def summarize(path, top=TOP):
+def summarize(path, top=TOP, only_pids=None):
     """{"samples": N, "groups": [{"group", "share", "symbols": [(sym, dso,
-    share of group, share of all)]}]} from a recording, or {"error": text}."""
+    share of group, share of all)]}]} from a recording, or {"error": text}.
+    only_pids: {group: set of PIDs}: a process of that group's name with
+    another PID (another test's Redis) counts as everything else."""
+    only_pids = only_pids or {}
     try:
         r = subprocess.run([PERF, "report", "-i", path, "--no-children", "-g", "none",
-                            "--sort", "comm,dso,sym", "--stdio", "--percent-limit", "0",
-                            "-t", "\t"], capture_output=True, text=True, timeout=300)
+                            "--sort", "pid,dso,sym", "--stdio", "--percent-limit", "0",
+                            # Sample counts: shares rounded to 0.01 % lose a
+                            # third of the samples over thousands of small rows.
+                            "--show-nr-samples", "-t", "\t"],
+                           capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as e:
         return {"error": f"perf report: {e}"}
     if r.returncode != 0:
         return {"error": "perf report: " + (r.stderr.strip().splitlines() or ["?"])[-1]}
-    samples = 0
-    groups = {}
+    rows = []
     for line in r.stdout.splitlines():
-        if line.startswith("# Samples:"):
-            # "# Samples: 10K of event 'cpu-clock:ppp'"
-            samples = line.split()[2]
-            continue
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t")
-        if len(parts) < 4:
+        if len(parts) < 5:
             continue
         try:
-            share = float(parts[0].strip().rstrip("%"))
+            rows.append((int(parts[1].strip()), parts[2].strip(), parts[3].strip(),
+                         parts[4].strip()))
         except ValueError:
             continue
-        comm, dso, sym = parts[1].strip(), parts[2].strip(), parts[3].strip()
+    samples = sum(n for n, _, _, _ in rows)
+    if samples == 0:
+        return {"error": "perf report: no samples"}
+    groups = {}
+    for n, pid_comm, dso, sym in rows:
+        share = n * 100.0 / samples
+        # "1234:redis-server"
+        pid, _, comm = pid_comm.partition(":")
+        group = group_of(comm)
+        if group in only_pids and pid.isdigit() and int(pid) not in only_pids[group]:
+            group = OTHER
         # "[k] name" / "[.] name": keep the name, say kernel in the dso column.
         if sym.startswith("[") and "] " in sym:
             sym = sym.split("] ", 1)[1]
-        g = groups.setdefault(group_of(comm), {"share": 0.0, "symbols": {}})
+        g = groups.setdefault(group, {"share": 0.0, "symbols": {}})
         g["share"] += share
         key = (sym, "kernel" if dso == "[kernel.kallsyms]" else dso)
         g["symbols"][key] = g["symbols"].get(key, 0.0) + share

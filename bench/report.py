@@ -593,7 +593,7 @@ def profile_section(doc):
     L += [f"`perf record -a -g -F 997` (cpu-clock: this VM has no hardware counters) during one "
           f"more run of each workload, {doc['params'].get('perf_duration_s') or '?'} s, after "
           "the measured one (whose figures it does not touch). Share: of all samples on all "
-          "cores in the recording (idle time included); symbols by self time, as a share "
+          "cores in the recording (\"idle\": no process ran); symbols by self time, as a share "
           "of the group's samples. System-wide: any other work on the machine shows as "
           "\"everything else\", and a Dovecot outside the benchmark would count as Dovecot. "
           f"Recordings: `{doc.get('perf_dir')}` (`perf report -i FILE`).", ""]
@@ -604,7 +604,8 @@ def profile_section(doc):
             if "error" in prof:
                 L += [prof["error"], ""]
                 continue
-            L += [f"Profiled run: {prof.get('run', '?')}; {prof.get('samples', '?')} samples "
+            n = prof.get("samples", "?")
+            L += [f"Profiled run: {prof.get('run', '?')}; {n:,} samples "
                   f"(`{prof.get('file', '')}`).", ""]
             rows = [[g["group"], f"{g['share']:.1f} %",
                      "; ".join(f"{sym} ({dso}) {share:.1f} %" for sym, dso, share, _all
@@ -747,4 +748,17 @@ def headline(doc):
         pg = _metric_value(doc, key, fn, "popgate")
         parts = [f"{fmt_ratio(ratio(pg, _metric_value(doc, key, fn, p)))} {p}" for p in others]
         lines.append(f"  {label}: popgate " + ", ".join(parts))
+    t = doc.get("tuned")
+    if t:
+        main_mode = doc.get("dovecot_mode", "tuned")
+        main, tuned = _subdoc(doc, doc["results"]), _subdoc(doc, t["results"])
+        lines.append(f"  Dovecot tuned ({t['duration_s']:g} s runs), against Dovecot {main_mode}:")
+        for label, key, fn, _higher in metrics(doc):
+            if key not in t["results"] or "CPU" in label or "latency" in label:
+                continue
+            nd, nt = _val(main, key, "dovecot", fn), _val(tuned, key, "dovecot", fn)
+            pd, pt = _val(main, key, "popgate", fn), _val(tuned, key, "popgate", fn)
+            lines.append(f"    {label}: native {fmt(nd)} -> {fmt(nt)}, popgate {fmt(pd)} -> "
+                         f"{fmt(pt)}; popgate ÷ native {fmt_ratio(ratio(pd, nd))} -> "
+                         f"{fmt_ratio(ratio(pt, nt))}")
     return lines

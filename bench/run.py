@@ -349,7 +349,8 @@ class Bench:
             res = self.run_load(peer, workload, duration=self.args.perf_duration, **kw)
         finally:
             rec.stop()
-        prof = perfsum.summarize(path)
+        redis = self.st.procs.get("redis")
+        prof = perfsum.summarize(path, only_pids={"Redis": {redis.pid}} if redis else None)
         prof["run"] = summary(key, res) if "failed" not in res else "failed: " + res["failed"]
         self.profiles.setdefault(key, {})[peer.name] = prof
         print(f"  perf {key:<17} {peer.name:<10} {prof.get('error') or path}", flush=True)
