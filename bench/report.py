@@ -295,7 +295,9 @@ def regressions(doc):
                          b["popgate"], change, higher, "REGRESSED" if worse else "met"))
             done = True
         if not done:
-            rows.append((label, None, None, None, None, None, None, None, higher, "n/a"))
+            measured = any(label in r for r in now["ratios"].values())
+            rows.append((label, None, None, None, None, None, None, None, higher,
+                         "n/a" if measured else "not measured"))
     return rows
 
 
@@ -320,6 +322,9 @@ def targets17(doc):
     for (label, m_now, m_prev, now, before, pg_now, pg_before, change, higher,
          verdict) in regressions(doc):
         desc = f"no regression: {label}, popgate ÷ native"
+        if verdict == "not measured":
+            rows.append((desc, "not measured in this run", "n/a"))
+            continue
         if verdict == "n/a":
             why = ("no previous run to compare" if not prev else
                    "smoke runs are not compared" if doc["params"]["mode"] != "full" else
@@ -605,7 +610,8 @@ def profile_section(doc):
                 L += [prof["error"], ""]
                 continue
             n = prof.get("samples", "?")
-            L += [f"Profiled run: {prof.get('run', '?')}; {n:,} samples "
+            n = f"{n:,}" if isinstance(n, int) else n
+            L += [f"Profiled run: {prof.get('run', '?')}; {n} samples "
                   f"(`{prof.get('file', '')}`).", ""]
             rows = [[g["group"], f"{g['share']:.1f} %",
                      "; ".join(f"{sym} ({dso}) {share:.1f} %" for sym, dso, share, _all
