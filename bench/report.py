@@ -428,7 +428,7 @@ def markdown(doc, logs):
                  f"workloads {', '.join('(' + w + ')' for w in t['workloads'])} again, "
                  f"{' and '.join(doc['peers'].get(x, x) for x in t['peers'])} only, "
                  f"{t['duration_s']:g} s per run (shorter than the main runs, to keep the "
-                 "whole run near 15 minutes).")
+                 "whole run under 20 minutes).")
     L.append("")
     failed_runs = [(key, peer, r["failed"]) for key, per_peer in doc["results"].items()
                    for peer, r in per_peer.items()
