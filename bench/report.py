@@ -223,6 +223,20 @@ REGRESSION = (("(b) RETR MB/s, ", "b", False), ("(c) UIDL", "c", True),
 REGRESSION_SKIP = ("(b) RETR MB/s, 1k",)  # a target of its own
 
 
+# The parameters a workload's figures depend on: runs that differ in them
+# are not compared.
+WORKLOAD_PARAMS = {"a": ("a_concurrency", "a_messages", "pipeline"),
+                   "b": ("b_concurrency", "b_sizes", "pipeline"),
+                   "c": ("c_messages", "c_size"),
+                   "d": ("d_preauth", "d_auth"),
+                   "e": ("e_concurrency",)}
+
+
+def _workload_params(doc):
+    p = doc["params"]
+    return {w: [p.get(k) for k in keys] for w, keys in WORKLOAD_PARAMS.items()}
+
+
 def _subdoc(doc, results):
     return {"results": results, "params": doc["params"], "peers": doc["peers"]}
 
@@ -251,7 +265,7 @@ def ratio_snapshot(doc):
                 ratios[mode][label] = {"ratio": r, "popgate": pg}
     return {"date": doc["machine"].get("date"), "popgate": doc["machine"].get("popgate"),
             "run": doc["params"].get("mode"), "main_mode": doc.get("dovecot_mode", "tuned"),
-            "ratios": ratios}
+            "workload_params": _workload_params(doc), "ratios": ratios}
 
 
 def load_previous(path):
@@ -276,8 +290,11 @@ def regressions(doc):
             continue
         across = spec[2]
         pairs = []
-        # Smoke figures mean nothing: only full runs are compared.
-        if prev and prev.get("run") == doc["params"]["mode"] == "full":
+        same_counts = (prev and prev.get("workload_params", {}).get(spec[1])
+                       == now["workload_params"][spec[1]])
+        # Smoke figures mean nothing: only full runs are compared, and only
+        # runs of a workload with the same counts.
+        if prev and prev.get("run") == doc["params"]["mode"] == "full" and same_counts:
             if across:
                 pairs = [(now["main_mode"], prev["main_mode"])]
             else:
@@ -330,6 +347,9 @@ def targets17(doc):
                    "smoke runs are not compared" if doc["params"]["mode"] != "full" else
                    "previous run was a " + str(prev.get("run")) + " run"
                    if prev.get("run") != doc["params"]["mode"] else
+                   "the previous run used other counts for this workload"
+                   if prev.get("workload_params", {}).get(label[1]) !=
+                   _workload_params(doc)[label[1]] else
                    "not measured with the same Dovecot settings in both runs")
             rows.append((desc, why, "n/a"))
             continue
