@@ -159,7 +159,7 @@ soak-ci: popgate
 	$(PYTHON) tests/soak/soak.py --minutes 1 --binary $(CURDIR)/popgate --out build/soak-ci
 
 # ---- benchmarks: popgate beside its peers (bench/README.md) -----------------
-# `make bench` takes ~15 minutes and rewrites bench/results.md, results.json and
+# `make bench` takes ~17 minutes and rewrites bench/results.md, results.json and
 # chart.png; `make bench-smoke` is the seconds-long version CI runs, written to
 # build/bench-smoke so the committed results stay as they are.
 # `make bench-sizing` (minutes; ~4.5 GB of Redis) fills a throwaway Redis

@@ -159,7 +159,9 @@ def fmt(v, digits=1):
 
 
 def fmt_ratio(v):
-    return "—" if v is None else f"{v:.2f}×"
+    if v is None:
+        return "—"
+    return f"{v:.3f}×" if abs(v) < 0.1 else f"{v:.2f}×"
 
 
 # ---- targets ----------------------------------------------------------------
@@ -198,7 +200,164 @@ def targets(doc):
 def any_failed(doc):
     if doc["failures"] or doc["dead"]:
         return True
-    return any("failed" in r for per_peer in doc["results"].values() for r in per_peer.values())
+    tuned = doc.get("tuned") or {}
+    if tuned.get("dead") or tuned.get("failures"):
+        return True
+    sets = [doc["results"], tuned.get("results", {})]
+    return any("failed" in r for res in sets for per_peer in res.values() for r in per_peer.values())
+
+
+# ---- issue 17: targets with Dovecot's defaults, and no regression -----------
+
+# A ratio popgate ÷ native that moves by more than this against the previous
+# run, the wrong way, is flagged: figures of single 10 s runs on this 2-core
+# machine move by about ±15 % between runs (results.md, "Profile").
+NOISE = 0.15
+
+# What "nothing else regresses" compares (issue 17): label prefixes of
+# metrics(). (c) is one session at a time and (d) runs its login services in
+# high-performance mode in both Dovecot modes, so their ratios compare across
+# modes; the others only with the same Dovecot settings.
+REGRESSION = (("(b) RETR MB/s, ", "b", False), ("(c) UIDL", "c", True),
+              ("(d) memory", "d", True), ("(e) TLS", "e", False))
+REGRESSION_SKIP = ("(b) RETR MB/s, 1k",)  # a target of its own
+
+
+# The parameters a workload's figures depend on: runs that differ in them
+# are not compared.
+WORKLOAD_PARAMS = {"a": ("a_concurrency", "a_messages", "pipeline"),
+                   "b": ("b_concurrency", "b_sizes", "pipeline"),
+                   "c": ("c_messages", "c_size"),
+                   "d": ("d_preauth", "d_auth"),
+                   "e": ("e_concurrency",)}
+
+
+def _workload_params(doc):
+    p = doc["params"]
+    return {w: [p.get(k) for k in keys] for w, keys in WORKLOAD_PARAMS.items()}
+
+
+def _subdoc(doc, results):
+    return {"results": results, "params": doc["params"], "peers": doc["peers"]}
+
+
+def mode_results(doc):
+    """{Dovecot mode: results} of a run: the main pass in its mode (runs before
+    issue 17 were all tuned) and the tuned table's pass."""
+    out = {doc.get("dovecot_mode", "tuned"): doc["results"]}
+    tuned = doc.get("tuned")
+    if tuned and tuned.get("results"):
+        out.setdefault("tuned", tuned["results"])
+    return out
+
+
+def ratio_snapshot(doc):
+    """popgate ÷ native Dovecot for every metric, per Dovecot mode, with what
+    is needed to say which run it was."""
+    ratios = {}
+    for mode, results in mode_results(doc).items():
+        sub = _subdoc(doc, results)
+        ratios[mode] = {}
+        for label, key, fn, _higher in metrics(doc):
+            pg = _metric_value(sub, key, fn, "popgate")
+            r = ratio(pg, _metric_value(sub, key, fn, "dovecot"))
+            if r is not None:
+                ratios[mode][label] = {"ratio": r, "popgate": pg}
+    return {"date": doc["machine"].get("date"), "popgate": doc["machine"].get("popgate"),
+            "run": doc["params"].get("mode"), "main_mode": doc.get("dovecot_mode", "tuned"),
+            "workload_params": _workload_params(doc), "ratios": ratios}
+
+
+def load_previous(path):
+    """The ratio snapshot of the results.json at path, or None."""
+    try:
+        with open(path) as f:
+            prev = json.load(f)
+        return ratio_snapshot(prev)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def regressions(doc):
+    """(label, mode now, mode before, ratio now, ratio before, popgate now,
+    popgate before, change, higher_is_better, verdict) per compared figure."""
+    prev = doc.get("previous")
+    rows = []
+    now = ratio_snapshot(doc)
+    for label, _key, _fn, higher in metrics(doc):
+        spec = next((sp for sp in REGRESSION if label.startswith(sp[0])), None)
+        if spec is None or label.startswith(REGRESSION_SKIP):
+            continue
+        across = spec[2]
+        pairs = []
+        same_counts = (prev and prev.get("workload_params", {}).get(spec[1])
+                       == now["workload_params"][spec[1]])
+        # Smoke figures mean nothing: only full runs are compared, and only
+        # runs of a workload with the same counts.
+        if prev and prev.get("run") == doc["params"]["mode"] == "full" and same_counts:
+            if across:
+                pairs = [(now["main_mode"], prev["main_mode"])]
+            else:
+                pairs = [(m, m) for m in ("default", "tuned")
+                         if m in now["ratios"] and m in prev["ratios"]]
+        done = False
+        for m_now, m_prev in pairs:
+            a = now["ratios"].get(m_now, {}).get(label)
+            b = prev["ratios"].get(m_prev, {}).get(label)
+            if a is None or b is None:
+                continue
+            change = a["ratio"] / b["ratio"] - 1 if b["ratio"] else None
+            worse = change is not None and (change < -NOISE if higher else change > NOISE)
+            rows.append((label, m_now, m_prev, a["ratio"], b["ratio"], a["popgate"],
+                         b["popgate"], change, higher, "REGRESSED" if worse else "met"))
+            done = True
+        if not done:
+            measured = any(label in r for r in now["ratios"].values())
+            rows.append((label, None, None, None, None, None, None, None, higher,
+                         "n/a" if measured else "not measured"))
+    return rows
+
+
+def targets17(doc):
+    """(description, measured text, verdict) for issue 17's targets."""
+    rows = []
+    mode = doc.get("dovecot_mode", "tuned")
+    words = "Dovecot's defaults" if mode == "default" else "Dovecot tuned"
+    p = doc["params"]
+    first = b_keys(doc)[0] if b_keys(doc) else None
+    for desc, key, field in (
+            (f"RETR MB/s {p['b_sizes'][0]['tag'] if first else '1k'} ≥ 0.8× Dovecot POP3 (native), "
+             f"{p['b_concurrency']} clients, {words}", first, "mb_per_s"),
+            (f"sessions/s (a) ≥ 0.8× Dovecot POP3 (native), {p['a_concurrency']} clients, {words}",
+             "a", "sessions_per_s")):
+        r = ratio(_val(doc, key, "popgate", _rate(field)), _val(doc, key, "dovecot", _rate(field)))
+        if r is None:
+            rows.append((desc, "not measured", "n/a"))
+        else:
+            rows.append((desc, fmt_ratio(r), "met" if r >= 0.8 else "MISSED"))
+    prev = doc.get("previous")
+    for (label, m_now, m_prev, now, before, pg_now, pg_before, change, higher,
+         verdict) in regressions(doc):
+        desc = f"no regression: {label}, popgate ÷ native"
+        if verdict == "not measured":
+            rows.append((desc, "not measured in this run", "n/a"))
+            continue
+        if verdict == "n/a":
+            why = ("no previous run to compare" if not prev else
+                   "smoke runs are not compared" if doc["params"]["mode"] != "full" else
+                   "previous run was a " + str(prev.get("run")) + " run"
+                   if prev.get("run") != doc["params"]["mode"] else
+                   "the previous run used other counts for this workload"
+                   if prev.get("workload_params", {}).get(label[1]) !=
+                   _workload_params(doc)[label[1]] else
+                   "not measured with the same Dovecot settings in both runs")
+            rows.append((desc, why, "n/a"))
+            continue
+        modes = f"Dovecot {m_now}" if m_now == m_prev else f"Dovecot {m_now} now, {m_prev} before"
+        shown = (f"{fmt_ratio(now)} now, {fmt_ratio(before)} before ({change * 100:+.0f} %; "
+                 f"{modes}; popgate {fmt(pg_now, 2)} now, {fmt(pg_before, 2)} before)")
+        rows.append((desc, shown, verdict))
+    return rows
 
 
 # ---- markdown ---------------------------------------------------------------
@@ -268,7 +427,29 @@ def markdown(doc, logs):
           f"close), no session resumption; {p['duration_s']:g} s per peer.",
           f"- Pipeline depth {p['pipeline']} (1: the client waits for each reply). "
           + ("An unmeasured session per user and peer ran first (index building)."
-             if p["warmup"] else "No warm-up pass."), ""]
+             if p["warmup"] else "No warm-up pass."),
+          "- Dovecot A and B: " + (
+              "Dovecot's default process settings (login processes in high-security mode, a "
+              "new imap/pop3 process per session, none kept ready), as issue 17's targets say. "
+              if doc.get("dovecot_mode", "tuned") == "default" else
+              "tuned (process reuse, high-performance login), as before issue 17. ")
+          + f"Exactly: {doc.get('dovecot_settings', 'not recorded')}."]
+    if doc.get("dovecot_mode") == "default":
+        L.append("- Deviations from Dovecot's defaults, each because a workload needs it: "
+                 "default_process_limit and default_client_limit raised (the login services "
+                 "take their process limit, and auth and anvil their client limit, from them; "
+                 "(d) holds 10,000 connections); for (d) only, the login services run in "
+                 "high-performance mode, since in high-security mode each pre-login "
+                 "connection is a login process of about 1.1 MB (10,000 would take minutes and "
+                 "over 10 GB).")
+    if doc.get("tuned"):
+        t = doc["tuned"]
+        L.append(f"- Table \"Dovecot tuned\": Dovecot A restarted with {t['settings']}; "
+                 f"workloads {', '.join('(' + w + ')' for w in t['workloads'])} again, "
+                 f"{' and '.join(doc['peers'].get(x, x) for x in t['peers'])} only, "
+                 f"{t['duration_s']:g} s per run (shorter than the main runs, to keep the "
+                 "whole run under 20 minutes).")
+    L.append("")
     failed_runs = [(key, peer, r["failed"]) for key, per_peer in doc["results"].items()
                    for peer, r in per_peer.items()
                    if "failed" in r and not r["failed"].startswith("skipped")]
@@ -286,6 +467,15 @@ def markdown(doc, logs):
         for name, tail in logs.items():
             L += [f"Last lines of {name}:", "", "```", tail, "```", ""]
 
+    L += ["## Targets (issue 17)", "",
+          f"\"no regression\" compares each ratio popgate ÷ Dovecot POP3 (native) with the "
+          "same ratio in the previous run's results.json"
+          + (f" (run of {doc['previous']['date']}, popgate {doc['previous']['popgate']})"
+             if doc.get("previous") else "")
+          + f", with the same Dovecot settings where they matter; a ratio that moved more "
+          f"than {NOISE * 100:.0f} % the wrong way (the noise between runs on this machine) "
+          "counts as a regression.", ""]
+    L += _table(["target", "measured", "result"], targets17(doc))
     rows = targets(doc)
     L += ["## Targets (issue 6)", ""] + _table(["target", "measured", "result"], rows)
 
@@ -357,8 +547,99 @@ def markdown(doc, logs):
                 _section_rows(doc, "e", 6, lambda r, peer: [
                     fmt(r["sessions_per_s"]), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2), r["errors"],
                     fmt(r["cpu_total"] / r["sessions"] * 1000 if r["sessions"] else None, 2)]))
+    L += tuned_section(doc)
+    L += profile_section(doc)
     L += ["## Chart", "", "![benchmark chart](chart.png)", ""]
     return "\n".join(L)
+
+
+TUNED_FIGURES = (
+    ("(a) sessions/s", "a", _rate("sessions_per_s"), True),
+    ("(a) p99 session latency ms", "a", _rate("p99_ms"), False),
+    ("(a) CPU s per 1,000 sessions (gateway + backend)", "a", cpu_per_1000, False),
+    ("(e) TLS handshakes/s", "e", _rate("sessions_per_s"), True),
+)
+
+
+def tuned_section(doc):
+    """The "Dovecot tuned" table: the same workloads with Dovecot A tuned, beside
+    the main pass (Dovecot's defaults): what the settings change for native
+    Dovecot and for popgate in front of it (issue 17, item 5)."""
+    t = doc.get("tuned")
+    if not t:
+        return []
+    main_mode = doc.get("dovecot_mode", "tuned")
+    main = _subdoc(doc, doc["results"])
+    tuned = _subdoc(doc, t["results"])
+    figures = [f for f in TUNED_FIGURES if f[1] == "a"]
+    for key, size in zip(b_keys(doc), doc["params"]["b_sizes"]):
+        figures.append((f"(b) RETR MB/s, {size['tag']}", key, _rate("mb_per_s"), True))
+        figures.append((f"(b) CPU s per GB, {size['tag']} (gateway + backend)", key, cpu_per_gb,
+                        False))
+    figures += [f for f in TUNED_FIGURES if f[1] == "e"]
+    rows = []
+    for label, key, fn, higher in figures:
+        if key not in t["results"]:
+            continue
+        nd, nt = _val(main, key, "dovecot", fn), _val(tuned, key, "dovecot", fn)
+        pd, pt = _val(main, key, "popgate", fn), _val(tuned, key, "popgate", fn)
+        rows.append([label + (" ↑" if higher else " ↓"), fmt(nd), fmt(nt),
+                     fmt_ratio(ratio(nt, nd)), fmt(pd), fmt(pt), fmt_ratio(ratio(pt, pd)),
+                     fmt_ratio(ratio(pd, nd)), fmt_ratio(ratio(pt, nt))])
+    L = ["## Dovecot tuned", "",
+         f"The same workloads with Dovecot A restarted with: {t['settings']}. "
+         f"Native Dovecot and popgate (in front of the tuned Dovecot A) only; "
+         f"{t['duration_s']:g} s per run, against {doc['params']['duration_s']:g} s for the "
+         f"main runs (\"{main_mode}\" columns). Not a target: what the settings are worth, "
+         "for the recommendation in the top-level README.md.", ""]
+    L += _table(["figure", f"native, Dovecot {main_mode}", "native, Dovecot tuned",
+                 "native tuned ÷ " + main_mode, f"popgate, Dovecot {main_mode}",
+                 "popgate, Dovecot tuned", "popgate tuned ÷ " + main_mode,
+                 f"popgate ÷ native ({main_mode})", "popgate ÷ native (tuned)"], rows)
+    problems = [f"{doc['peers'].get(peer, peer)}, workload {key}: {r['failed']}"
+                for key, per_peer in t["results"].items() for peer, r in per_peer.items()
+                if "failed" in r]
+    problems += [f"{n} did not start: {w.splitlines()[0]}" for n, w in t.get("failures", {}).items()]
+    problems += [f"{n} stopped: {w}" for n, w in t.get("dead", {}).items()]
+    if problems:
+        L += ["Problems in the tuned runs:", ""] + [f"- {x}" for x in problems] + [""]
+    return L
+
+
+def profile_section(doc):
+    """Generated from `run.py --perf`: where the CPU went in one extra run of
+    (a) and of the smallest (b) size, per process group."""
+    profiles = doc.get("profiles") or {}
+    if not profiles and not doc.get("perf_error"):
+        return []
+    L = ["## Profile of this run (perf, generated)", ""]
+    if doc.get("perf_error"):
+        return L + [f"Not profiled: {doc['perf_error']}.", ""]
+    L += [f"`perf record -a -g -F 997` (cpu-clock: this VM has no hardware counters) during one "
+          f"more run of each workload, {doc['params'].get('perf_duration_s') or '?'} s, after "
+          "the measured one (whose figures it does not touch). Share: of all samples on all "
+          "cores in the recording (\"idle\": no process ran); symbols by self time, as a share "
+          "of the group's samples. System-wide: any other work on the machine shows as "
+          "\"everything else\", and a Dovecot outside the benchmark would count as Dovecot. "
+          f"Recordings: `{doc.get('perf_dir')}` (`perf report -i FILE`).", ""]
+    for key in sorted(profiles, key=lambda k: (k != "a", k)):
+        for peer, prof in profiles[key].items():
+            L += [f"### ({key.replace('_', ') ')}{')' if key == 'a' else ''} "
+                  f"{doc['peers'].get(peer, peer)}", ""]
+            if "error" in prof:
+                L += [prof["error"], ""]
+                continue
+            n = prof.get("samples", "?")
+            n = f"{n:,}" if isinstance(n, int) else n
+            L += [f"Profiled run: {prof.get('run', '?')}; {n} samples "
+                  f"(`{prof.get('file', '')}`).", ""]
+            rows = [[g["group"], f"{g['share']:.1f} %",
+                     "; ".join(f"{sym} ({dso}) {share:.1f} %" for sym, dso, share, _all
+                               in g["symbols"][:6])]
+                    for g in prof["groups"]]
+            L += _table(["processes", "share of samples", "top symbols (self, share of group)"],
+                        rows)
+    return L
 
 
 # ---- chart ------------------------------------------------------------------
@@ -435,20 +716,24 @@ def chart(doc, path):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# A hand-written section of results.md that a rerun keeps (it is dated and
-# names its own builds): the profile of the targets a run missed.
+# Hand-written sections of results.md that a rerun keeps (they are dated and
+# name their own builds): the profile of the targets a run missed (its heading
+# line exactly: "## Profile of this run" is generated), and the figures of
+# `make bench-login` (a heading that starts so), which follows the chart.
 KEPT_HEADING = "## Profile"
+KEPT_AFTER_CHART = "## Logins on a 100,000-message mailbox"
 
 
-def _kept_section(path):
-    """The KEPT_HEADING section of an earlier results.md, up to the next
-    "## " heading, or "" if there is none."""
+def _kept_section(path, heading=KEPT_HEADING, prefix=False):
+    """The section of an earlier results.md under heading (the whole heading
+    line, or its start if prefix), up to the next "## " heading, or "" if
+    there is none."""
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
         return ""
-    start = text.find("\n" + KEPT_HEADING + "\n")
+    start = text.find("\n" + heading + ("" if prefix else "\n"))
     if start < 0:
         return ""
     end = text.find("\n## ", start + 1)
@@ -465,6 +750,9 @@ def write(doc, out_dir, logs):
     kept = _kept_section(path)
     if kept:
         text = text.replace("## Chart\n", kept + "## Chart\n", 1)
+    after = _kept_section(path, KEPT_AFTER_CHART, prefix=True)
+    if after:
+        text = text.rstrip("\n") + "\n\n" + after.rstrip("\n") + "\n"
     with open(path, "w") as f:
         f.write(text)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -479,11 +767,24 @@ def headline(doc):
     if noisy(doc):
         lines.append(f"  WARNING: load average {m['load_start']} when the run started: other work "
                      "shared the cores, the figures are not clean")
-    for desc, shown, verdict in targets(doc):
+    for desc, shown, verdict in targets17(doc) + targets(doc):
         lines.append(f"  [{verdict:^6}] {desc}: {shown}")
     others = [p for p in doc["peers"] if p != "popgate"]
     for label, key, fn, _higher in metrics(doc):
         pg = _metric_value(doc, key, fn, "popgate")
         parts = [f"{fmt_ratio(ratio(pg, _metric_value(doc, key, fn, p)))} {p}" for p in others]
         lines.append(f"  {label}: popgate " + ", ".join(parts))
+    t = doc.get("tuned")
+    if t:
+        main_mode = doc.get("dovecot_mode", "tuned")
+        main, tuned = _subdoc(doc, doc["results"]), _subdoc(doc, t["results"])
+        lines.append(f"  Dovecot tuned ({t['duration_s']:g} s runs), against Dovecot {main_mode}:")
+        for label, key, fn, _higher in metrics(doc):
+            if key not in t["results"] or "CPU" in label or "latency" in label:
+                continue
+            nd, nt = _val(main, key, "dovecot", fn), _val(tuned, key, "dovecot", fn)
+            pd, pt = _val(main, key, "popgate", fn), _val(tuned, key, "popgate", fn)
+            lines.append(f"    {label}: native {fmt(nd)} -> {fmt(nt)}, popgate {fmt(pd)} -> "
+                         f"{fmt(pt)}; popgate ÷ native {fmt_ratio(ratio(pd, nd))} -> "
+                         f"{fmt_ratio(ratio(pt, nt))}")
     return lines

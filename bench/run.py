@@ -2,15 +2,18 @@
 """popgate benchmark: popgate beside Dovecot's native POP3, Dovecot POP3 over
 imapc and perdition, in one run on this machine and the same mailboxes.
 
-    python3 bench/run.py            # full run (make bench), ~15 min on 2 cores
+    python3 bench/run.py            # full run (make bench), ~17 min on 2 cores
     python3 bench/run.py --smoke    # seconds-long version for CI (make bench-smoke)
 
 Workloads (issue 6): (a) login, STAT, UIDL, QUIT on 100-message mailboxes with
 200 concurrent clients; (b) RETR of every message, 1 KB, 100 KB and 10 MB
 messages; (c) UIDL on a 100,000-message mailbox, first and repeated session;
 (d) idle connections, 10,000 before login and 1,000 logged in; (e) TLS
-handshakes on the implicit-TLS port. bench/README.md says what each figure
-means. Results: bench/results.md, bench/results.json, bench/chart.png.
+handshakes on the implicit-TLS port. Dovecot runs with its default process
+settings (issue 17), then (a), (b) and (e) again with Dovecot A tuned for the
+"Dovecot tuned" table; a full run also profiles (a) and (b) with perf.
+bench/README.md says what each figure means and each deviation from
+Dovecot's defaults. Results: bench/results.md, bench/results.json, bench/chart.png.
 
 Everything runs on loopback, in one temporary directory, and is stopped at the
 end, also on failure or Ctrl-C. A peer that fails to start or to serve is
@@ -32,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import mailboxes  # noqa: E402
+import perfsum  # noqa: E402
 import procstat  # noqa: E402
 import report  # noqa: E402
 import stack  # noqa: E402
@@ -45,13 +49,18 @@ FULL = dict(duration=10.0, a_concurrency=200, b_concurrency=8,
             # (c): Dovecot says nothing while it indexes 100,000 files for the
             # first session (about 15 s through imapc on 2 cores); a server
             # silent for eight times that has stalled.
-            c_timeout=120.0)
+            c_timeout=120.0,
+            # The "Dovecot tuned" table: the workloads again with Dovecot A
+            # tuned, native and popgate only, shorter runs (time budget).
+            tuned="a,b,e", tuned_duration=6.0,
+            perf=os.path.join(REPO, "build", "bench-perf"), perf_duration=5.0)
 SMOKE = dict(duration=1.0, a_concurrency=4, b_concurrency=2,
              b_sizes="1k:1024:10,100k:102400:5,10m:1048576:2",
              # Big enough that a UIDL listing (~75 KB) outgrows one socket
              # buffer: a server must resume a listing it had to pause.
              c_messages=3000, c_repeats=1, c_size=1024,
-             d_preauth=20, d_auth=4, e_concurrency=2, warmup=False, c_timeout=20.0)
+             d_preauth=20, d_auth=4, e_concurrency=2, warmup=False, c_timeout=20.0,
+             tuned="a,b,e", tuned_duration=1.0, perf=None, perf_duration=1.0)
 WORKLOADS = ("a", "b", "c", "d", "e")
 SESSION_TIMEOUT = 60.0
 
@@ -83,6 +92,25 @@ def parse_args(argv):
                     help="skip the unmeasured pass that builds indexes before (a) and (b)")
     ap.add_argument("--popgate-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="extra popgate setting (repeatable)")
+    ap.add_argument("--dovecot", choices=stack.DOVECOT_MODES, default="default",
+                    help="Dovecot's process settings for the main run (default: Dovecot's own "
+                         "defaults, as issue 17's targets say; tuned: process reuse and "
+                         "high-performance login, the baseline before issue 17)")
+    ap.add_argument("--tuned", metavar="WORKLOADS",
+                    help="workloads measured again with Dovecot A tuned, native Dovecot and "
+                         "popgate only, for the 'Dovecot tuned' table (default a,b,e; "
+                         "'none' skips it)")
+    ap.add_argument("--tuned-duration", type=float, help="seconds per run of the tuned table")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="profile extra, unmeasured runs of (a) and the smallest (b) size "
+                         "against native Dovecot and popgate with perf record -a -g, keep "
+                         "the recordings in DIR and summarise them in results.md (full run "
+                         "default: build/bench-perf)")
+    ap.add_argument("--no-perf", action="store_true", help="no profiling")
+    ap.add_argument("--perf-duration", type=float, help="seconds per profiled run")
+    ap.add_argument("--previous", metavar="FILE",
+                    help="results.json of the run to compare for regressions (default: the "
+                         "one in --out, read before it is overwritten)")
     ap.add_argument("--hold", action="store_true",
                     help="measure nothing: seed the mailboxes of the chosen workloads, start the "
                          "peers, print their ports and PIDs as JSON and keep them running until "
@@ -94,6 +122,12 @@ def parse_args(argv):
             setattr(args, key, value)
     if args.no_warmup:
         args.warmup = False
+    if args.no_perf:
+        args.perf = None
+    args.tuned = [] if args.tuned in ("", "none") else [w for w in args.tuned.split(",") if w]
+    for w in args.tuned:
+        if w not in ("a", "b", "e"):
+            ap.error(f"--tuned takes a, b and e, not {w}")
     args.peers = [p for p in args.peers.split(",") if p]
     for p in args.peers:
         if p not in stack.PEERS:
@@ -130,6 +164,10 @@ class Bench:
         self.dead = {}      # peer -> why it stopped being measured
         self.no_login = {}  # peer -> why its probe session failed
         self.log = []
+        self.profiles = {}  # profiles[workload_key][peer] = perfsum summary + run figures
+        self.perf_error = perfsum.check() if args.perf else None
+        self.duration = args.duration  # of the pass running now
+        self.pass_name = "main"
 
     # -- running pop3load ---------------------------------------------------
     def _argv(self, peer, workload, *, user, users, concurrency, tls=False, sessions=None,
@@ -261,7 +299,8 @@ class Bench:
             res.setdefault("failed", why)
         self.results.setdefault(key, {})[peer.name] = res
         status = f"FAILED: {res['failed']}" if "failed" in res else summary(key, res)
-        line = f"  {key:<22} {peer.name:<10} {status}"
+        tag = "" if self.pass_name == "main" else f"[{self.pass_name}] "
+        line = f"  {tag}{key:<22} {peer.name:<10} {status}"
         print(line, flush=True)
         self.log.append(line)
 
@@ -297,24 +336,47 @@ class Bench:
             self.run_load(peer, "stat-uidl", user=user, users=users,
                           concurrency=min(users, 32), sessions=users)
 
+    def profile(self, key, peer, workload, **kw):
+        """--perf: one more run of the workload, unmeasured, under perf record
+        -a -g, for native Dovecot and popgate in the main pass."""
+        if (not self.args.perf or self.perf_error or self.pass_name != "main"
+                or peer.name not in ("dovecot", "popgate") or peer.name in self.dead):
+            return
+        os.makedirs(self.args.perf, exist_ok=True)
+        path = os.path.join(os.path.abspath(self.args.perf), f"{key}-{peer.name}.data")
+        rec = perfsum.Recording(path).start()
+        try:
+            res = self.run_load(peer, workload, duration=self.args.perf_duration, **kw)
+        finally:
+            rec.stop()
+        redis = self.st.procs.get("redis")
+        prof = perfsum.summarize(path, only_pids={"Redis": {redis.pid}} if redis else None)
+        prof["run"] = summary(key, res) if "failed" not in res else "failed: " + res["failed"]
+        self.profiles.setdefault(key, {})[peer.name] = prof
+        print(f"  perf {key:<17} {peer.name:<10} {prof.get('error') or path}", flush=True)
+
     def workload_a(self):
         n = self.args.a_concurrency
         self.warmup("u%d", n)
         for peer in self.peers():
             if self.usable("a", peer):
                 self.record("a", peer, self.run_load(peer, "stat-uidl", user="u%d", users=n,
-                                                     concurrency=n, duration=self.args.duration))
+                                                     concurrency=n, duration=self.duration))
+                self.profile("a", peer, "stat-uidl", user="u%d", users=n, concurrency=n)
 
     def workload_b(self):
         n = self.args.b_concurrency
-        for tag, _size, _count in self.args.b_sizes:
+        for i, (tag, _size, _count) in enumerate(self.args.b_sizes):
             self.warmup(f"r{tag}_%d", n)
             key = f"b_{tag}"
             for peer in self.peers():
                 if self.usable(key, peer):
                     self.record(key, peer, self.run_load(
                         peer, "retr-all", user=f"r{tag}_%d", users=n, concurrency=n,
-                        duration=self.args.duration, timeout=120))
+                        duration=self.duration, timeout=120))
+                    if i == 0:  # the smallest size: where the round trips tell
+                        self.profile(key, peer, "retr-all", user=f"r{tag}_%d", users=n,
+                                     concurrency=n, timeout=120)
 
     def workload_c(self):
         for peer in self.peers():
@@ -349,6 +411,11 @@ class Bench:
             self.dead[name] = "did not restart: " + self.st.failures.get(name, "unknown")
 
     def workload_d(self):
+        # With Dovecot's default high-security login (a process per
+        # connection) 10,000 pre-login connections are 10,000 processes of
+        # about 1.1 MB each (2,000 took 92 s here): (d) runs Dovecot's login
+        # services in high-performance mode, the one deviation it needs.
+        self.st.login_high_performance = True
         self.restart()
         for peer in self.peers():
             if self.usable("d_preauth", peer, needs_login=False):
@@ -371,7 +438,7 @@ class Bench:
             if self.usable("e", peer, needs_login=False):
                 self.record("e", peer, self.run_load(
                     peer, "tls-handshake", user="u%d", users=1, concurrency=self.args.e_concurrency,
-                    tls=True, duration=self.args.duration))
+                    tls=True, duration=self.duration))
 
     def run(self):
         print("probe: one session per peer", flush=True)
@@ -386,6 +453,38 @@ class Bench:
                 steps[w]()
                 print(f"workload ({w}) took {time.monotonic() - t0:.0f}s", flush=True)
         return self.results
+
+    def run_tuned(self):
+        """The "Dovecot tuned" table: Dovecot A restarted with process reuse
+        and high-performance login (stack.py, mode "tuned") on the same
+        Maildir and ports, then the chosen workloads against native Dovecot
+        and popgate. Returns its results; the main ones stay in main."""
+        self.main_state = (self.results, self.dead, self.no_login)
+        self.results, self.dead, self.no_login = {}, {}, {}
+        self.pass_name, self.duration = "tuned", self.args.tuned_duration
+        self.st.dovecot_mode = "tuned"
+        self.st.login_high_performance = False
+        which = [p for p in ("dovecot", "popgate") if p in self.args.peers]
+        before = set(self.st.peers) & set(which)
+        self.st.restart(which)
+        for name in before - set(self.st.peers):
+            self.dead[name] = "did not restart: " + self.st.failures.get(name, "unknown")
+        print("tuned: probe", flush=True)
+        self.probe()
+        steps = {"a": self.workload_a, "b": self.workload_b, "e": self.workload_e}
+        for w in ("a", "b", "e"):
+            if w in self.args.tuned:
+                t0 = time.monotonic()
+                print(f"tuned: workload ({w})", flush=True)
+                steps[w]()
+                print(f"tuned: workload ({w}) took {time.monotonic() - t0:.0f}s", flush=True)
+        tuned = {"results": self.results, "dead": self.dead,
+                 "failures": {k: v for k, v in self.st.failures.items() if k in which},
+                 "settings": self.st.dovecot_settings(),
+                 "duration_s": self.duration, "workloads": list(self.args.tuned),
+                 "peers": which}
+        self.results, self.dead, self.no_login = self.main_state
+        return tuned
 
 
 def limit_hold():
@@ -467,6 +566,8 @@ def build_params(args):
         "e_concurrency": args.e_concurrency,
         "pipeline": args.pipeline,
         "warmup": args.warmup,
+        "dovecot_mode": args.dovecot,
+        "perf_duration_s": args.perf_duration if args.perf else None,
     }
 
 
@@ -483,8 +584,11 @@ def main(argv=None):
 
     started = time.time()
     machine = report.machine(REPO)  # the commit and build the run starts with
-    st = stack.Stack(args.popgate, popgate_set=args.popgate_set)
+    # The run to compare with, read before this one overwrites it.
+    previous = report.load_previous(args.previous or os.path.join(args.out, "results.json"))
+    st = stack.Stack(args.popgate, popgate_set=args.popgate_set, dovecot_mode=args.dovecot)
     bench = None
+    main_failures = None
     try:
         users = plan_users(args)
         st.prepare(users)
@@ -495,13 +599,18 @@ def main(argv=None):
         if args.hold:
             hold(st)
             return 0
+        settings = st.dovecot_settings()
         bench = Bench(args, st)
         results = bench.run()
+        main_failures = dict(st.failures)
+        tuned = None
+        if args.tuned and "popgate" in args.peers and args.dovecot != "tuned":
+            tuned = bench.run_tuned()
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
     finally:
-        failures = dict(st.failures)
+        failures = main_failures if main_failures is not None else dict(st.failures)
         dead = dict(bench.dead) if bench else {}
         logs = {}
         for name in ("popgate.log", "dovecot-a.log", "dovecot-b.log"):
@@ -512,6 +621,13 @@ def main(argv=None):
         st.stop()
 
     doc = {
+        "dovecot_mode": args.dovecot,
+        "dovecot_settings": settings,
+        "tuned": tuned,
+        "profiles": bench.profiles if bench else {},
+        "perf_error": bench.perf_error if bench else None,
+        "perf_dir": os.path.abspath(args.perf) if args.perf else None,
+        "previous": previous,
         "params": build_params(args),
         "machine": machine,
         "peers": {p: stack.PEER_TITLES[p] for p in args.peers},

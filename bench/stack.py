@@ -10,10 +10,19 @@ which is safe after a failed start. A piece that fails to start is recorded in
 Stack.failures and its peer is skipped; the others still run. Children get
 PR_SET_PDEATHSIG, so a killed harness leaves no server behind.
 
-Dovecot is tuned for load rather than left at its defaults, so that it is the
-strongest baseline: login processes in high-performance mode (many clients per
-process, one per core kept ready) and imap/pop3 processes reused across
-sessions. Limits are raised so that 10,000 idle connections fit.
+Dovecot runs in one of two modes (Stack.dovecot_mode):
+
+- "default": Dovecot's own defaults for the process model (login processes in
+  high-security mode, one per connection; a new imap/pop3 process per session;
+  nothing kept ready). Only the limits are raised, so that 10,000 idle
+  connections fit: default_process_limit and default_client_limit (which
+  the login and auth services take theirs from). The issue 17 targets are
+  measured this way.
+- "tuned": the strongest baseline: login processes in high-performance mode
+  (many clients per process, one per core kept ready) and imap/pop3
+  processes reused across sessions, with the same raised limits, plus
+  process_limit of imap/pop3 and mail_max_userip_connections. The
+  "Dovecot tuned" table and the runs before issue 17 use it.
 """
 
 import ctypes
@@ -44,6 +53,7 @@ PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 PEERS = ("dovecot", "imapc", "perdition", "popgate")
+DOVECOT_MODES = ("default", "tuned")
 PEER_TITLES = {
     "dovecot": "Dovecot POP3 (native)",
     "imapc": "Dovecot POP3 over imapc",
@@ -78,7 +88,14 @@ class Peer:
 class Stack:
     host = "127.0.0.1"
 
-    def __init__(self, popgate_bin, popgate_set=(), parent_dir=None):
+    def __init__(self, popgate_bin, popgate_set=(), parent_dir=None, dovecot_mode="tuned"):
+        if dovecot_mode not in DOVECOT_MODES:
+            raise ValueError(f"unknown Dovecot mode {dovecot_mode}")
+        # Read at each (re)start: restart() after changing it switches modes.
+        self.dovecot_mode = dovecot_mode
+        # Default mode only: login services in high-performance mode, which
+        # 10,000 idle pre-login connections need (run.py sets it for (d)).
+        self.login_high_performance = False
         self.dir = tempfile.mkdtemp(prefix="popgate-bench-", dir=parent_dir)
         os.chmod(self.dir, 0o755)  # Dovecot's unprivileged processes walk into it.
         self.popgate_bin = os.path.abspath(popgate_bin)
@@ -141,12 +158,13 @@ class Stack:
                 self.failures[name] = str(e)
         return self
 
-    def restart(self):
-        """Stop every server and start it again on the same ports and mail. A
-        fresh process has no heap left over from earlier workloads, so the
-        memory that new connections take shows as growth instead of being
-        served from memory an earlier workload freed."""
-        which = list(self.peers)
+    def restart(self, which=None):
+        """Stop every server and start it again on the same ports and mail
+        (only the peers in which, if given). A fresh process has no heap left
+        over from earlier workloads, so the memory that new connections take
+        shows as growth instead of being served from memory an earlier
+        workload freed. It is also how the Dovecot mode changes."""
+        which = list(self.peers) if which is None else list(which)
         self._stop_processes()
         self.peers.clear()
         return self.start(which)
@@ -214,10 +232,14 @@ class Stack:
             "pop3_uidl_format = %08Xu%08Xv",
             f"first_valid_uid = {min(self.mail_uid, 500)}",
             f"first_valid_gid = {min(self.mail_gid, 1)}",
+            # Both modes: 10,000 idle connections (d) must fit. Login services
+            # take their process and client limits from these, auth and anvil
+            # their client limit.
             f"default_process_limit = {CONN_LIMIT}",
             f"default_client_limit = {CONN_LIMIT}",
-            f"mail_max_userip_connections = {CONN_LIMIT}",
         ]
+        if self.dovecot_mode == "tuned":
+            lines.append(f"mail_max_userip_connections = {CONN_LIMIT}")
         login_extra = []
         if self.service_user:
             # Without root Dovecot cannot switch users or chroot.
@@ -232,13 +254,38 @@ class Stack:
         out = [f"service {name} {{"]
         for lname, port in listeners:
             out += [f"  inet_listener {lname} {{", f"    port = {port}", "  }"]
-        out += ["  service_count = 0", f"  process_min_avail = {self.ncpu}",
-                f"  client_limit = {CONN_LIMIT}"] + extra + ["}"]
-        return out
+        if self.dovecot_mode == "tuned":
+            # High-performance mode: a login process serves many clients.
+            out += ["  service_count = 0", f"  process_min_avail = {self.ncpu}",
+                    f"  client_limit = {CONN_LIMIT}"]
+        elif self.login_high_performance:
+            out += ["  service_count = 0", f"  client_limit = {CONN_LIMIT}"]
+        # Default: high-security mode (service_count = 1, a process per
+        # connection, none kept ready); process_limit comes from
+        # default_process_limit.
+        return out + extra + ["}"]
 
     def _mail_service(self, name):
+        if self.dovecot_mode != "tuned":
+            # Defaults: a new process per session, none kept ready,
+            # process_limit 1,024 (the 1,000 logged-in connections of (d) fit).
+            return []
         return [f"service {name} {{", "  service_count = 0",
                 f"  process_min_avail = {self.ncpu}", f"  process_limit = {CONN_LIMIT}", "}"]
+
+    def dovecot_settings(self):
+        """The service settings this mode writes, as text for the results."""
+        if self.dovecot_mode == "tuned":
+            return (f"imap-login/pop3-login: service_count = 0, process_min_avail = {self.ncpu}, "
+                    f"client_limit = {CONN_LIMIT}; imap/pop3: service_count = 0, "
+                    f"process_min_avail = {self.ncpu}, process_limit = {CONN_LIMIT}; "
+                    f"default_process_limit = default_client_limit = "
+                    f"mail_max_userip_connections = {CONN_LIMIT}")
+        return ("service_count, process_min_avail, client_limit and process_limit of "
+                "imap-login/pop3-login/imap/pop3 and mail_max_userip_connections at Dovecot's "
+                f"defaults; default_process_limit = default_client_limit = {CONN_LIMIT}; "
+                "for (d) only, imap-login/pop3-login in high-performance mode "
+                f"(service_count = 0, client_limit = {CONN_LIMIT})")
 
     # -- Dovecot A ---------------------------------------------------------
     def _start_dovecot_a(self):
@@ -362,7 +409,13 @@ class Stack:
                 "host": "127.0.0.1",
                 "port": str(p["a_imap"]),
                 "tls": "none",
-                "connect_timeout": "10",
+                # As patient as the load generator's clients (pop3load -t 60,
+                # and command_timeout below): with Dovecot's default settings
+                # every upstream connection waits for an imap-login process
+                # to be forked, and 200 clients logging in at once on 2 busy
+                # cores can take longer than popgate's default 10 s for the
+                # greeting; clients of native Dovecot just wait that long.
+                "connect_timeout": "60",
                 "command_timeout": "60",
                 "mailbox": "INBOX",
             },
