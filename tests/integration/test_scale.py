@@ -144,7 +144,52 @@ def test_redis_round_trips_do_not_grow_with_mailbox(bed, capsys):
               f"Redis commands per session: {SMALL} msgs {small[3]}, {LARGE} msgs {large[3]}, "
               f"again {large_again[3]}")
     assert small[3] == large[3] == large_again[3]
-    # Throttle check (2 GETs and the backoff PTTL, pipelined), policy override,
-    # lock, legacy UIDL check, load,
-    # precheck, commit, release.
-    assert small[3] == 10
+    # What each command is (6 round trips; issue 17 folded 2 commands away):
+    #   1-3 throttle check: GET of the user's and of the address's failure
+    #       counters and PTTL of the user's upstream backoff, pipelined (the
+    #       address key lives in another Cluster slot than the user's);
+    #   4   HGETALL of the user's override (pg1:map:<user>, its own slot);
+    #   5   EVALSHA lock-acquire, which also reads the legacy UIDL check
+    #       (HLEN of pg1:{u}:uidl, GET of the import marker);
+    #   6   EVALSHA state-load;
+    #   7   EVALSHA lock-refresh, QUIT's precheck: the RETR makes an upstream
+    #       step (\Seen), which must not run without the lock (a session that
+    #       changes nothing upstream skips it: test_quit_without_upstream_steps);
+    #   8   EVALSHA state-commit, which releases the lock on success.
+    assert small[3] == 8
+
+
+def test_quit_without_upstream_steps(bed, capsys):
+    """A session that only looks (login, STAT, UIDL, QUIT: the benchmark's
+    session) changes nothing upstream, so QUIT sends no precheck: 7 commands.
+    Its commit releases the lock in the same step: the lock and the session
+    count are gone when QUIT has answered, with no release command after."""
+    from redis_resp import Redis
+    bed.add_user("looker", PASSWORD)
+    seed_many(bed, "looker", 20)
+    proxy = CountingRedisProxy(bed.ports["redis"])
+    pg = testbed.Popgate(bed, server={"allow_plaintext_auth": "yes"},
+                         extra_sections={"redis": {"address": f"127.0.0.1:{proxy.port}"}},
+                         binary=os.environ.get("POPGATE_RELEASE_BIN"))
+    pg.start()
+    redis = Redis(bed.ports["redis"])
+    try:
+        counts = []
+        # The first session also counts the connection's setup (SCRIPT LOAD).
+        for _ in range(3):
+            before = proxy.commands
+            p = poplib.POP3("127.0.0.1", pg.port, timeout=30)
+            p.user("looker#phone")
+            p.pass_(PASSWORD)
+            assert p.stat()[0] == 20
+            assert len(p.uidl()[1]) == 20
+            assert p.quit().startswith(b"+OK")
+            assert redis.call("EXISTS", "pg1:{looker}:lock:phone") == 0
+            assert redis.call("ZCARD", "pg1:{looker}:sessions") == 0
+            time.sleep(0.5)
+            counts.append(proxy.commands - before)
+        assert counts[1:] == [7, 7]
+    finally:
+        redis.close()
+        pg.stop()
+        proxy.close()
