@@ -529,6 +529,14 @@ static const char counter_incr_body[] =
     "if n == 1 then redis.call('EXPIRE', counter_key, window) end\n"
     "return n\n";
 
+/* The two throttle keys of the user's slot, read in one command (the
+ * address's counter lives in another slot: a GET of its own). */
+static const char *const throttle_read_keys[THROTTLE_READ_KEYS] = {
+    [THROTTLE_READ_KEY_COUNTER] = "counter_key", [THROTTLE_READ_KEY_BACKOFF] = "backoff_key",
+};
+static const char throttle_read_body[] =
+    "return {redis.call('GET', counter_key), redis.call('PTTL', backoff_key)}\n";
+
 /* ---- OAuth tokens (oauth_store.c) ------------------------------------------
  * The refresh token is replaced only by the holder of the generation it
  * read (rt_gen): two nodes refreshing at once (the lock expired, or the
@@ -599,6 +607,8 @@ static const struct lua_script scripts[LUA_SCRIPTS] = {
     SCRIPT(LUA_LOCK_RELEASE, "lock-release", lock_release_keys, lock_release_args, false, lock_release_body),
     SCRIPT(LUA_UIDL_SAVE, "uidl-save", uidl_save_keys, uidl_save_args, true, uidl_save_body),
     SCRIPT(LUA_COUNTER_INCR, "counter-incr", counter_incr_keys, counter_incr_args, false, counter_incr_body),
+    [LUA_THROTTLE_READ] = { "throttle-read", throttle_read_keys, COUNT(throttle_read_keys), NULL, 0, false,
+                            throttle_read_body },
     SCRIPT(LUA_OAUTH_LOAD, "oauth-load", oauth_load_keys, oauth_load_args, false, oauth_load_body),
     SCRIPT(LUA_OAUTH_SAVE, "oauth-save", oauth_save_keys, oauth_save_args, false, oauth_save_body),
     SCRIPT(LUA_OAUTH_REAUTH, "oauth-reauth", oauth_reauth_keys, oauth_reauth_args, false, oauth_reauth_body),

@@ -26,6 +26,7 @@ enum lua_script_id {
     LUA_LOCK_RELEASE,
     LUA_UIDL_SAVE,      /* the lazy migration's UIDLs and marker */
     LUA_COUNTER_INCR,   /* a failed-login counter with its window */
+    LUA_THROTTLE_READ,  /* a login's user failure counter and upstream backoff */
     LUA_OAUTH_LOAD,     /* a login's app password record and the user's sealed tokens */
     LUA_OAUTH_SAVE,     /* a refreshed token, compare-and-set on the refresh generation */
     LUA_OAUTH_REAUTH,   /* the provider refused the refresh: re-authorisation needed */
@@ -99,6 +100,9 @@ enum { OAUTH_REAUTH_ARG_GEN, OAUTH_REAUTH_ARG_REASON, OAUTH_REAUTH_ARG_NOW, OAUT
 
 
 enum { COUNTER_INCR_KEY_COUNTER, COUNTER_INCR_KEYS };
+
+/* Returns {the counter's value or false, PTTL of the backoff key}. */
+enum { THROTTLE_READ_KEY_COUNTER, THROTTLE_READ_KEY_BACKOFF, THROTTLE_READ_KEYS };
 enum { COUNTER_INCR_ARG_WINDOW, COUNTER_INCR_ARGS };
 
 #endif

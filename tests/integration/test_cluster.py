@@ -269,7 +269,7 @@ class Monitor:
 
 
 def test_steady_state_sends_no_extra_command(bed, cluster, user, start_pg):
-    """The cluster path costs no command: a session sends the seven a single
+    """The cluster path costs no command: a session sends the six a single
     Redis sees for a session that changes nothing upstream (on_retr = keep,
     on_dele = hide: no precheck; test_scale.py names them), with no CLUSTER
     or ASKING among them."""
@@ -290,7 +290,7 @@ def test_steady_state_sends_no_extra_command(bed, cluster, user, start_pg):
             counts.append(len(lines))
     finally:
         mon.close()
-    assert counts == [7, 7], counts
+    assert counts == [6, 6], counts
 
 
 def test_in_use_across_two_nodes(bed, user, start_pg):
