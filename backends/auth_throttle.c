@@ -9,8 +9,10 @@
 #include "redis_keys.h"
 #include "redis_script.h"
 
+/* Two commands in one round trip: the user's counter and backoff (one
+ * script: the user's slot) and the address's counter (another slot). */
 struct auth_throttle_check {
-    struct redis_request *user_req, *addr_req, *backoff_req;
+    struct redis_request *user_req, *addr_req;
     int pending;
     bool blocked, backoff, failed;
     uint32_t max_user, max_addr;
@@ -40,15 +42,21 @@ static void finish_one(struct auth_throttle_check *c)
     cb(v, arg);
 }
 
-static void on_user_count(const redisReply *r, const char *error, void *arg)
+/* {counter or nil, PTTL of the backoff}: PTTL -2 no key, -1 no expiry
+ * (never set by us; counts), else ms left. */
+static void on_user_state(const redisReply *r, const char *error, void *arg)
 {
     (void)error;
     struct auth_throttle_check *c = arg;
     c->user_req = NULL;
-    if (!r)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_INTEGER) {
         c->failed = true;
-    else if (over_limit(r, c->max_user))
-        c->blocked = true;
+    } else {
+        if (over_limit(r->element[0], c->max_user))
+            c->blocked = true;
+        if (r->element[1]->integer > 0 || r->element[1]->integer == -1)
+            c->backoff = true;
+    }
     finish_one(c);
 }
 
@@ -64,19 +72,6 @@ static void on_addr_count(const redisReply *r, const char *error, void *arg)
     finish_one(c);
 }
 
-/* PTTL: -2 no key, -1 no expiry (never set by us; counts), else ms left. */
-static void on_backoff_ttl(const redisReply *r, const char *error, void *arg)
-{
-    (void)error;
-    struct auth_throttle_check *c = arg;
-    c->backoff_req = NULL;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        c->failed = true;
-    else if (r->integer > 0 || r->integer == -1)
-        c->backoff = true;
-    finish_one(c);
-}
-
 struct auth_throttle_check *auth_throttle_check(struct redis_store *store, const char *state_user,
                                                 const char *addr, const struct auth_throttle_limits *l,
                                                 auth_throttle_cb *cb, void *arg)
@@ -84,22 +79,21 @@ struct auth_throttle_check *auth_throttle_check(struct redis_store *store, const
     struct auth_throttle_check *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    *c = (struct auth_throttle_check){ .pending = 3, .max_user = l->max_per_user,
+    *c = (struct auth_throttle_check){ .pending = 2, .max_user = l->max_per_user,
                                        .max_addr = l->max_per_addr, .cb = cb, .arg = arg };
     char ukey[REDIS_KEY_MAX], akey[REDIS_KEY_MAX], bkey[REDIS_KEY_MAX];
     redis_key(ukey, REDIS_KEY_AUTHFAIL, state_user, NULL);
     redis_key(akey, REDIS_KEY_AUTHFAIL_ADDR, addr, NULL);
     redis_key(bkey, REDIS_KEY_BACKOFF, state_user, NULL);
-    const char *uargv[] = { "GET", ukey };
+    const char *ukeys[THROTTLE_READ_KEYS] = {
+        [THROTTLE_READ_KEY_COUNTER] = ukey, [THROTTLE_READ_KEY_BACKOFF] = bkey,
+    };
     const char *aargv[] = { "GET", akey };
-    const char *bargv[] = { "PTTL", bkey };
-    c->user_req = redis_store_command(store, on_user_count, c, 2, uargv, NULL);
+    c->user_req = redis_script_call(store, LUA_THROTTLE_READ, ukeys, NULL, NULL, 0, on_user_state, c);
     c->addr_req = redis_store_command(store, on_addr_count, c, 2, aargv, NULL);
-    c->backoff_req = redis_store_command(store, on_backoff_ttl, c, 2, bargv, NULL);
-    if (!c->user_req || !c->addr_req || !c->backoff_req) {
+    if (!c->user_req || !c->addr_req) {
         redis_request_cancel(c->user_req);
         redis_request_cancel(c->addr_req);
-        redis_request_cancel(c->backoff_req);
         free(c);
         return NULL;
     }
@@ -112,7 +106,6 @@ void auth_throttle_cancel(struct auth_throttle_check *c)
         return;
     redis_request_cancel(c->user_req);
     redis_request_cancel(c->addr_req);
-    redis_request_cancel(c->backoff_req);
     free(c);
 }
 

@@ -113,10 +113,41 @@ static struct redis_request *result_script(struct redis_store *store, device_don
     return req;
 }
 
-struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms, const struct device_limits *lim,
-                                          device_done_cb *done, void *arg)
+struct acquire_call {
+    device_lock_cb *done;
+    void *arg;
+};
+
+static void on_acquire_reply(const redisReply *r, const char *error, void *arg)
 {
+    struct acquire_call call = *(struct acquire_call *)arg;
+    free(arg);
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        struct device_legacy_check legacy = { 0 };
+        bool ok = r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+                  strcmp(r->element[0]->str, "OK") == 0 && r->element[1]->type == REDIS_REPLY_INTEGER &&
+                  r->element[1]->integer >= 0 &&
+                  (r->element[2]->type == REDIS_REPLY_STRING || r->element[2]->type == REDIS_REPLY_NIL);
+        if (ok) {
+            legacy.entries = (uint64_t)r->element[1]->integer;
+            legacy.imported = r->element[2]->type == REDIS_REPLY_STRING;
+        }
+        call.done(ok ? DEVICE_OK : DEVICE_UNAVAILABLE, &legacy, call.arg);
+        return;
+    }
+    enum device_result res = result_of(r, error, interpret_acquire);
+    /* "OK" alone is not what this script answers. */
+    call.done(res == DEVICE_OK ? DEVICE_UNAVAILABLE : res, NULL, call.arg);
+}
+
+struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
+                                          const char *state_user, const char *token, uint32_t ttl_ms,
+                                          const struct device_limits *lim, device_lock_cb *done, void *arg)
+{
+    char uidl_key[REDIS_KEY_MAX], legacy_key[REDIS_KEY_MAX];
+    if (redis_key(uidl_key, REDIS_KEY_UIDL, state_user, NULL) == 0 ||
+        redis_key(legacy_key, REDIS_KEY_LEGACY, state_user, NULL) == 0)
+        return NULL;
     char ttl[16], now[24], max[16], delay[24];
     snprintf(ttl, sizeof ttl, "%" PRIu32, ttl_ms);
     snprintf(now, sizeof now, "%" PRId64, lim->now_ms);
@@ -124,13 +155,23 @@ struct redis_request *device_lock_acquire(struct redis_store *store, const struc
     snprintf(delay, sizeof delay, "%" PRIu64, (uint64_t)lim->login_delay * 1000);
     const char *keys[LOCK_ACQUIRE_KEYS] = {
         [LOCK_ACQUIRE_KEY_LOCK] = k->lock, [LOCK_ACQUIRE_KEY_SESSIONS] = k->sessions,
-        [LOCK_ACQUIRE_KEY_DELAY] = k->delay,
+        [LOCK_ACQUIRE_KEY_DELAY] = k->delay, [LOCK_ACQUIRE_KEY_UIDL] = uidl_key,
+        [LOCK_ACQUIRE_KEY_LEGACY] = legacy_key,
     };
     const char *args[LOCK_ACQUIRE_ARGS] = {
         [LOCK_ACQUIRE_ARG_TOKEN] = token, [LOCK_ACQUIRE_ARG_TTL] = ttl, [LOCK_ACQUIRE_ARG_NOW] = now,
         [LOCK_ACQUIRE_ARG_MAX_SESSIONS] = max, [LOCK_ACQUIRE_ARG_LOGIN_DELAY] = delay,
     };
-    return result_script(store, done, arg, interpret_acquire, LUA_LOCK_ACQUIRE, keys, args, NULL);
+    struct acquire_call *call = malloc(sizeof *call);
+    if (!call)
+        return NULL;
+    *call = (struct acquire_call){ done, arg };
+    struct redis_request *req = redis_script_call(store, LUA_LOCK_ACQUIRE, keys, args, NULL, 0, on_acquire_reply, call);
+    if (!req)
+        free(call);
+    else
+        redis_request_on_cancel(req, free);
+    return req;
 }
 
 struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
@@ -346,7 +387,7 @@ struct redis_request *device_state_commit(struct redis_store *store, const struc
     const char *keys[STATE_COMMIT_KEYS] = {
         [STATE_COMMIT_KEY_READ] = k->read, [STATE_COMMIT_KEY_GOT] = k->got, [STATE_COMMIT_KEY_HIDE] = k->hide,
         [STATE_COMMIT_KEY_DEV] = k->dev, [STATE_COMMIT_KEY_LOCK] = k->lock, [STATE_COMMIT_KEY_RTIME] = k->rtime,
-        [STATE_COMMIT_KEY_SIZE] = k->size,
+        [STATE_COMMIT_KEY_SIZE] = k->size, [STATE_COMMIT_KEY_SESSIONS] = k->sessions,
     };
     const char *args[STATE_COMMIT_ARGS] = {
         [STATE_COMMIT_ARG_TOKEN] = c->token, [STATE_COMMIT_ARG_NOW] = now_s, [STATE_COMMIT_ARG_ADDR] = c->addr,

@@ -67,11 +67,22 @@ struct device_limits {
     uint32_t login_delay;      /* seconds between the device's logins; 0 = off */
 };
 
+/* What the lock's script read beside it for the login's legacy check
+ * (uidl_store.h's keys): the legacy UIDLs stored (HLEN) and whether the lazy
+ * import's marker exists. */
+struct device_legacy_check {
+    uint64_t entries;
+    bool imported;
+};
+/* legacy: valid during the call, and only with DEVICE_OK. */
+typedef void device_lock_cb(enum device_result r, const struct device_legacy_check *legacy, void *arg);
+
 /* DEVICE_OK (lock taken, session counted, delay started), DEVICE_IN_USE,
- * DEVICE_LOGIN_DELAY or DEVICE_TOO_MANY_SESSIONS (nothing changed). */
+ * DEVICE_LOGIN_DELAY or DEVICE_TOO_MANY_SESSIONS (nothing changed); with
+ * OK, the legacy check of state_user in the same round trip. */
 struct redis_request *device_lock_acquire(struct redis_store *store, const struct device_keys *k,
-                                          const char *token, uint32_t ttl_ms, const struct device_limits *lim,
-                                          device_done_cb *done, void *arg);
+                                          const char *state_user, const char *token, uint32_t ttl_ms,
+                                          const struct device_limits *lim, device_lock_cb *done, void *arg);
 struct redis_request *device_lock_refresh(struct redis_store *store, const struct device_keys *k,
                                           const char *token, uint32_t ttl_ms, int64_t now_ms,
                                           device_done_cb *done, void *arg);
@@ -128,6 +139,8 @@ struct device_commit {
     bool record_retrieval_time;    /* EXPIRE: note when got ids were first retrieved */
 };
 
+/* DEVICE_OK: committed, and the lock released with it (the session ends at
+ * QUIT); DEVICE_LOCK_LOST or DEVICE_UNAVAILABLE: nothing changed. */
 struct redis_request *device_state_commit(struct redis_store *store, const struct device_keys *k,
                                           const struct device_commit *c, device_done_cb *done, void *arg);
 

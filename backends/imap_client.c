@@ -68,6 +68,10 @@ void imap_op_finish(struct imap_client *c, enum imap_result r)
     c->list_out = NULL;
     c->body_streaming = false;
     c->paused = false;
+    c->select_tag[0] = '\0';
+    c->selected_cb = NULL;
+    c->pending_item_cb = NULL;
+    c->select_result = IMAP_RESULT_OK;
     if (done)
         done(c, r, arg);
 }
@@ -205,6 +209,8 @@ void imap_client_free(struct imap_client *c)
     /* No callback of the pending operation runs after this. */
     c->done = NULL;
     c->item_cb = NULL;
+    c->selected_cb = NULL;
+    c->pending_item_cb = NULL;
     c->message_id_cb = NULL;
     c->list_out = NULL;
     c->sink.section_start = NULL;
@@ -385,6 +391,22 @@ void imap_connect_caps_known(struct imap_client *c)
     imap_op_finish(c, IMAP_RESULT_OK);
 }
 
+/* Servers checked to answer a SELECT and the UID FETCH sent behind it in
+ * order, the FETCH refused after a failed SELECT, and "UID FETCH 1:*" on an
+ * empty folder with OK (tests/integration/test_pipelining.py), by the name
+ * their greetings carry by default: Dovecot's login_greeting
+ * ("Dovecot ready.", Debian's "Dovecot (Debian) ready."), Cyrus's
+ * "... Cyrus IMAP <version> server ready", Courier's "Courier-IMAP ready.".
+ * A server greeting otherwise is sent one command at a time. */
+bool imap_greeting_pipelines_select(const char *text, size_t len)
+{
+    static const char *const known[] = { "Dovecot", "Cyrus IMAP", "Courier-IMAP" };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (memmem(text, len, known[i], strlen(known[i])) != NULL)
+            return true;
+    return false;
+}
+
 void imap_handle_greeting(struct imap_client *c, const struct imap_response *r)
 {
     if (r->type != IMAP_RESP_UNTAGGED || r->status == IMAP_STATUS_NONE ||
@@ -415,6 +437,7 @@ void imap_handle_greeting(struct imap_client *c, const struct imap_response *r)
      * administrator turned on ImapEnableExactRFC822Size per mailbox. */
     static const char exchange[] = "Microsoft Exchange";
     c->sizes_estimated = memmem(r->text, r->text_len, exchange, sizeof exchange - 1) != NULL;
+    c->select_pipelining = imap_greeting_pipelines_select(r->text, r->text_len);
     if (imap_resp_code_is(r, "CAPABILITY")) {
         if (!imap_read_caps(c, r->code_args, r->code_args_len)) {
             imap_io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "malformed CAPABILITY in greeting");

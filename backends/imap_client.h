@@ -154,6 +154,25 @@ void imap_fetch_listing(struct imap_client *c, bool dates, imap_listing_cb *item
 void imap_fetch_listing_changed(struct imap_client *c, uint64_t modseq, bool dates,
                                 imap_listing_cb *item_cb, imap_done_cb *done, void *arg);
 
+/* Whether this server is known to take the listing's UID FETCH sent right
+ * behind its SELECT, without waiting for the SELECT's reply: by the
+ * greeting, Dovecot, Cyrus and Courier (tests/integration/test_pipelining.py
+ * checks each); any other server gets one command at a time. */
+bool imap_client_pipelines_select(const struct imap_client *c);
+
+/* SELECT as imap_select() with the listing's UID FETCH as
+ * imap_fetch_listing() (changedsince 0) or imap_fetch_listing_changed()
+ * (changedsince > 0, CONDSTORE needed) pipelined behind it: one round trip
+ * for both. `selected` runs when the SELECT's OK arrives, with the
+ * accessors valid as after imap_select(); it must not free the client or
+ * start an operation (the FETCH is still under way; freeing it is allowed). item_cb then runs for
+ * the FETCH's items, and `done` once with the FETCH's result. A SELECT that
+ * fails completes the whole operation with the SELECT's result and error
+ * text (`selected` never runs, no item is passed; the FETCH's own refusal
+ * is read and dropped). Only where imap_client_pipelines_select(). */
+void imap_select_listing(struct imap_client *c, const char *mailbox, uint64_t changedsince, bool dates,
+                         imap_done_cb *selected, imap_listing_cb *item_cb, imap_done_cb *done, void *arg);
+
 /* UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]); item_cb once
  * per message in mailbox order; a FETCH without that item (a flag change
  * the server reports meanwhile) is no item. Sets no flag (PEEK). Memory: a

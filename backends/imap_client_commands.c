@@ -20,17 +20,19 @@
 /* Longest mailbox name, before quoting. */
 #define IMAP_MAILBOX_MAX 1024
 
-void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done, void *arg)
+static const char condstore[] = " (CONDSTORE)";
+#define SELECT_COMMAND_MAX (sizeof "SELECT " + IMAP_QUOTED_MAX(IMAP_MAILBOX_MAX) + sizeof condstore)
+
+/* "SELECT <mailbox> [(CONDSTORE)]" into cmd (SELECT_COMMAND_MAX octets),
+ * the mailbox state reset; false (the operation failed) when the name
+ * cannot be sent. */
+static bool select_command(struct imap_client *c, const char *mailbox, char *cmd)
 {
-    if (!imap_op_begin(c, OP_SELECT, done, arg))
-        return;
-    static const char condstore[] = " (CONDSTORE)";
-    char cmd[sizeof "SELECT " + IMAP_QUOTED_MAX(IMAP_MAILBOX_MAX) + sizeof condstore];
     size_t pos = 7, len = strlen(mailbox);
     memcpy(cmd, "SELECT ", 7);
-    if (len > IMAP_MAILBOX_MAX || !imap_append_quoted(cmd, sizeof cmd - sizeof condstore, &pos, mailbox, len)) {
+    if (len > IMAP_MAILBOX_MAX || !imap_append_quoted(cmd, SELECT_COMMAND_MAX - sizeof condstore, &pos, mailbox, len)) {
         imap_api_invalid(c, "mailbox name cannot be sent as a quoted string");
-        return;
+        return false;
     }
     /* RFC 7162: HIGHESTMODSEQ in the reply, which tells a cached listing
      * (proxy/session_listing.c) whether anything changed. */
@@ -43,7 +45,59 @@ void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done,
     c->exists = 0;
     c->uidnext = 0;
     c->highestmodseq = 0;
-    imap_api_send(c, cmd);
+    return true;
+}
+
+void imap_select(struct imap_client *c, const char *mailbox, imap_done_cb *done, void *arg)
+{
+    if (!imap_op_begin(c, OP_SELECT, done, arg))
+        return;
+    char cmd[SELECT_COMMAND_MAX];
+    if (select_command(c, mailbox, cmd))
+        imap_api_send(c, cmd);
+}
+
+bool imap_client_pipelines_select(const struct imap_client *c)
+{
+    return c->select_pipelining;
+}
+
+/* Both commands go out in one write: the SELECT's line is ended without
+ * uncorking, so the server reads them together. The listing runs as the
+ * operation (OP_LISTING, c->tag the FETCH's); the SELECT's reply is
+ * recognised by select_tag (imap_client_responses.c). item_cb is held back
+ * until the SELECT succeeded: a FETCH item never reaches the caller before
+ * it knows the folder's UIDVALIDITY. */
+void imap_select_listing(struct imap_client *c, const char *mailbox, uint64_t changedsince, bool dates,
+                         imap_done_cb *selected, imap_listing_cb *item_cb, imap_done_cb *done, void *arg)
+{
+    if (!imap_op_begin(c, OP_LISTING, done, arg))
+        return;
+    char cmd[SELECT_COMMAND_MAX];
+    if (changedsince > 0 && !(c->caps & IMAP_CAP_CONDSTORE)) {
+        imap_api_invalid(c, "CHANGEDSINCE without CONDSTORE");
+        return;
+    }
+    if (!select_command(c, mailbox, cmd))
+        return;
+    imap_cmd_begin(c);
+    imap_cmd_puts(c, cmd);
+    imap_cmd_put(c, "\r\n", 2);
+    bool select_written = c->write_ok;
+    memcpy(c->select_tag, c->tag, sizeof c->tag);
+    c->selected_cb = selected;
+    c->pending_item_cb = item_cb;
+    c->select_result = IMAP_RESULT_OK;
+    char tail[48] = "";
+    if (changedsince > 0)
+        snprintf(tail, sizeof tail, " (CHANGEDSINCE %llu)", (unsigned long long)changedsince);
+    imap_cmd_begin(c);
+    imap_write_listing(c, dates, tail);
+    if (!imap_cmd_end(c) || !select_written) {
+        imap_api_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
+        return;
+    }
+    upstream_conn_await_reply(&c->conn);
 }
 
 uint32_t imap_client_uidvalidity(const struct imap_client *c)
@@ -86,20 +140,25 @@ enum imap_stable_ids imap_client_stable_ids(const struct imap_client *c)
     return IMAP_IDS_NONE;
 }
 
-/* The listing's items; `tail` follows the closing parenthesis. */
-static void send_listing(struct imap_client *c, bool dates, const char *tail)
+void imap_write_listing(struct imap_client *c, bool dates, const char *tail)
 {
     static const char *const ids[] = {
         [IMAP_IDS_NONE] = "", [IMAP_IDS_EMAILID] = " EMAILID", [IMAP_IDS_X_GM_MSGID] = " X-GM-MSGID",
     };
     c->listing_ids = imap_client_stable_ids(c);
     c->listing_dates = dates;
-    imap_cmd_begin(c);
     imap_cmd_puts(c, "UID FETCH 1:* (UID FLAGS RFC822.SIZE");
     imap_cmd_puts(c, dates ? " INTERNALDATE" : "");
     imap_cmd_puts(c, ids[c->listing_ids]);
     imap_cmd_puts(c, ")");
     imap_cmd_puts(c, tail);
+}
+
+/* The listing's items; `tail` follows the closing parenthesis. */
+static void send_listing(struct imap_client *c, bool dates, const char *tail)
+{
+    imap_cmd_begin(c);
+    imap_write_listing(c, dates, tail);
     if (!imap_cmd_end(c)) {
         imap_api_fail(c, IMAP_RESULT_IO_ERROR, "write to upstream failed");
         return;

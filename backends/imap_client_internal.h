@@ -103,6 +103,13 @@ struct imap_client {
 
     bool dead;                      /* the connection is gone; ops fail at once */
     enum imap_result dead_result;
+
+    /* imap_select_listing: a SELECT whose reply is due before the listing's */
+    bool select_pipelining;         /* the greeting names a server known to take it */
+    char select_tag[IMAP_TAG_MAX + 1];  /* the SELECT's tag; "" once answered */
+    imap_done_cb *selected_cb;
+    imap_listing_cb *pending_item_cb;   /* becomes item_cb once the SELECT succeeded */
+    enum imap_result select_result;     /* a failed SELECT's result, for the FETCH's reply */
 };
 
 /* imap_client.c: lifecycle of an operation. */
@@ -136,6 +143,11 @@ bool imap_read_caps(struct imap_client *c, const char *p, size_t len);
 void imap_connect_caps_known(struct imap_client *c);
 void imap_handle_greeting(struct imap_client *c, const struct imap_response *r);
 void imap_handle_continuation(struct imap_client *c, const struct imap_response *r);
+
+/* imap_client_commands.c: the listing's UID FETCH command written, not ended. */
+void imap_write_listing(struct imap_client *c, bool dates, const char *tail);
+/* imap_client.c: does the greeting name a server that takes a pipelined SELECT? */
+bool imap_greeting_pipelines_select(const char *text, size_t len);
 
 /* imap_client_responses.c: the bytes the server sends (ops->read). */
 size_t imap_client_read(struct upstream_conn *u, const char *data, size_t len);

@@ -223,8 +223,69 @@ static void handle_untagged(struct imap_client *c, const struct imap_response *r
         handle_list(c, r);
 }
 
+static bool tag_is(const struct imap_response *r, const char *tag)
+{
+    return r->tag_len == strlen(tag) && memcmp(r->tag, tag, r->tag_len) == 0;
+}
+
+/* imap_select_listing: the SELECT's reply (tagged select_tag), or after a
+ * failed SELECT the FETCH's reply, which completes the operation with the
+ * SELECT's result and keeps its error text. False for the FETCH's reply
+ * after a good SELECT: an ordinary listing's end, for handle_tagged. */
+static bool handle_pipelined_select(struct imap_client *c, const struct imap_response *r)
+{
+    if (!c->select_tag[0]) {
+        if (!tag_is(r, c->tag))
+            imap_io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "tagged response for no pending command");
+        else
+            imap_op_finish(c, c->select_result);
+        return true;
+    }
+    if (!tag_is(r, c->select_tag)) {
+        /* Commands complete in order: the FETCH cannot end before its SELECT. */
+        imap_io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "listing answered before its SELECT");
+        return true;
+    }
+    c->select_tag[0] = '\0';
+    if (imap_resp_code_is(r, "CAPABILITY") && !imap_read_caps(c, r->code_args, r->code_args_len)) {
+        imap_io_fail(c, IMAP_RESULT_PROTOCOL_ERROR, "malformed CAPABILITY code");
+        return true;
+    }
+    uint32_t backoff_ms;
+    bool throttled = imap_response_throttled(r, &backoff_ms);
+    enum imap_result res = throttled ? IMAP_RESULT_THROTTLED : tagged_result(r, false);
+    if (res != IMAP_RESULT_OK)
+        imap_set_error_span(c, "", r->name, (size_t)(r->text + r->text_len - r->name));
+    if (throttled) {
+        imap_notify_throttle(c, backoff_ms);
+        if (c->dead || upstream_conn_freeing(&c->conn))
+            return true;
+    }
+    if (res == IMAP_RESULT_OK && c->uidvalidity == 0) {
+        imap_set_error(c, "SELECT without UIDVALIDITY");
+        res = IMAP_RESULT_PROTOCOL_ERROR;
+    }
+    imap_done_cb *selected = c->selected_cb;
+    c->selected_cb = NULL;
+    if (res != IMAP_RESULT_OK) {
+        /* The server refuses the FETCH too (no mailbox is selected after a
+         * failed SELECT, RFC 3501 6.3.1); its reply ends the operation. */
+        c->select_result = res;
+        c->pending_item_cb = NULL;
+        return true;
+    }
+    c->item_cb = c->pending_item_cb;
+    c->pending_item_cb = NULL;
+    if (selected)
+        selected(c, IMAP_RESULT_OK, c->arg);
+    return true;
+}
+
 static void handle_tagged(struct imap_client *c, const struct imap_response *r)
 {
+    if (c->op == OP_LISTING && (c->select_tag[0] || c->select_result != IMAP_RESULT_OK) &&
+        handle_pipelined_select(c, r))
+        return;
     if (c->op == OP_NONE || c->step == STEP_TCP || c->step == STEP_TLS ||
         c->step == STEP_GREETING || r->tag_len != strlen(c->tag) ||
         memcmp(r->tag, c->tag, r->tag_len) != 0) {

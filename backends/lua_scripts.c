@@ -344,12 +344,14 @@ static const char state_load_body[] = ID_LISTS_LUA MIGRATE_LUA
  * New ids are appended; a list is rewritten only when it changed (a commit
  * that adds nothing writes no list). A non-empty all_ids prunes every id not
  * in it from the lists and the size hash. Lua's unpack() has a stack limit of
- * a few thousand values: HDEL goes in batches of 1000. */
+ * a few thousand values: HDEL goes in batches of 1000. Committed, the session
+ * is over: the lock is released in the same step (as lock-release), saving
+ * QUIT a round trip. */
 static const char *const state_commit_keys[STATE_COMMIT_KEYS] = {
     [STATE_COMMIT_KEY_READ] = "read_key", [STATE_COMMIT_KEY_GOT] = "got_key",
     [STATE_COMMIT_KEY_HIDE] = "hide_key", [STATE_COMMIT_KEY_DEV] = "dev_key",
     [STATE_COMMIT_KEY_LOCK] = "lock_key", [STATE_COMMIT_KEY_RTIME] = "rtime_key",
-    [STATE_COMMIT_KEY_SIZE] = "size_key",
+    [STATE_COMMIT_KEY_SIZE] = "size_key", [STATE_COMMIT_KEY_SESSIONS] = "sessions_key",
 };
 static const char *const state_commit_args[STATE_COMMIT_ARGS] = {
     [STATE_COMMIT_ARG_TOKEN] = "token", [STATE_COMMIT_ARG_NOW] = "now", [STATE_COMMIT_ARG_ADDR] = "addr",
@@ -438,15 +440,21 @@ static const char state_commit_body[] = ID_LISTS_LUA
     "for _, key in ipairs({read_key, got_key, hide_key, dev_key, rtime_key, size_key}) do\n"
     "  redis.call('PEXPIRE', key, ttl)\n"
     "end\n"
+    "redis.call('ZREM', sessions_key, token)\n"
+    "redis.call('DEL', lock_key)\n"
     "return 'OK'\n";
 
 /* ---- the device lock -------------------------------------------------------
  * Checked with taking it: the user's session count (a sorted set of lock
  * tokens scored by when each expires, so a node that died leaves nothing
- * behind) and the device's LOGIN-DELAY marker. */
+ * behind) and the device's LOGIN-DELAY marker. Taken, it also answers the
+ * login's next question, the legacy check (how many legacy UIDLs are
+ * stored, and the lazy import's marker: a missing one is Lua false, which
+ * comes back as a nil element), saving that step its own round trip. */
 static const char *const lock_acquire_keys[LOCK_ACQUIRE_KEYS] = {
     [LOCK_ACQUIRE_KEY_LOCK] = "lock_key", [LOCK_ACQUIRE_KEY_SESSIONS] = "sessions_key",
-    [LOCK_ACQUIRE_KEY_DELAY] = "delay_key",
+    [LOCK_ACQUIRE_KEY_DELAY] = "delay_key", [LOCK_ACQUIRE_KEY_UIDL] = "uidl_key",
+    [LOCK_ACQUIRE_KEY_LEGACY] = "legacy_key",
 };
 static const char *const lock_acquire_args[LOCK_ACQUIRE_ARGS] = {
     [LOCK_ACQUIRE_ARG_TOKEN] = "token", [LOCK_ACQUIRE_ARG_TTL] = "ttl", [LOCK_ACQUIRE_ARG_NOW] = "now",
@@ -464,7 +472,7 @@ static const char lock_acquire_body[] =
     "redis.call('ZADD', sessions_key, now_ms + ttl_ms, token)\n"
     "redis.call('PEXPIRE', sessions_key, ttl_ms)\n"
     "if tonumber(login_delay) > 0 then redis.call('SET', delay_key, '1', 'PX', login_delay) end\n"
-    "return 'OK'\n";
+    "return {'OK', redis.call('HLEN', uidl_key), redis.call('GET', legacy_key)}\n";
 
 static const char *const lock_refresh_keys[LOCK_REFRESH_KEYS] = {
     [LOCK_REFRESH_KEY_LOCK] = "lock_key", [LOCK_REFRESH_KEY_SESSIONS] = "sessions_key",
@@ -509,13 +517,6 @@ static const char uidl_save_body[] =
     "if set_marker == '1' then redis.call('SET', marker_key, marker) end\n"
     "return written\n";
 
-/* A missing marker is Lua false, which comes back as a nil element. */
-static const char *const uidl_check_keys[UIDL_CHECK_KEYS] = {
-    [UIDL_CHECK_KEY_UIDL] = "uidl_key", [UIDL_CHECK_KEY_MARKER] = "marker_key",
-};
-static const char uidl_check_body[] =
-    "return {redis.call('HLEN', uidl_key), redis.call('GET', marker_key)}\n";
-
 /* ---- failed-login counters ------------------------------------------------- */
 static const char *const counter_incr_keys[COUNTER_INCR_KEYS] = {
     [COUNTER_INCR_KEY_COUNTER] = "counter_key",
@@ -527,6 +528,14 @@ static const char counter_incr_body[] =
     "local n = redis.call('INCR', counter_key)\n"
     "if n == 1 then redis.call('EXPIRE', counter_key, window) end\n"
     "return n\n";
+
+/* The two throttle keys of the user's slot, read in one command (the
+ * address's counter lives in another slot: a GET of its own). */
+static const char *const throttle_read_keys[THROTTLE_READ_KEYS] = {
+    [THROTTLE_READ_KEY_COUNTER] = "counter_key", [THROTTLE_READ_KEY_BACKOFF] = "backoff_key",
+};
+static const char throttle_read_body[] =
+    "return {redis.call('GET', counter_key), redis.call('PTTL', backoff_key)}\n";
 
 /* ---- OAuth tokens (oauth_store.c) ------------------------------------------
  * The refresh token is replaced only by the holder of the generation it
@@ -597,8 +606,9 @@ static const struct lua_script scripts[LUA_SCRIPTS] = {
     SCRIPT(LUA_LOCK_REFRESH, "lock-refresh", lock_refresh_keys, lock_refresh_args, false, lock_refresh_body),
     SCRIPT(LUA_LOCK_RELEASE, "lock-release", lock_release_keys, lock_release_args, false, lock_release_body),
     SCRIPT(LUA_UIDL_SAVE, "uidl-save", uidl_save_keys, uidl_save_args, true, uidl_save_body),
-    [LUA_UIDL_CHECK] = { "uidl-check", uidl_check_keys, COUNT(uidl_check_keys), NULL, 0, false, uidl_check_body },
     SCRIPT(LUA_COUNTER_INCR, "counter-incr", counter_incr_keys, counter_incr_args, false, counter_incr_body),
+    [LUA_THROTTLE_READ] = { "throttle-read", throttle_read_keys, COUNT(throttle_read_keys), NULL, 0, false,
+                            throttle_read_body },
     SCRIPT(LUA_OAUTH_LOAD, "oauth-load", oauth_load_keys, oauth_load_args, false, oauth_load_body),
     SCRIPT(LUA_OAUTH_SAVE, "oauth-save", oauth_save_keys, oauth_save_args, false, oauth_save_body),
     SCRIPT(LUA_OAUTH_REAUTH, "oauth-reauth", oauth_reauth_keys, oauth_reauth_args, false, oauth_reauth_body),

@@ -100,16 +100,8 @@ struct redis_request *uidl_store_save(struct redis_store *store, const char *sta
                                       const struct uidl_store_entry *entries, size_t n,
                                       const char *marker_value, uidl_save_cb *done, void *arg);
 
-/* ---- check: is there anything, and is the migration done ------------------ */
-
-/* entries: HLEN of the hash; marker: the marker's value (not NUL-terminated,
- * marker_len octets), NULL when the key does not exist. Valid during the
- * call only. */
-typedef void uidl_check_cb(enum uidl_store_result r, uint64_t entries, const char *marker,
-                           size_t marker_len, void *arg);
-
-/* HLEN of the hash and GET of the marker in one round trip (one script call). */
-struct redis_request *uidl_store_check(struct redis_store *store, const char *state_user,
-                                       uidl_check_cb *done, void *arg);
+/* The login's check (is there anything, did the lazy import run) is read
+ * by the device lock's script in the same round trip: device_lock_acquire()
+ * (device_state.h). */
 
 #endif

@@ -270,6 +270,24 @@ static void begin_upstream_steps(struct session *s)
     commit_next(s);
 }
 
+/* Does any step of the table apply to any message? A session that only
+ * looked (STAT, LIST, UIDL), or whose changes are Redis's alone (on_retr =
+ * keep, on_dele = hide), changes nothing upstream. */
+static bool has_upstream_steps(const struct session *s)
+{
+    for (int k = 0; k < COMMIT_STEP_COUNT; k++) {
+        const struct commit_step *step = &commit_steps[k];
+        if (!step->applies(s))
+            continue;
+        for (uint32_t i = 0; i < s->drop.count; i++) {
+            uint8_t f = s->drop.entries[i].flags;
+            if ((f & step->with) == step->with && !(f & step->without))
+                return true;
+        }
+    }
+    return false;
+}
+
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
 {
     (void)cmd;
@@ -290,5 +308,13 @@ void session_cmd_quit(struct session *s, const struct pop3_command *cmd)
                 maildrop_get(&s->drop, i)->flags |= MAILDROP_DELETED;
     s->busy = true;
     session_set_state(s, SESSION_UPDATE);
-    session_device_precheck(s, begin_upstream_steps);
+    /* The precheck (lock still ours, Redis up) guards upstream changes that
+     * a failed commit would leave behind; without any, the commit's own
+     * lock check is enough, and QUIT saves that round trip. */
+    if (has_upstream_steps(s))
+        session_device_precheck(s, begin_upstream_steps);
+    else if (!s->device.lock_held)
+        session_commit_failed(s, "precheck", "lock-lost");
+    else
+        session_device_commit(s, commit_finished);
 }

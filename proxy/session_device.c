@@ -77,7 +77,7 @@ static bool make_token(char out[DEVICE_TOKEN_MAX])
     return true;
 }
 
-static void on_lock_acquired(enum device_result r, void *arg)
+static void on_lock_acquired(enum device_result r, const struct device_legacy_check *legacy, void *arg)
 {
     struct session *s = arg;
     dev(s)->request = NULL;
@@ -102,6 +102,7 @@ static void on_lock_acquired(enum device_result r, void *arg)
         return;
     }
     dev(s)->lock_held = true;
+    dev(s)->legacy = *legacy;
     double every = s->cfg->lock_ttl / 3.0;
     ev_timer_set(&dev(s)->refresh_timer, every, every);
     ev_timer_start(s->gw->loop, &dev(s)->refresh_timer);
@@ -114,17 +115,17 @@ void session_device_lock(struct session *s)
     if (!d->keys)
         d->keys = malloc(sizeof *d->keys);
     if (!d->keys) {
-        on_lock_acquired(DEVICE_UNAVAILABLE, s);
+        on_lock_acquired(DEVICE_UNAVAILABLE, NULL, s);
         return;
     }
     device_keys_init(d->keys, d->login.state_user, d->login.device);
     struct device_limits limits = { .now_ms = wall_ms(), .max_sessions = s->mapping->max_sessions_per_user,
                                     .login_delay = s->mapping->login_delay };
     if (make_token(d->lock_token))
-        d->request = device_lock_acquire(s->gw->redis, d->keys, d->lock_token,
+        d->request = device_lock_acquire(s->gw->redis, d->keys, d->login.state_user, d->lock_token,
                                          s->cfg->lock_ttl * 1000, &limits, on_lock_acquired, s);
     if (!d->request)
-        on_lock_acquired(DEVICE_UNAVAILABLE, s);
+        on_lock_acquired(DEVICE_UNAVAILABLE, NULL, s);
 }
 
 void session_device_release(struct session *s)
@@ -353,6 +354,9 @@ static void on_committed(enum device_result r, void *arg)
         session_commit_failed(s, "redis", r == DEVICE_LOCK_LOST ? "lock-lost" : "redis");
         return;
     }
+    /* The commit released the lock (device_state_commit). */
+    dev(s)->lock_held = false;
+    ev_timer_stop(s->gw->loop, &dev(s)->refresh_timer);
     continue_with_next(s);
 }
 

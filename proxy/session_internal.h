@@ -111,6 +111,7 @@ struct device_session {
     char lock_token[DEVICE_TOKEN_MAX];
     bool lock_held;
     bool lock_lost;                  /* a refresh found the lock gone: QUIT must fail */
+    struct device_legacy_check legacy;  /* read with the lock, for the legacy-check step */
     struct redis_request *request;   /* acquire, load or commit in flight */
     struct redis_request *refresh;   /* lock refresh in flight */
     ev_timer refresh_timer;

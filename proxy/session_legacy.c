@@ -2,9 +2,10 @@
  * "Migrating from a POP3 server"), so a client moved to popgate downloads
  * nothing again.
  *
- * At login, after the device lock: one round trip reads how many legacy
- * UIDLs the user has (pg1:{user}:uidl, from `popgate-admin uidl import` or an
- * earlier lazy import) and whether a lazy import ran (pg1:{user}:legacy).
+ * At login, the device lock's script also reads how many legacy UIDLs the
+ * user has (pg1:{user}:uidl, from `popgate-admin uidl import` or an earlier
+ * lazy import) and whether a lazy import ran (pg1:{user}:legacy): no round
+ * trip of its own.
  * - If the mapping names a legacy_pop3 server and no import ran, popgate logs
  *   in there with the user's credentials, reads UIDL, LIST and the Message-IDs
  *   (TOP n 0) and stores them with the marker, atomically. The login waits at
@@ -261,23 +262,6 @@ static void legacy_login_continue(struct session *s, bool ok, uint64_t stored)
     login_step_done(s);
 }
 
-static void on_checked(enum uidl_store_result r, uint64_t entries, const char *marker, size_t marker_len,
-                       void *arg)
-{
-    struct session *s = arg;
-    s->device.request = NULL;
-    if (r != UIDL_STORE_OK) {
-        login_fail(s, "-ERR [SYS/TEMP] Device state unavailable, try again later.",
-                                  "redis", false);
-        return;
-    }
-    (void)marker;
-    if (s->mapping->has_legacy && marker_len == 0) {
-        start_import(s);
-        return;
-    }
-    legacy_login_continue(s, true, entries);
-}
 
 void session_legacy_init(struct session *s)
 {
@@ -285,11 +269,16 @@ void session_legacy_init(struct session *s)
     s->legacy_timer.data = s;
 }
 
+/* What the device lock's script read (session_device.c): a mapping with a
+ * legacy server whose import never ran imports now; otherwise the stored
+ * legacy UIDLs, if any, are matched after the first folder's listing. */
 void session_legacy_prepare(struct session *s)
 {
-    s->device.request = uidl_store_check(s->gw->redis, s->device.login.state_user, on_checked, s);
-    if (!s->device.request)
-        on_checked(UIDL_STORE_UNAVAILABLE, 0, NULL, 0, s);
+    if (s->mapping->has_legacy && !s->device.legacy.imported) {
+        start_import(s);
+        return;
+    }
+    legacy_login_continue(s, true, s->device.legacy.entries);
 }
 
 /* ---- matching ------------------------------------------------------------ */

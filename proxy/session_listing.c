@@ -61,6 +61,12 @@ struct folder_listing {
     struct listing_meta selected; /* what the SELECT said */
     uint64_t since;               /* SOURCE_CHANGED: the cached HIGHESTMODSEQ */
     struct listing_build build;
+    /* The listing sent right behind the SELECT (imap_select_listing), chosen
+     * before the SELECT said which one the folder needs; PIPED_NONE once its
+     * reply arrived, or when nothing was sent behind the SELECT. */
+    enum { PIPED_NONE, PIPED_FULL, PIPED_CHANGED } piped;
+    uint64_t piped_since;         /* PIPED_CHANGED: the HIGHESTMODSEQ cached when it was sent */
+    bool piped_used;              /* its items are the folder's listing */
 };
 
 void session_listing_release(struct session *s)
@@ -126,6 +132,94 @@ static void choose_source(struct session *s, struct folder_listing *l)
     l->since = f->meta.highestmodseq;
 }
 
+/* ---- select with the listing behind it -----------------------------------
+ *
+ * Where the server is known to take it (imap_client_pipelines_select), the
+ * listing goes out with the SELECT, guessed from the cache as it stands: the
+ * changes since the cached HIGHESTMODSEQ where the folder has a usable cache
+ * entry, the full listing otherwise. The SELECT's answer then decides as
+ * above (choose_source), and the guess is used only where it is what that
+ * decision asks for (a full listing always is, except that an unchanged
+ * cache wins); otherwise its items are dropped and the listing the folder
+ * needs is fetched after it, as without pipelining. So the cache's rules are
+ * the same either way, and a folder whose UIDVALIDITY changed is listed in
+ * full. */
+
+static void on_selected(struct imap_client *c, enum imap_result r, void *arg);
+static void on_listing_item(const struct imap_listing_item *item, void *arg);
+static void on_full_listing(struct imap_client *c, enum imap_result r, void *arg);
+static void on_changed_listing(struct imap_client *c, enum imap_result r, void *arg);
+
+static void guess_listing(struct session *s, struct folder_listing *l)
+{
+    l->piped = PIPED_FULL;
+    l->piped_since = 0;
+    l->piped_used = false;
+    if (l->key_len == 0 || !(imap_client_caps(s->imap) & IMAP_CAP_CONDSTORE))
+        return;
+    const struct listing_cache_folder *f =
+        listing_cache_get(&s->gw->listing_cache, l->key, l->key_len, folder_name(s));
+    if (!f || f->meta.highestmodseq == 0 || f->meta.id_scheme != (uint8_t)imap_client_stable_ids(s->imap) ||
+        (needs_dates(&s->policy) && !f->meta.has_dates))
+        return;
+    l->piped = PIPED_CHANGED;
+    l->piped_since = f->meta.highestmodseq;
+}
+
+/* After choose_source: is the listing already under way the one it chose? */
+static void match_piped(struct folder_listing *l)
+{
+    if (l->piped == PIPED_FULL && l->source != SOURCE_CACHE) {
+        l->source = SOURCE_FULL;
+        listing_build_reset(&l->build);
+        l->piped_used = true;
+    } else if (l->piped == PIPED_CHANGED) {
+        l->piped_used = l->source == SOURCE_CHANGED && l->since == l->piped_since;
+    }
+}
+
+static void on_piped_item(const struct imap_listing_item *item, void *arg)
+{
+    struct session *s = arg;
+    if (s->folder_listing->piped_used)
+        on_listing_item(item, arg);
+}
+
+/* The pipelined listing's reply; or, while the login is still at its select
+ * step, the SELECT's failure. */
+static void on_piped_listing(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    struct folder_listing *l = s->folder_listing;
+    if (s->login.step == LOGIN_SELECT) {
+        s->selected_folder = -1;  /* no mailbox is selected after a failed SELECT */
+        login_fail_upstream(s, r);
+        return;
+    }
+    l->piped = PIPED_NONE;
+    if (l->piped_used) {
+        if (l->source == SOURCE_FULL)
+            on_full_listing(c, r, s);
+        else
+            on_changed_listing(c, r, s);
+        return;
+    }
+    if (r != IMAP_RESULT_OK && r != IMAP_RESULT_NO && r != IMAP_RESULT_BAD) {
+        login_fail_upstream(s, r);
+        return;
+    }
+    session_listing_fetch(s);
+}
+
+static void select_with_listing(struct session *s)
+{
+    struct folder_listing *l = s->folder_listing;
+    guess_listing(s, l);
+    s->selected_folder = s->login.folder;
+    imap_select_listing(s->imap, folder_name(s), l->piped_since, needs_dates(&s->policy), on_selected,
+                        on_piped_item, on_piped_listing, s);
+}
+
 static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
 {
     struct session *s = arg;
@@ -153,6 +247,7 @@ static void on_selected(struct imap_client *c, enum imap_result r, void *arg)
         .has_dates = needs_dates(&s->policy),
     };
     choose_source(s, l);
+    match_piped(l);
     login_step_done(s);
 }
 
@@ -167,6 +262,11 @@ void session_listing_select(struct session *s)
         listing_build_init(&s->folder_listing->build);
         make_key(s, s->folder_listing);
     }
+    if (imap_client_pipelines_select(s->imap) && s->selected_folder != s->login.folder) {
+        select_with_listing(s);
+        return;
+    }
+    s->folder_listing->piped = PIPED_NONE;
     session_select_folder(s, s->login.folder, on_selected);
 }
 
@@ -288,6 +388,8 @@ static void on_changed_listing(struct imap_client *c, enum imap_result r, void *
 void session_listing_fetch(struct session *s)
 {
     struct folder_listing *l = s->folder_listing;
+    if (l->piped != PIPED_NONE)
+        return;   /* on_piped_listing goes on when its reply is in */
     switch (l->source) {
     case SOURCE_CACHE:
         finish_folder(s);

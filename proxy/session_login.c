@@ -8,7 +8,10 @@
  * bodies of the steps that belong to a concern of their own stay in its file
  * (session_mapping.c, session_device.c, session_legacy.c, session_sizes.c);
  * the upstream steps connect and authenticate are here, select and listing
- * (with the node's listing cache) in session_listing.c.
+ * (with the node's listing cache) in session_listing.c. Where the server
+ * takes it, the listing is sent behind the SELECT without waiting; the steps
+ * and their order stay the same (the listing step then waits for the reply
+ * already under way).
  *
  *   throttle -> mapping [-> app-password -> token] -> connect -> authenticate -> device-lock
  *   -> legacy-check -> { select -> listing [-> legacy-match, first folder] }

@@ -150,7 +150,7 @@ def test_readme_facts():
     # The Redis command count test_scale.py asserts.
     scale = (REPO / "tests" / "integration" / "test_scale.py").read_text()
     count = int(re.search(r"assert small\[3\] == (\d+)", scale).group(1))
-    words = {8: "eight", 9: "nine", 10: "ten"}
-    assert f"session sends Redis {words[count]}" in text.replace("\n", " ")
+    words = {6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    assert f"sends Redis {words[count]} commands" in text.replace("\n", " ")
     # How long `make test` takes is said.
     assert re.search(r"make test.*\n(.*\n)*?.*about \d+ minutes", text)

@@ -144,7 +144,52 @@ def test_redis_round_trips_do_not_grow_with_mailbox(bed, capsys):
               f"Redis commands per session: {SMALL} msgs {small[3]}, {LARGE} msgs {large[3]}, "
               f"again {large_again[3]}")
     assert small[3] == large[3] == large_again[3]
-    # Throttle check (2 GETs and the backoff PTTL, pipelined), policy override,
-    # lock, legacy UIDL check, load,
-    # precheck, commit, release.
-    assert small[3] == 10
+    # What each command is (6 round trips; issue 17 folded 3 commands away):
+    #   1-2 throttle check, pipelined: EVALSHA throttle-read (GET of the
+    #       user's failure counter, PTTL of the user's upstream backoff) and
+    #       GET of the address's failure counter (another Cluster slot);
+    #   3   HGETALL of the user's override (pg1:map:<user>, its own slot);
+    #   4   EVALSHA lock-acquire, which also reads the legacy UIDL check
+    #       (HLEN of pg1:{u}:uidl, GET of the import marker);
+    #   5   EVALSHA state-load;
+    #   6   EVALSHA lock-refresh, QUIT's precheck: the RETR makes an upstream
+    #       step (setting Seen), which must not run without the lock (a session
+    #       that changes nothing upstream skips it: test_quit_without_upstream_steps);
+    #   7   EVALSHA state-commit, which releases the lock on success.
+    assert small[3] == 7
+
+
+def test_quit_without_upstream_steps(bed, capsys):
+    """A session that only looks (login, STAT, UIDL, QUIT: the benchmark's
+    session) changes nothing upstream, so QUIT sends no precheck: 6 commands.
+    Its commit releases the lock in the same step: the lock and the session
+    count are gone when QUIT has answered, with no release command after."""
+    from redis_resp import Redis
+    bed.add_user("looker", PASSWORD)
+    seed_many(bed, "looker", 20)
+    proxy = CountingRedisProxy(bed.ports["redis"])
+    pg = testbed.Popgate(bed, server={"allow_plaintext_auth": "yes"},
+                         extra_sections={"redis": {"address": f"127.0.0.1:{proxy.port}"}},
+                         binary=os.environ.get("POPGATE_RELEASE_BIN"))
+    pg.start()
+    redis = Redis(bed.ports["redis"])
+    try:
+        counts = []
+        # The first session also counts the connection's setup (SCRIPT LOAD).
+        for _ in range(3):
+            before = proxy.commands
+            p = poplib.POP3("127.0.0.1", pg.port, timeout=30)
+            p.user("looker#phone")
+            p.pass_(PASSWORD)
+            assert p.stat()[0] == 20
+            assert len(p.uidl()[1]) == 20
+            assert p.quit().startswith(b"+OK")
+            assert redis.call("EXISTS", "pg1:{looker}:lock:phone") == 0
+            assert redis.call("ZCARD", "pg1:{looker}:sessions") == 0
+            time.sleep(0.5)
+            counts.append(proxy.commands - before)
+        assert counts[1:] == [6, 6]
+    finally:
+        redis.close()
+        pg.stop()
+        proxy.close()

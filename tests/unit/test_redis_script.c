@@ -25,11 +25,12 @@ static void test_preamble_names_keys_and_args(void **state)
     assert_memory_equal(release, want, strlen(want));
     assert_string_equal(release + strlen(want), lua_script(LUA_LOCK_RELEASE)->body);
 
-    /* No ARGV line for a script without arguments. */
-    const char *check = redis_script_source(LUA_UIDL_CHECK);
-    assert_non_null(check);
-    static const char check_want[] = "local uidl_key, marker_key = KEYS[1], KEYS[2]\nreturn ";
-    assert_memory_equal(check, check_want, strlen(check_want));
+    /* The lock's script names the legacy check's keys after its own. */
+    const char *acquire = redis_script_source(LUA_LOCK_ACQUIRE);
+    assert_non_null(acquire);
+    static const char acquire_want[] =
+        "local lock_key, sessions_key, delay_key, uidl_key, legacy_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]\n";
+    assert_memory_equal(acquire, acquire_want, strlen(acquire_want));
 
     /* Extra arguments start after the named ones. */
     const char *save = redis_script_source(LUA_UIDL_SAVE);
