@@ -1,5 +1,5 @@
 #!/bin/sh
 # The benchmark's packages: the project's own (deploy/dev/install-deps.sh, which
-# never lets a system Dovecot or Redis start) plus the peers and the plotter.
+# never lets a system Dovecot or Redis start) plus the peers, the plotter and perf (the profiles of a full run).
 set -eu
-EXTRA_PACKAGES="perdition gnuplot-nox" exec "$(dirname "$0")/../deploy/dev/install-deps.sh"
+EXTRA_PACKAGES="perdition gnuplot-nox linux-perf" exec "$(dirname "$0")/../deploy/dev/install-deps.sh"
