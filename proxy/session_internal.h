@@ -271,6 +271,9 @@ bool session_prefetch_plan(struct session *s, uint32_t msgnum);
 /* Sends the planned batch's UID FETCH (its folder selected); done as for
  * any IMAP operation. */
 void session_prefetch_fetch(struct session *s, imap_done_cb *done);
+/* The batch's UID FETCH completed with r: logged (debug); anything but OK
+ * frees the batch. */
+void session_prefetch_done(struct session *s, enum imap_result r);
 /* The held body of message msgnum: valid until the next release. */
 bool session_prefetch_body(const struct session *s, uint32_t msgnum, const char **body, size_t *len);
 /* RETR sent msgnum from the buffer: the batch ends after its last message. */

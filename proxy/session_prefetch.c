@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "prefetch_plan.h"
 
 struct prefetch_slot {
@@ -157,6 +158,21 @@ void session_prefetch_fetch(struct session *s, imap_done_cb *done)
     char uidset[PREFETCH_UIDSET_CAP];
     prefetch_uidset(&s->drop, &batch, uidset);
     imap_fetch_bodies(s->imap, uidset, &prefetch_sink, on_body_end, done, s);
+}
+
+void session_prefetch_done(struct session *s, enum imap_result r)
+{
+    struct session_prefetch *p = s->prefetch;
+    if (!p)
+        return;
+    uint32_t held = 0;
+    for (uint32_t i = 0; i < p->n_slots; i++)
+        held += p->slots[i].held;
+    log_event(LOG_LEVEL_DEBUG, s->id, "prefetch", "msg", LOG_U64(p->slots[0].msgnum),
+              "asked", LOG_U64(p->n_slots), "held", LOG_U64(held), "octets", LOG_U64(p->used),
+              "upstream", imap_result_name(r), LOG_END);
+    if (r != IMAP_RESULT_OK)
+        session_prefetch_release(s);
 }
 
 bool session_prefetch_body(const struct session *s, uint32_t msgnum, const char **body, size_t *len)

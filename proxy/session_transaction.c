@@ -398,18 +398,16 @@ static void on_batch_fetched(struct imap_client *c, enum imap_result r, void *ar
     if (s->state == SESSION_CLOSING)
         return;
     x->batch = false;
+    session_prefetch_done(s, r);
     if (r == IMAP_RESULT_OK && serve_held(s, x->msgnum))
         return;
     if (r == IMAP_RESULT_OK || r == IMAP_RESULT_NO) {
         /* Not held (no body came, or it did not fit), or the server refused
          * the batch (one message of it expunged, say): the message is
          * fetched alone, with a single fetch's outcome. */
-        if (r == IMAP_RESULT_NO)
-            session_prefetch_release(s);
         fetch_next_section(s);
         return;
     }
-    session_prefetch_release(s);
     on_section_fetched(c, r, s);
 }
 
