@@ -264,9 +264,10 @@ void session_output_drained(struct session *s);
 
 /* session_prefetch.c: RETR of a small message fetches the next small
  * messages of its folder with it, at most [server] prefetch_kb KiB held. */
-/* Plans the batch for RETR of msgnum (releasing any batch held) and
- * allocates its buffer; false when prefetch is off, or the batch would be
- * msgnum alone: then it streams as before. */
+/* Plans the batch for RETR of msgnum (releasing any batch held, unless
+ * msgnum was asked for in it) and allocates its buffer; false when prefetch
+ * is off, msgnum belongs to the batch held, or the batch would be msgnum
+ * alone: then it streams as before. */
 bool session_prefetch_plan(struct session *s, uint32_t msgnum);
 /* Sends the planned batch's UID FETCH (its folder selected); done as for
  * any IMAP operation. */

@@ -18,7 +18,9 @@
  * unkept, and that message is later fetched on its own as before. Nothing is
  * allocated while no batch is held: the buffer is freed once the client has
  * been served the last message held, when it RETRs a message outside the
- * batch (it left the sequence), on failure, and when the session ends.
+ * batch (it left the sequence; a message of the batch whose body did not
+ * come is fetched alone and keeps the batch), on failure, and when the
+ * session ends.
  *
  * Nothing here changes anything upstream or in Redis: BODY.PEEK sets no
  * \Seen, and a message counts as retrieved only when a RETR sends it
@@ -70,8 +72,22 @@ static uint64_t budget_of(const struct session *s)
     return (uint64_t)s->cfg->prefetch_kb * 1024;
 }
 
+/* Was msgnum asked for in the batch held (whether its body came or not)? */
+static bool asked(const struct session_prefetch *p, uint32_t msgnum)
+{
+    for (uint32_t i = 0; i < p->n_slots; i++)
+        if (p->slots[i].msgnum == msgnum)
+            return true;
+    return false;
+}
+
 bool session_prefetch_plan(struct session *s, uint32_t msgnum)
 {
+    /* A message of the batch that is not held (no body came for it, or it
+     * did not fit) is fetched alone; the client is still in the sequence
+     * and the batch stays. Any other message: the client left it. */
+    if (s->prefetch && asked(s->prefetch, msgnum))
+        return false;
     session_prefetch_release(s);
     uint64_t budget = budget_of(s);
     if (budget == 0)

@@ -151,7 +151,10 @@ def test_message_expunged_before_its_batch_is_reported_as_without_prefetch(upstr
     pg_on, pg_off = pair
     messages = [small(i) for i in range(1, 11)]
     mb_on, mb_off = twin_mailboxes(upstream, messages)
-    lines = [f"RETR {i}" for i in range(1, 11)]
+    # TOP 10 0 (not prefetched, one upstream command either way) lets the
+    # server tell popgate's IMAP session of the expunge: Cyrus, until it
+    # has, still serves the expunged message's body to that session.
+    lines = ["TOP 10 0"] + [f"RETR {i}" for i in range(1, 11)]
     got = {}
     for pg, mb in ((pg_on, mb_on), (pg_off, mb_off)):
         c = login(pg, mb)
@@ -160,8 +163,14 @@ def test_message_expunged_before_its_batch_is_reported_as_without_prefetch(upstr
         got[pg] = conversation(c, lines)
         assert is_ok(c.quit())
     compare(got[pg_on], got[pg_off], "expunged before the batch")
-    assert got[pg_off][4][0] == b"-ERR Message 5 expunged.", got[pg_off][4]
-    assert sum(1 for s, _ in got[pg_on] if is_ok(s)) == 9
+    if upstream.kind == "courier":
+        # Courier serves a "message unavailable" notice for it instead.
+        assert b"no longer available" in got[pg_off][5][1], got[pg_off][5]
+    else:
+        assert got[pg_off][5][0] == b"-ERR Message 5 expunged.", got[pg_off][5]
+        assert sum(1 for s, _ in got[pg_on] if is_ok(s)) == 10
+    # One batch: message 5 alone kept it (fetched alone, as without prefetch).
+    assert held_counts(pg_on) == [10 if upstream.kind == "courier" else 9]
 
 
 def test_message_expunged_after_it_was_prefetched_is_served_as_fetched(upstream, pair):
