@@ -401,10 +401,12 @@ static void on_batch_fetched(struct imap_client *c, enum imap_result r, void *ar
     session_prefetch_done(s, r);
     if (r == IMAP_RESULT_OK && serve_held(s, x->msgnum))
         return;
-    if (r == IMAP_RESULT_OK || r == IMAP_RESULT_NO) {
+    if (r == IMAP_RESULT_OK || r == IMAP_RESULT_NO || r == IMAP_RESULT_BAD) {
         /* Not held (no body came, or it did not fit), or the server refused
-         * the batch (one message of it expunged, say): the message is
-         * fetched alone, with a single fetch's outcome. */
+         * the batch (one message of it expunged, say, or a server that
+         * takes no UID set here): the message is fetched alone, with a
+         * single fetch's outcome. A throttle or a lost connection is the
+         * answer to this RETR, as it would be to its single fetch. */
         fetch_next_section(s);
         return;
     }
