@@ -11,7 +11,8 @@
  * command.
  *
  * Bounds: the bodies held are at most [server] prefetch_kb KiB (the buffer
- * is allocated at that size when a batch starts), plus a table of
+ * is allocated at that size when a batch starts, and shrunk to the bodies
+ * that came once the batch has arrived), plus a table of
  * PREFETCH_MESSAGES_MAX slots (about 2.5 KiB). A message listed above a
  * quarter of the budget is never asked for; a literal that arrives longer
  * than what is left of the buffer (a listed size that was off) streams past
@@ -187,8 +188,16 @@ void session_prefetch_done(struct session *s, enum imap_result r)
     log_event(LOG_LEVEL_DEBUG, s->id, "prefetch", "msg", LOG_U64(p->slots[0].msgnum),
               "asked", LOG_U64(p->n_slots), "held", LOG_U64(held), "octets", LOG_U64(p->used),
               "upstream", imap_result_name(r), LOG_END);
-    if (r != IMAP_RESULT_OK)
+    if (r != IMAP_RESULT_OK) {
         session_prefetch_release(s);
+        return;
+    }
+    /* Held until the client has read on: only the bodies that came. */
+    char *shrunk = realloc(p->buf, p->used ? p->used : 1);
+    if (shrunk) {
+        p->buf = shrunk;
+        p->cap = p->used;
+    }
 }
 
 bool session_prefetch_body(const struct session *s, uint32_t msgnum, const char **body, size_t *len)
