@@ -193,6 +193,25 @@ void imap_fetch_body(struct imap_client *c, uint32_t uid, const char *section,
                      bool *found, imap_done_cb *done, void *arg);
 void imap_client_resume_body(struct imap_client *c);
 
+/* UID FETCH <uidset> (UID BODY.PEEK[]): the whole bodies of several messages
+ * in one command (prefetch, see proxy/session_prefetch.c). Sets no flag
+ * (PEEK). For each FETCH response that carries a BODY[] literal, in the
+ * order the server sends them (any order, not the UID set's): the sink's
+ * section_start(literal_len), its data for the literal's bytes, then
+ * body_end(uid) once that FETCH response has ended, since the server may
+ * put UID before or after the literal: only then is the body attributed.
+ * uid is 0 when the response named none. A UID the server returns no
+ * literal for (expunged meanwhile, or a NIL or quoted-string body) gets no
+ * call at all: the caller treats it as not fetched, and a later
+ * imap_fetch_body() of it reports found as it always did. Memory: the
+ * client holds no body byte; the sink may take fewer bytes than offered
+ * (the upstream pauses until imap_client_resume_body(), as for
+ * imap_fetch_body), and a sink that takes every byte holds at most what it
+ * chooses to keep. uidset as for imap_store_add_flags. */
+typedef void imap_body_end_cb(uint32_t uid, void *arg);
+void imap_fetch_bodies(struct imap_client *c, const char *uidset, const struct imap_body_sink *sink,
+                       imap_body_end_cb *body_end, imap_done_cb *done, void *arg);
+
 /* UID STORE <uidset> +FLAGS.SILENT (<flags>); uidset like "3,7,9:12". */
 void imap_store_add_flags(struct imap_client *c, const char *uidset, const char *flags,
                           imap_done_cb *done, void *arg);

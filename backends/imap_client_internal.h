@@ -7,6 +7,8 @@
  *                            command written
  *   imap_client_responses.c  what the server sends: lines and literals framed,
  *                            untagged data recorded, tagged replies completing
+ *   imap_client_bodies.c     several whole bodies in one UID FETCH: each
+ *                            literal attributed to its UID when its response ends
  *
  * The connection itself (stream, TLS, timers, deferred free, error text) is
  * io/upstream_conn.h, embedded as `conn`.
@@ -30,6 +32,7 @@ enum imap_op {
     OP_LISTING,
     OP_MESSAGE_IDS,
     OP_BODY,
+    OP_BODIES,    /* imap_fetch_bodies: several whole bodies (imap_client_bodies.c) */
     OP_LIST,      /* special-use lookup */
     OP_COMMAND,   /* STORE, EXPUNGE, MOVE, COPY, NOOP: just the tagged result */
     OP_LOGOUT,
@@ -82,6 +85,8 @@ struct imap_client {
     bool paused;                    /* the sink took fewer bytes than offered */
     enum imap_stable_ids listing_ids;  /* the stable id the listing asked for */
     bool listing_dates;             /* the listing asked for INTERNALDATE */
+    imap_body_end_cb *body_end;     /* OP_BODIES: a FETCH response with a body ended */
+    bool bodies_literal;            /* OP_BODIES: this FETCH response's body literal began */
 
     /* special-use lookup */
     char list_use[IMAP_SPECIAL_USE_MAX + 1];
@@ -148,6 +153,11 @@ void imap_handle_continuation(struct imap_client *c, const struct imap_response 
 void imap_write_listing(struct imap_client *c, bool dates, const char *tail);
 /* imap_client.c: does the greeting name a server that takes a pipelined SELECT? */
 bool imap_greeting_pipelines_select(const char *text, size_t len);
+/* imap_client_bodies.c: OP_BODIES's part of reading responses. Is the
+ * literal starting now (line: the response so far) a body to stream? And
+ * a FETCH response (its parsed attributes) has ended. */
+bool imap_bodies_literal_start(struct imap_client *c, const char *line, size_t len, uint64_t literal_len);
+void imap_bodies_fetch_end(struct imap_client *c, const struct imap_fetch_attrs *a);
 
 /* imap_client_responses.c: the bytes the server sends (ops->read). */
 size_t imap_client_read(struct upstream_conn *u, const char *data, size_t len);

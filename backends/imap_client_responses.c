@@ -135,6 +135,8 @@ static void handle_fetch(struct imap_client *c, const struct imap_response *r)
     }
     if (c->op == OP_MESSAGE_IDS && (a.present & IMAP_FETCH_HAS_UID) && c->message_id_cb)
         handle_message_id(c, a.uid, r->data, r->data_len);
+    if (c->op == OP_BODIES)
+        imap_bodies_fetch_end(c, &a);
 }
 
 /* One "* LIST" during a special-use lookup: the first mailbox with the
@@ -432,6 +434,8 @@ static void handle_literal_start(struct imap_client *c, const struct imap_read_e
             imap_reader_absorb_literal(&c->reader);
         return;
     }
+    if (c->op == OP_BODIES && imap_bodies_literal_start(c, ev->line, ev->line_len, ev->literal_len))
+        return;
     if (literal_is_body(c, ev->line, ev->line_len)) {
         c->body_seen = true;
         c->body_left = ev->literal_len;

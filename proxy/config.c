@@ -109,6 +109,8 @@ static bool set_server(struct config *c, const char *key, const char *v)
         return config_parse_uint(v, 0, 1024 * 1024, &c->listing_cache_mb);
     if (!strcmp(key, "listing_cache_user_mb"))
         return config_parse_uint(v, 1, 1024 * 1024, &c->listing_cache_user_mb);
+    if (!strcmp(key, "prefetch_kb"))
+        return config_parse_uint(v, 0, CONFIG_PREFETCH_KB_MAX, &c->prefetch_kb);
     if (!strcmp(key, "auth_failure_delay"))
         return config_parse_seconds(v, 60, &c->auth_failure_delay);
     if (!strcmp(key, "max_connections_per_addr"))
@@ -322,6 +324,11 @@ static int on_ini_entry(void *user, const char *section, const char *key, const 
         ok = mapping_set_policy(&st->c->mappings[0], key, value);
     else
         ok = false;
+    if (!ok && !st->failed && !strcmp(section, "server") && !strcmp(key, "prefetch_kb")) {
+        snprintf(st->err, st->err_len, "[server] prefetch_kb: a whole number of KiB from 0 (off) to %u",
+                 CONFIG_PREFETCH_KB_MAX);
+        st->failed = true;
+    }
     if (!ok && !st->failed) {
         /* The value is not echoed: a misplaced line could hold a secret. */
         snprintf(st->err, st->err_len, "[%s] %s: unknown key or invalid value", section, key);
@@ -341,6 +348,7 @@ static bool set_defaults(struct config *c)
     c->max_bad_commands = 10;
     c->listing_cache_mb = 64;
     c->listing_cache_user_mb = 8;
+    c->prefetch_kb = 64;
     c->auth_failure_delay = 2;
     c->max_connections_per_addr = 50;
     c->auth_throttle = (struct auth_throttle_limits){ .max_per_user = 10, .max_per_addr = 50,

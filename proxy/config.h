@@ -27,6 +27,7 @@
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_NAME_MAX 256      /* host names, mailbox names */
 #define CONFIG_MAX_TRUSTED 32    /* proxy_trusted networks */
+#define CONFIG_PREFETCH_KB_MAX 4096  /* [server] prefetch_kb: 4 MiB per session at most */
 
 struct listen_spec {
     struct sockaddr_storage addr;
@@ -71,6 +72,11 @@ struct config {
      * MiB in total and per user; 0 in total turns it off. */
     unsigned listing_cache_mb;
     unsigned listing_cache_user_mb;
+    /* RETR of small messages: the next small messages of the folder are
+     * fetched with it in one UID FETCH and held for the session, at most
+     * this many KiB (proxy/session_prefetch.c); 0 turns it off. A message
+     * above a quarter of it is never prefetched. */
+    unsigned prefetch_kb;
     char run_user[CONFIG_NAME_MAX];      /* drop privileges to it after binding; empty = stay */
     char run_group[CONFIG_NAME_MAX];
     /* Networks whose connections start with a PROXY protocol header (HAProxy). */

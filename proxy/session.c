@@ -317,6 +317,7 @@ static void session_destroy(struct session *s, const char *reason)
     session_device_release(s);
     auth_throttle_cancel(s->throttle);
     imap_client_free(s->imap);
+    session_prefetch_release(s);
     net_stream_free(s->client);
     pop3_line_reader_deinit(&s->reader);
     session_wipe_password(s);

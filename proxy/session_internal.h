@@ -62,6 +62,10 @@ struct transfer {
     uint64_t window;         /* TOP: size of the window being fetched */
     uint64_t literal_len;    /* length announced for the current literal */
     uint64_t received;       /* bytes of the current literal seen */
+    bool batch;              /* RETR: its prefetch batch is asked for first */
+    const char *held;        /* RETR served from the prefetch buffer: the body, */
+    size_t held_len;         /* its length */
+    size_t held_off;         /* and how much of it went through the dot_stream */
     struct dot_stream ds;
 };
 
@@ -170,6 +174,7 @@ struct session {
     struct folder_listing *folder_listing;  /* login only: the folder being listed (session_listing.c) */
     struct listing_cursor listing;
     struct transfer xfer;
+    struct session_prefetch *prefetch; /* bodies held for the RETRs to come (session_prefetch.c) */
     struct commit_progress *commit;  /* allocated at QUIT: most of a session's size */
     enum trash_state trash_state;
     bool trash_warned;               /* the trash problem was logged (once per session) */
@@ -257,6 +262,26 @@ void session_cmd_rset(struct session *s, const struct pop3_command *cmd);
 void session_cmd_noop(struct session *s, const struct pop3_command *cmd);
 /* The client drained its output: continue a listing or a paused transfer. */
 void session_output_drained(struct session *s);
+
+/* session_prefetch.c: RETR of a small message fetches the next small
+ * messages of its folder with it, at most [server] prefetch_kb KiB held. */
+/* Plans the batch for RETR of msgnum (releasing any batch held, unless
+ * msgnum was asked for in it) and allocates its buffer; false when prefetch
+ * is off, msgnum belongs to the batch held, or the batch would be msgnum
+ * alone: then it streams as before. */
+bool session_prefetch_plan(struct session *s, uint32_t msgnum);
+/* Sends the planned batch's UID FETCH (its folder selected); done as for
+ * any IMAP operation. */
+void session_prefetch_fetch(struct session *s, imap_done_cb *done);
+/* The batch's UID FETCH completed with r: logged (debug); anything but OK
+ * frees the batch. */
+void session_prefetch_done(struct session *s, enum imap_result r);
+/* The held body of message msgnum: valid until the next release. */
+bool session_prefetch_body(const struct session *s, uint32_t msgnum, const char **body, size_t *len);
+/* RETR sent msgnum from the buffer: the batch ends after its last message. */
+void session_prefetch_served(struct session *s, uint32_t msgnum);
+/* Frees the batch (safe when there is none). */
+void session_prefetch_release(struct session *s);
 
 /* session_commit.c */
 void session_cmd_quit(struct session *s, const struct pop3_command *cmd);

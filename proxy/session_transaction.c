@@ -149,6 +149,7 @@ void session_cmd_uidl(struct session *s, const struct pop3_command *cmd)
 static void on_section_start(uint64_t literal_len, void *arg);
 static size_t on_body_data(const char *data, size_t len, void *arg);
 static void on_section_fetched(struct imap_client *c, enum imap_result r, void *arg);
+static void on_batch_fetched(struct imap_client *c, enum imap_result r, void *arg);
 
 static const struct imap_body_sink body_sink = {
     .section_start = on_section_start,
@@ -176,6 +177,8 @@ static void on_transfer_folder_selected(struct imap_client *c, enum imap_result 
     struct session *s = arg;
     if (r != IMAP_RESULT_OK)
         on_section_fetched(c, r, s);
+    else if (s->xfer.batch)
+        session_prefetch_fetch(s, on_batch_fetched);
     else
         fetch_next_section(s);
 }
@@ -191,6 +194,7 @@ static void start_transfer(struct session *s, uint32_t msgnum, bool is_top, uint
     s->xfer = (struct transfer){ .active = true, .is_top = is_top, .msgnum = msgnum,
                                  .top_lines = top_lines };
     dot_stream_init(&s->xfer.ds, s->cfg->nul_bytes);
+    s->xfer.batch = !is_top && session_prefetch_plan(s, msgnum);
     s->busy = true;
     session_select_folder(s, maildrop_get(&s->drop, msgnum)->folder, on_transfer_folder_selected);
 }
@@ -349,10 +353,72 @@ static void on_section_fetched(struct imap_client *c, enum imap_result r, void *
     fetch_next_section(s);
 }
 
+/* ---- RETR from the prefetch buffer (session_prefetch.c) ------------------ */
+
+/* The held body goes through the same dot_stream, status line and final
+ * line as a streamed one (on_section_start, on_body_data, finish_transfer),
+ * so the client gets the same bytes; output backpressure pauses it as it
+ * pauses the upstream, and session_output_drained continues it. */
+static void continue_held(struct session *s)
+{
+    struct transfer *x = &s->xfer;
+    x->held_off += on_body_data(x->held + x->held_off, x->held_len - x->held_off, s);
+    if (x->held_off < x->held_len || s->state == SESSION_CLOSING)
+        return;
+    x->held = NULL;
+    session_prefetch_served(s, x->msgnum);
+    finish_transfer(s);
+}
+
+static bool serve_held(struct session *s, uint32_t msgnum)
+{
+    const char *body;
+    size_t len;
+    if (!session_prefetch_body(s, msgnum, &body, &len))
+        return false;
+    struct transfer *x = &s->xfer;
+    if (!x->active) {
+        *x = (struct transfer){ .active = true, .msgnum = msgnum };
+        dot_stream_init(&x->ds, s->cfg->nul_bytes);
+        s->busy = true;
+    }
+    x->held = body;
+    x->held_len = len;
+    x->held_off = 0;
+    x->found = true;
+    on_section_start(len, s);
+    continue_held(s);
+    return true;
+}
+
+static void on_batch_fetched(struct imap_client *c, enum imap_result r, void *arg)
+{
+    struct session *s = arg;
+    struct transfer *x = &s->xfer;
+    if (s->state == SESSION_CLOSING)
+        return;
+    x->batch = false;
+    session_prefetch_done(s, r);
+    if (r == IMAP_RESULT_OK && serve_held(s, x->msgnum))
+        return;
+    if (r == IMAP_RESULT_OK || r == IMAP_RESULT_NO || r == IMAP_RESULT_BAD) {
+        /* Not held (no body came, or it did not fit), or the server refused
+         * the batch (one message of it expunged, say, or a server that
+         * takes no UID set here): the message is fetched alone, with a
+         * single fetch's outcome. A throttle or a lost connection is the
+         * answer to this RETR, as it would be to its single fetch. */
+        fetch_next_section(s);
+        return;
+    }
+    on_section_fetched(c, r, s);
+}
+
 void session_cmd_retr(struct session *s, const struct pop3_command *cmd)
 {
     uint32_t n;
     if (!message_arg(s, cmd, 0, &n))
+        return;
+    if (serve_held(s, n))
         return;
     start_transfer(s, n, false, 0);
 }
@@ -379,7 +445,10 @@ void session_output_drained(struct session *s)
         continue_listing(s);
     } else if (s->xfer.active && s->xfer.paused) {
         s->xfer.paused = false;
-        imap_client_resume_body(s->imap);
+        if (s->xfer.held)
+            continue_held(s);
+        else
+            imap_client_resume_body(s->imap);
     }
 }
 

@@ -3,8 +3,8 @@
 It speaks just enough IMAP4rev1 for popgate's session: greeting, CAPABILITY,
 STARTTLS (or implicit TLS), LOGIN with quoted strings and synchronising
 literals, AUTHENTICATE PLAIN with or without SASL-IR, SELECT, the UID FETCH
-listing, UID FETCH of a whole body, and the UPDATE-state commands (recorded,
-answered OK). AUTHENTICATE XOAUTH2 and OAUTHBEARER take any bearer token
+listing, UID FETCH of a whole body or of several (popgate's prefetch), and
+the UPDATE-state commands (recorded, answered OK). AUTHENTICATE XOAUTH2 and OAUTHBEARER take any bearer token
 unless oauth_refuse is set: then the server sends the mechanisms' error
 challenge ("+ " base64 JSON), records the client's answer as cmd.error_reply
 and says NO [AUTHENTICATIONFAILED]; cmd.mech, cmd.user and cmd.token hold
@@ -15,7 +15,8 @@ The hook replaces the server's whole answer at that point and may write
 anything (conn.send), stall (conn.stall) or hang up (conn.close). Hook points:
 "greeting" (tag and cmd are None), "login" (LOGIN or AUTHENTICATE, called once
 the command and its literals are read; cmd.user and cmd.password hold the
-decoded credentials), "select", "listing", "body" (cmd.uid, cmd.data), and
+decoded credentials), "select", "listing", "body" (cmd.uid, cmd.data; also
+a prefetch's UID FETCH of several bodies, with its first UID's), and
 "UID STORE", "UID EXPUNGE", "UID MOVE", "UID COPY" (answered OK otherwise).
 
 Provider traits: with "X-GM-EXT-1" in caps the listing answers X-GM-MSGID
@@ -569,6 +570,10 @@ class FakeImap:
                       + cmd.data + b")\r\n")
             conn.line(f"{cmd.tag} OK Fetch completed")
             return
+        m = re.match(rb"([0-9:,]+) \(UID BODY\.PEEK\[\]\)$", cmd.args)
+        if m:
+            self._uid_fetch_bodies(conn, cmd, m.group(1))
+            return
         if cmd.args.startswith(b"1:* "):
             hook = self.hooks.get("listing")
             if hook:
@@ -585,6 +590,26 @@ class FakeImap:
             return
         conn.violations.append(f"unexpected UID FETCH {cmd.args[:80]!r}")
         conn.line(f"{cmd.tag} BAD not supported by the fake server")
+
+    def _uid_fetch_bodies(self, conn, cmd, uidset):
+        """popgate's prefetch: several whole bodies in one UID FETCH. The
+        "body" hook, when set, answers the whole command, with cmd.uid and
+        cmd.data those of the set's first UID."""
+        uids = []
+        for part in uidset.split(b","):
+            lo, _, hi = part.partition(b":")
+            uids.extend(range(int(lo), int(hi or lo) + 1))
+        uids = [u for u in uids if 1 <= u <= len(self.messages)]
+        cmd.uid = uids[0] if uids else 0
+        cmd.data = self.messages[cmd.uid - 1] if uids else b""
+        hook = self.hooks.get("body")
+        if hook:
+            hook(conn, cmd.tag, cmd)
+            return
+        for uid in uids:
+            data = self.messages[uid - 1]
+            conn.send(b"* %d FETCH (UID %d BODY[] {%d}\r\n" % (uid, uid, len(data)) + data + b")\r\n")
+        conn.line(f"{cmd.tag} OK Fetch completed")
 
     @staticmethod
     def gm_msgid(uid):

@@ -59,6 +59,19 @@ def test_check_bad_config(make, section, key, value):
     assert out.strip(), "a rejected config must say why"
 
 
+@pytest.mark.parametrize("value", ["-1", "4097", "64k", "lots", ""])
+def test_prefetch_kb_out_of_range_says_its_range(make, value):
+    status, out = make(server={"prefetch_kb": value}).check_config()
+    assert status == 1, f"prefetch_kb = {value} accepted: {out}"
+    assert "[server] prefetch_kb: a whole number of KiB from 0 (off) to 4096" in out, out
+
+
+@pytest.mark.parametrize("value", ["0", "1", "64", "4096"])
+def test_prefetch_kb_in_range_is_accepted(make, value):
+    status, out = make(server={"prefetch_kb": value}).check_config()
+    assert status == 0, out
+
+
 def test_check_unknown_key(make):
     pg = make(server={"lisen": "127.0.0.1:1"})
     status, out = pg.check_config()

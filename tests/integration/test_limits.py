@@ -230,6 +230,44 @@ def test_client_that_never_reads_a_50mb_retr_keeps_rss_bounded(bed, release_pg):
     assert is_ok(c.quit())
 
 
+SMALL = 12 * 1024       # octets of each small message: prefetched (under a quarter of 64 KiB)
+SMALL_COUNT = 400       # 4.8 MB in all, far more than the bound
+
+
+def small_message(i):
+    head = b"From: a@example.org\r\nSubject: small %d\r\n\r\n" % i
+    line = b"s" * 78 + b"\r\n"
+    return head + line * ((SMALL - len(head)) // len(line))
+
+
+def test_client_that_never_reads_pipelined_retrs_of_small_messages_keeps_rss_bounded(bed, release_binary):
+    """With prefetch on (prefetch_kb = 64, the default), a client that sends
+    RETR for every small message at once and reads nothing: popgate holds at
+    most the client's output bound (NET_STREAM_OUT_HIGH_WATER and what one
+    read adds) plus the prefetch budget, not the 4.8 MB the RETRs ask for."""
+    pg = bed.popgate(binary=release_binary, server={"allow_plaintext_auth": "yes", "prefetch_kb": 64,
+                                                    "log_level": "debug"}).start()
+    try:
+        user = new_user(bed, [small_message(i) for i in range(SMALL_COUNT)])
+        c = login(pg, user, rcvbuf=64 * 1024)
+        assert c.stat()[0] == SMALL_COUNT
+        baseline = rss_kb(pg.pid)
+        c.send_raw(b"".join(b"RETR %d\r\n" % i for i in range(1, SMALL_COUNT + 1)))
+        peak = baseline
+        end = time.monotonic() + WATCH
+        while time.monotonic() < end:
+            peak = max(peak, rss_kb(pg.pid))
+            time.sleep(0.02)
+        print(f"\n[limits] RSS {baseline} kB before {SMALL_COUNT} pipelined RETRs of {SMALL // 1024} KiB "
+              f"never read, prefetch on: peak {peak} kB over {WATCH:.0f}s (growth {peak - baseline} kB)")
+        # The bodies came in batches: prefetch was at work while memory stayed put.
+        assert "event=prefetch " in pg.log()
+        assert peak - baseline < MAX_GROWTH_KB
+        c.close()
+    finally:
+        checked_stop(pg)
+
+
 # ---- dawdling before login --------------------------------------------------------
 
 PREAUTH = 1        # [server] preauth_timeout of the pg fixture
