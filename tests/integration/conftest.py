@@ -10,6 +10,7 @@ it (at teardown).
 
 import itertools
 import os
+import poplib
 import re
 import sys
 from pathlib import Path
@@ -152,6 +153,20 @@ def new_mailbox(testbed, password=None):
     pw = password if password is not None else f"pw{n}secret"
     testbed.add_user(user, pw)
     return Mailbox(testbed, user, pw)
+
+
+def maildrop(pg, mb, device="phone"):
+    """(UIDL list, LIST list) of one session that ends with QUIT."""
+    p = poplib.POP3("127.0.0.1", pg.port, timeout=30)
+    try:
+        p.user(f"{mb.user}#{device}")
+        p.pass_(mb.password)
+        uidl = [ln.split()[1].decode() for ln in p.uidl()[1]]
+        sizes = [int(ln.split()[1]) for ln in p.list()[1]]
+        p.quit()
+    finally:
+        p.close()
+    return uidl, sizes
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,12 @@ how the listing was obtained: `source=cache` (nothing fetched), `changed`
 Dovecot and Cyrus have CONDSTORE; Courier has not and must list in full
 every time.
 """
-import poplib
 import re
 import time
 
 import pytest
 
-from conftest import UPSTREAMS, new_mailbox
+from conftest import UPSTREAMS, maildrop, new_mailbox
 
 CONDSTORE = {"dovecot", "cyrus"}
 by_server = pytest.mark.parametrize("upstream", UPSTREAMS, indirect=True)
@@ -38,20 +37,6 @@ def start(start_popgate, upstream, cache=True, view="all", folder="INBOX", windo
         server["listing_cache_mb"] = 0
     policy = {"view": view, "on_retr": "keep", "on_dele": "hide", **(window or {})}
     return start_popgate(server=server, upstream=up, extra_sections={"policy": policy})
-
-
-def maildrop(pg, mb, device="phone"):
-    """(UIDL list, LIST list) of one session that ends with QUIT."""
-    p = poplib.POP3("127.0.0.1", pg.port, timeout=30)
-    try:
-        p.user(f"{mb.user}#{device}")
-        p.pass_(mb.password)
-        uidl = [ln.split()[1].decode() for ln in p.uidl()[1]]
-        sizes = [int(ln.split()[1]) for ln in p.list()[1]]
-        p.quit()
-    finally:
-        p.close()
-    return uidl, sizes
 
 
 def sources(pg, user):

@@ -14,13 +14,12 @@ same login log line either way, and no password in the log.
 """
 import poplib
 import re
-import socket
-import threading
 import time
 
 import pytest
 
-from conftest import UPSTREAMS, new_mailbox
+from conftest import UPSTREAMS, maildrop, new_mailbox
+from loopback_relay import LoopbackRelay
 
 CONDSTORE = {"dovecot", "cyrus"}
 by_server = pytest.mark.parametrize("upstream", UPSTREAMS, indirect=True)
@@ -28,76 +27,42 @@ condstore_servers = pytest.mark.parametrize("upstream", sorted(CONDSTORE), indir
 SERVER_NAMES = (b"Dovecot", b"Cyrus IMAP", b"Courier-IMAP")
 
 
-class ImapRelay:
+class ImapRelay(LoopbackRelay):
     """A loopback TCP relay in front of an IMAP server that records what the
     client writes, one entry per recv(), per connection. disguise: the
     greeting's server name becomes "Mail", an unknown server."""
 
     def __init__(self, port, disguise=False):
-        self.target = port
         self.disguise = disguise
         self.connections = []   # per connection: list of chunks from the client
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(port)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            chunks = []
-            self.connections.append(chunks)
-            threading.Thread(target=self._pump, args=(client, upstream, chunks), daemon=True).start()
-            threading.Thread(target=self._pump_back, args=(upstream, client), daemon=True).start()
+    def new_connection(self):
+        chunks = []
+        self.connections.append(chunks)
+        return chunks
 
-    @staticmethod
-    def _pump(src, dst, chunks):
-        try:
-            while data := src.recv(65536):
-                chunks.append(data)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def client_to_server(self, src, dst, chunks):
+        while data := src.recv(65536):
+            chunks.append(data)
+            dst.sendall(data)
 
-    def _pump_back(self, src, dst):
+    def server_to_client(self, src, dst, state):
         greeting = self.disguise
         pending = b""
-        try:
-            while data := src.recv(65536):
-                if greeting:
-                    pending += data
-                    if b"\r\n" not in pending:
-                        continue
-                    for name in SERVER_NAMES:
-                        pending = pending.replace(name, b"Mail")
-                    data, pending, greeting = pending, b"", False
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        while data := src.recv(65536):
+            if greeting:
+                pending += data
+                if b"\r\n" not in pending:
+                    continue
+                for name in SERVER_NAMES:
+                    pending = pending.replace(name, b"Mail")
+                data, pending, greeting = pending, b"", False
+            dst.sendall(data)
 
     def chunk_with(self, conn, word):
         """The first chunk of connection conn holding word."""
         return next((c for c in self.connections[conn] if word in c), None)
-
-    def close(self):
-        self.listener.close()
 
 
 @pytest.fixture
@@ -128,19 +93,6 @@ def start(start_popgate, upstream, relay, folder="INBOX", cache=True):
 def message(i):
     return (b"From: sender@example.org\r\nTo: user@example.org\r\n"
             b"Subject: message %d\r\nMessage-ID: <pl%d@example.org>\r\n\r\nbody of %d\r\n" % (i, i, i))
-
-
-def maildrop(pg, mb, device="phone"):
-    p = poplib.POP3("127.0.0.1", pg.port, timeout=30)
-    try:
-        p.user(f"{mb.user}#{device}")
-        p.pass_(mb.password)
-        uidl = [ln.split()[1].decode() for ln in p.uidl()[1]]
-        sizes = [int(ln.split()[1]) for ln in p.list()[1]]
-        p.quit()
-    finally:
-        p.close()
-    return uidl, sizes
 
 
 def login_reply(pg, user, password):

@@ -13,12 +13,11 @@ when the client never asked for it. The round trips are counted on the wire
 by a loopback relay between popgate and Dovecot.
 """
 import re
-import socket
-import threading
 
 import pytest
 
 from conftest import UNSTORABLE, new_mailbox
+from loopback_relay import LoopbackRelay
 from messages import big_message, corpus
 from pop3client import POP3, is_ok
 
@@ -249,55 +248,22 @@ def test_top_of_a_prefetched_message(upstream, pair):
     assert held_counts(pg_on)
 
 
-class CountingImapRelay:
+class CountingImapRelay(LoopbackRelay):
     """A loopback relay between popgate and Dovecot's plain IMAP port that
     counts the body fetches popgate sends (one per round trip it waits for)."""
 
     BODY_FETCH = re.compile(rb"^\S+ UID FETCH \S+ \((?:UID )?BODY\.PEEK\[\]")
 
     def __init__(self, port):
-        self.port_up = port
         self.body_fetches = 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(4)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(port, backlog=4)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            up = socket.create_connection(("127.0.0.1", self.port_up), timeout=60)
-            threading.Thread(target=self._commands, args=(client, up), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def _commands(self, src, dst):
+    def client_to_server(self, src, dst, state):
         f = src.makefile("rb")
-        try:
-            while line := f.readline():
-                if self.BODY_FETCH.match(line):
-                    self.body_fetches += 1
-                dst.sendall(line)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def close(self):
-        self.listener.close()
+        while line := f.readline():
+            if self.BODY_FETCH.match(line):
+                self.body_fetches += 1
+            dst.sendall(line)
 
 
 @pytest.mark.parametrize("upstream", ["dovecot"], indirect=True)

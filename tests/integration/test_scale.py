@@ -10,76 +10,42 @@ benchmarks).
 """
 import os
 import poplib
-import socket
 import sys
-import threading
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "dev"))
 import testbed  # noqa: E402
+from loopback_relay import LoopbackRelay  # noqa: E402
 
 PASSWORD = "pw"
 SMALL, LARGE = 1000, 50000
 
 
-class CountingRedisProxy:
+class CountingRedisProxy(LoopbackRelay):
     """A loopback TCP relay between popgate and Redis that counts the commands
     (RESP arrays) popgate sends: the number of round trips, whatever the Lua
     scripts then do inside Redis."""
 
     def __init__(self, redis_port):
-        self.redis_port = redis_port
         self.commands = 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(4)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(redis_port, backlog=4)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.redis_port), timeout=60)
-            threading.Thread(target=self._pump_commands, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def _pump_commands(self, src, dst):
+    def client_to_server(self, src, dst, state):
         f = src.makefile("rb")
-        try:
-            while header := f.readline():
-                assert header.startswith(b"*"), header
-                parts = [header]
-                for _ in range(int(header[1:])):
-                    size_line = f.readline()
-                    parts.append(size_line)
-                    parts.append(f.read(int(size_line[1:]) + 2))
-                # The node's periodic stats (pg1:node:*) are not a session's.
-                key = parts[4] if len(parts) > 4 else b""
-                if not key.startswith(b"pg1:node:"):
-                    self.commands += 1
-                dst.sendall(b"".join(parts))
-        except (OSError, ValueError):
-            pass
-        finally:
-            dst.close()
-
-    def close(self):
-        self.listener.close()
+        while header := f.readline():
+            assert header.startswith(b"*"), header
+            parts = [header]
+            for _ in range(int(header[1:])):
+                size_line = f.readline()
+                parts.append(size_line)
+                parts.append(f.read(int(size_line[1:]) + 2))
+            # The node's periodic stats (pg1:node:*) are not a session's.
+            key = parts[4] if len(parts) > 4 else b""
+            if not key.startswith(b"pg1:node:"):
+                self.commands += 1
+            dst.sendall(b"".join(parts))
 
 
 def seed_many(tb, user, count):
