@@ -38,6 +38,7 @@
 
 #include "app_password.h"
 #include "base64.h"
+#include "hex.h"
 #include "log.h"
 #include "metrics.h"
 #include "oauth_client.h"
@@ -69,7 +70,7 @@ struct oauth_login {
     struct oauth_call *call;
     ev_timer timer;                        /* lock polling */
     ev_tstamp deadline;                    /* the token step's end (command_timeout) */
-    char lock_token[2 * OAUTH_LOCK_TOKEN_LEN + 1];
+    char lock_token[HEX_LEN(OAUTH_LOCK_TOKEN_LEN) + 1];
     bool lock_held;
     bool saved;                            /* the save's compare-and-set held */
     bool lock_taken;                       /* the lock request's answer */
@@ -412,6 +413,8 @@ static void refresh(struct session *s)
 
 static void try_lock(struct session *s);
 
+/* The state read again: after a poll while another session held the
+ * refresh lock, or once this session took the lock (o->lock_held). */
 static void on_reloaded(bool ok, void *arg)
 {
     struct session *s = arg;
@@ -422,6 +425,10 @@ static void on_reloaded(bool ok, void *arg)
         return;
     }
     if (use_cached(s)) {
+        if (o->lock_held) {
+            oauth_store_unlock(s->gw->redis, s->device.login.state_user, o->lock_token);
+            o->lock_held = false;
+        }
         login_step_done(s);
         return;
     }
@@ -429,7 +436,10 @@ static void on_reloaded(bool ok, void *arg)
         login_fail(s, reply_reauth, "oauth-reauth-needed", false);
         return;
     }
-    try_lock(s);
+    if (o->lock_held)
+        refresh(s);
+    else
+        try_lock(s);
 }
 
 static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -445,29 +455,6 @@ static void on_poll_timer(struct ev_loop *loop, ev_timer *w, int revents)
                               on_reloaded, s);
     if (!o->req)
         on_reloaded(false, s);
-}
-
-/* The state as it is now that this session holds the refresh lock. */
-static void on_locked_reloaded(bool ok, void *arg)
-{
-    struct session *s = arg;
-    struct oauth_login *o = s->oauth;
-    o->req = NULL;
-    if (!ok) {
-        login_fail(s, reply_redis, "redis", false);
-        return;
-    }
-    if (use_cached(s)) {
-        oauth_store_unlock(s->gw->redis, s->device.login.state_user, o->lock_token);
-        o->lock_held = false;
-        login_step_done(s);
-        return;
-    }
-    if (!strcmp(o->stored.status, "reauth-needed")) {
-        login_fail(s, reply_reauth, "oauth-reauth-needed", false);
-        return;
-    }
-    refresh(s);
 }
 
 static void on_lock(bool ok, void *arg)
@@ -487,9 +474,9 @@ static void on_lock(bool ok, void *arg)
          * read the state again under the lock first. */
         o->lock_held = true;
         o->req = oauth_store_load(s->gw->redis, s->device.login.state_user, s->device.login.device, &o->stored,
-                                  on_locked_reloaded, s);
+                                  on_reloaded, s);
         if (!o->req)
-            on_locked_reloaded(false, s);
+            on_reloaded(false, s);
         return;
     }
     /* Another session refreshes: wait for the token it saves. */
@@ -506,8 +493,7 @@ static void try_lock(struct session *s)
         login_fail(s, reply_crypto, "crypto", false);
         return;
     }
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(o->lock_token + 2 * i, 3, "%02x", raw[i]);
+    hex_encode(raw, sizeof raw, o->lock_token);
     /* Held at most as long as this login may wait for the provider, and a
      * little more for the save. */
     unsigned ttl_ms = remaining_ms(s) + 2000;
